@@ -1,0 +1,45 @@
+# Entry points: `make` builds build/sluice; `make demo` runs the embedded demo; `make check` runs
+# every test. Both install missing Debian packages first when run as root.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build asan fuzz check unit demo clean format
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+fuzz: deps
+	CC=clang SLUICE_FUZZ_SECONDS=$(FUZZ_SECONDS) cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_SANITIZE=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+# The whole suite: unit + integration tests on the release build, unit + integration tests again
+# under ASan+UBSan, and a short libFuzzer smoke of every fuzz target.
+check: build asan fuzz
+	cd $(BUILD) && ctest --output-on-failure -j2
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|asan'
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+demo: build
+	/usr/bin/python3 scripts/demo.py --build $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,124 @@
+/* Configuration: the YAML file, validated against one table of known keys.
+ *
+ * Contract (see ../shared/DESIGN.md section 4 and docs/configuration.md): unknown keys, wrong
+ * types, bad sizes and durations are errors reported as "FILE:LINE: message". Every value has a
+ * default here, so the rest of sluice never checks for "unset". The loaded struct owns all its
+ * strings; sl_config_free releases them. */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_CFG_MAX_INPUTS 16
+#define SL_CFG_MAX_OUTPUTS 16
+#define SL_CFG_MAX_LIST 64
+
+struct sl_kv {
+    char *key;
+    char *value;
+};
+
+enum sl_unmatched { SL_UNMATCHED_DEAD_LETTER = 0, SL_UNMATCHED_DROP };
+enum sl_format { SL_FORMAT_JSON = 0, SL_FORMAT_TEXT };
+enum sl_on_parse_error { SL_PARSE_ERROR_DEAD_LETTER = 0, SL_PARSE_ERROR_AS_TEXT };
+enum sl_id_mode { SL_ID_KAFKA = 0, SL_ID_NONE, SL_ID_FIELD };
+enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
+
+struct sl_service_cfg {
+    uint64_t memory_limit;        /* bytes; default 64 MiB; minimum 4 MiB */
+    char *http_listen;            /* default "127.0.0.1:2020"; NULL when set to "" or "off" */
+    char *dead_letter_path;       /* directory; default "./dead-letter" */
+    uint64_t dead_letter_max_size; /* bytes; default 1 GiB */
+    char *storage_path;           /* default "./buffer" */
+    uint64_t shutdown_timeout_ms; /* default 30 s */
+    enum sl_unmatched unmatched;  /* default dead_letter */
+    enum sl_log_level log_level;  /* default info */
+    uint64_t log_interval_ms;     /* rate limit window per (component, kind); default 10 s */
+    uint64_t stats_interval_ms;   /* periodic stats log line; default 10 s; 0 = off */
+};
+
+struct sl_kafka_input_cfg {
+    char *brokers;                /* required */
+    char *group_id;               /* default "sluice" */
+    char *topics[SL_CFG_MAX_LIST]; /* required, >= 1; entries starting with ^ are regexes */
+    size_t n_topics;
+    char *tag;                    /* template; default "kafka.${topic}" */
+    enum sl_format format;        /* default json */
+    enum sl_on_parse_error on_parse_error; /* default dead_letter */
+    char *time_key;               /* NULL = use the Kafka timestamp */
+    char *metadata_key;           /* NULL = off; else add {"topic","partition","offset","key"} */
+    struct sl_kv librdkafka[SL_CFG_MAX_LIST]; /* passed through verbatim */
+    size_t n_librdkafka;
+};
+
+enum sl_input_type { SL_INPUT_KAFKA = 1 };
+
+struct sl_input_cfg {
+    enum sl_input_type type;
+    char *name;                   /* default "kafka.<index>" (index in the inputs list, from 0) */
+    int line;                     /* line of the list item in the file, for messages */
+    struct sl_kafka_input_cfg kafka;
+};
+
+enum sl_compression { SL_COMPRESSION_NONE = 0, SL_COMPRESSION_GZIP };
+enum sl_es_op { SL_ES_OP_CREATE = 0, SL_ES_OP_INDEX };
+
+struct sl_es_output_cfg {
+    char *hosts[SL_CFG_MAX_LIST]; /* default ["http://127.0.0.1:9200"]; failover in order */
+    size_t n_hosts;
+    char *index;                  /* template; default "logs-${topic}-%Y.%m.%d" */
+    enum sl_id_mode id;           /* default kafka */
+    char *id_field;               /* path when id is "field:<path>" */
+    enum sl_es_op op;             /* default create */
+    uint64_t batch_max_bytes;     /* default 5 MiB */
+    uint64_t batch_max_wait_ms;   /* default 1 s */
+    uint32_t concurrency;         /* in-flight requests; default 4; 1..64 */
+    enum sl_compression compression; /* default none */
+    int gzip_level;               /* 1..9; default 1 */
+    uint64_t request_timeout_ms;  /* default 60 s */
+    uint64_t retry_base_ms;       /* first backoff; default 200 ms */
+    uint64_t retry_max_ms;        /* backoff cap; default 30 s */
+    char *user;                   /* basic auth, with password */
+    char *password;
+    char *api_key;                /* "ApiKey <value>" header */
+    char *ca_file;
+    bool tls_verify;              /* default true */
+};
+
+enum sl_output_type { SL_OUTPUT_ELASTICSEARCH = 1 };
+
+struct sl_output_cfg {
+    enum sl_output_type type;
+    char *name;                   /* default "elasticsearch.<index>" */
+    int line;
+    char *match[SL_CFG_MAX_LIST]; /* tag patterns; default ["**"] */
+    size_t n_match;
+    struct sl_es_output_cfg es;
+};
+
+struct sl_config {
+    char *path;
+    struct sl_service_cfg service;
+    struct sl_input_cfg inputs[SL_CFG_MAX_INPUTS];
+    size_t n_inputs;
+    struct sl_output_cfg outputs[SL_CFG_MAX_OUTPUTS];
+    size_t n_outputs;
+};
+
+/* Loads and validates path. Returns 0, or -1 after writing every problem found (one per line,
+ * "FILE:LINE: message\n") to errs, truncated to errlen. On -1 the struct is freed already. */
+int sl_config_load(const char *path, struct sl_config *cfg, char *errs, size_t errlen);
+/* Same, from a buffer; name is used in messages. */
+int sl_config_load_string(const char *name, const char *yaml, size_t len, struct sl_config *cfg,
+                          char *errs, size_t errlen);
+void sl_config_free(struct sl_config *cfg);
+
+/* "64MiB", "5MB", "512KiB", "1GiB", "4096", "1.5MiB": binary (KiB, MiB, GiB, KB=kB=K=k as 1000?
+ * no: KB/MB/GB are decimal, KiB/MiB/GiB binary, bare number is bytes). Returns 0 or -1. */
+int sl_parse_size(const char *s, uint64_t *bytes);
+/* "500ms", "30s", "5m", "1h", "1.5s"; a bare number is seconds. Returns 0 or -1. */
+int sl_parse_duration_ms(const char *s, uint64_t *ms);
+
+#endif

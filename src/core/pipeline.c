@@ -1,0 +1,223 @@
+#include "core/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "outputs/elasticsearch.h"
+
+/* A dead-letter record on its way: once written (pending) it needs only its ack; when the store
+ * refused it (blocked) it keeps a private copy of everything so it can be written later. */
+struct sl_dl_pending {
+    struct sl_ackref ack;
+    struct sl_dl_record rec; /* strings point into copy (blocked only) */
+    char *copy;
+};
+
+void sl_ack(const struct sl_ackref *ref, enum sl_fate fate)
+{
+    switch (fate) {
+    case SL_FATE_DELIVERED:
+        ref->ctr->delivered++;
+        break;
+    case SL_FATE_DEAD_LETTERED:
+        ref->ctr->dead_lettered++;
+        break;
+    case SL_FATE_DROPPED:
+        ref->ctr->dropped++;
+        break;
+    }
+    if (ref->trk) sl_acktrack_done(ref->trk, ref->seq);
+}
+
+static void dl_retry_cb(struct sl_timer *t);
+
+int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct sl_config *cfg,
+                     uint64_t budget_bytes, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->loop = loop;
+    p->cfg = cfg;
+    sl_budget_init(&p->budget, budget_bytes);
+    p->dl_retry.cb = dl_retry_cb;
+    p->dl_retry.arg = p;
+    p->dlq = sl_dlq_open(cfg->service.dead_letter_path, cfg->service.dead_letter_max_size, err,
+                         errlen);
+    if (!p->dlq) return -1;
+    for (size_t i = 0; i < cfg->n_outputs; i++) {
+        const struct sl_output_cfg *oc = &cfg->outputs[i];
+        if (oc->type != SL_OUTPUT_ELASTICSEARCH) {
+            snprintf(err, errlen, "output %s: unsupported type", oc->name);
+            return -1;
+        }
+        if (sl_es_output_new(p, oc, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+void sl_pipeline_fini(struct sl_pipeline *p)
+{
+    for (size_t i = 0; i < p->n_outputs; i++) {
+        p->outputs[i].ops->destroy(p->outputs[i].impl);
+        for (size_t j = 0; j < p->outputs[i].n_match; j++) sl_tagpat_free(p->outputs[i].match[j]);
+    }
+    for (size_t i = 0; i < p->n_dl_blocked; i++) free(p->dl_blocked[i].copy);
+    free(p->dl_blocked);
+    free(p->dl_pending);
+    sl_timer_stop(p->loop, &p->dl_retry);
+    sl_dlq_close(p->dlq);
+}
+
+int sl_pipeline_path(struct sl_pipeline *p, const char *path)
+{
+    for (size_t i = 0; i < p->n_paths; i++)
+        if (strcmp(p->paths[i], path) == 0) return (int)i;
+    if (p->n_paths == SL_JSON_MAX_PATHS) return -1;
+    p->paths[p->n_paths] = path;
+    return (int)p->n_paths++;
+}
+
+struct sl_output *sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len)
+{
+    for (size_t i = 0; i < p->n_outputs; i++)
+        for (size_t j = 0; j < p->outputs[i].n_match; j++)
+            if (sl_tagpat_match(p->outputs[i].match[j], tag, tag_len)) return &p->outputs[i];
+    return NULL;
+}
+
+static int push_pending(struct sl_dl_pending **arr, size_t *n, size_t *cap,
+                        const struct sl_dl_pending *e)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        struct sl_dl_pending *na = realloc(*arr, ncap * sizeof *na);
+        if (!na) return -1;
+        *arr = na;
+        *cap = ncap;
+    }
+    (*arr)[(*n)++] = *e;
+    return 0;
+}
+
+/* Copies every string of r into one allocation so the record outlives the caller's buffers. */
+static char *deep_copy(struct sl_dl_record *r)
+{
+    const char *src[] = {r->reason, r->error_type, r->error_reason, r->input, r->output,
+                         r->index, r->tag, r->topic, r->payload};
+    size_t len[] = {strlen(r->reason) + 1, r->error_type_len, r->error_reason_len,
+                    strlen(r->input) + 1, r->output ? strlen(r->output) + 1 : 0, r->index_len,
+                    r->tag_len, r->topic_len, r->payload_len};
+    size_t total = 0;
+    for (size_t i = 0; i < 9; i++) total += src[i] ? len[i] : 0;
+    char *c = malloc(total ? total : 1), *w = c;
+    if (!c) return NULL;
+    const char **dst[] = {&r->reason, &r->error_type, &r->error_reason, &r->input, &r->output,
+                          &r->index, &r->tag, &r->topic, &r->payload};
+    for (size_t i = 0; i < 9; i++) {
+        if (!src[i]) continue;
+        memcpy(w, src[i], len[i]);
+        *dst[i] = w;
+        w += len[i];
+    }
+    return c;
+}
+
+static size_t blocked_cap;
+
+void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, const char *reason,
+                             int status, const char *etype, size_t etype_len, const char *ereason,
+                             size_t ereason_len, bool escaped, const char *output,
+                             const char *index, size_t index_len, int attempts)
+{
+    struct sl_dl_pending e = {.ack = ev->ack};
+    e.rec = (struct sl_dl_record){
+        .reason = reason,
+        .status = status,
+        .error_type = etype,
+        .error_type_len = etype_len,
+        .error_reason = ereason,
+        .error_reason_len = ereason_len,
+        .error_escaped = escaped,
+        .input = ev->input,
+        .output = output,
+        .index = index,
+        .index_len = index_len,
+        .tag = ev->tag,
+        .tag_len = ev->tag_len,
+        .topic = ev->topic,
+        .topic_len = ev->topic_len,
+        .partition = ev->partition,
+        .offset = ev->offset,
+        .attempts = attempts,
+        .time_ns = ev->time_ns,
+        .payload = ev->payload,
+        .payload_len = ev->payload_len,
+    };
+    if (p->n_dl_blocked == 0 && sl_dlq_write(p->dlq, &e.rec) == 0 &&
+        push_pending(&p->dl_pending, &p->n_dl_pending, &p->cap_dl_pending, &e) == 0)
+        return;
+    /* The store is full (or failing): keep the record, pause inputs, retry later. Never drop. */
+    e.copy = deep_copy(&e.rec);
+    if (!e.copy || push_pending(&p->dl_blocked, &p->n_dl_blocked, &blocked_cap, &e) != 0) {
+        SL_ERROR("dead-letter", "oom", "out of memory holding a dead-letter record; exiting so "
+                                       "the record is redelivered from its source");
+        abort();
+    }
+    sl_budget_charge(&p->budget, e.rec.payload_len + sizeof e);
+    SL_ERROR("dead-letter", "full",
+             "dead-letter store %s refused a record (%llu bytes used, max_size %llu); inputs "
+             "paused until it has room",
+             sl_dlq_dir(p->dlq), (unsigned long long)sl_dlq_bytes(p->dlq),
+             (unsigned long long)p->cfg->service.dead_letter_max_size);
+    if (!p->dl_retry.active) sl_timer_start(p->loop, &p->dl_retry, 1000);
+}
+
+void sl_pipeline_dl_commit(struct sl_pipeline *p)
+{
+    if (p->n_dl_pending == 0) return;
+    if (sl_dlq_sync(p->dlq) != 0) {
+        /* Not durable yet: the lines stay buffered and their records pending (inputs pause);
+         * the retry timer syncs again. */
+        p->dl_sync_failed = true;
+        if (!p->dl_retry.active) sl_timer_start(p->loop, &p->dl_retry, 1000);
+        return;
+    }
+    p->dl_sync_failed = false;
+    for (size_t i = 0; i < p->n_dl_pending; i++)
+        sl_ack(&p->dl_pending[i].ack, SL_FATE_DEAD_LETTERED);
+    p->n_dl_pending = 0;
+}
+
+static void dl_retry_cb(struct sl_timer *t)
+{
+    struct sl_pipeline *p = t->arg;
+    if (p->dl_sync_failed) {
+        sl_pipeline_dl_commit(p);
+        if (p->dl_sync_failed) return; /* re-armed by dl_commit */
+    }
+    size_t done = 0;
+    while (done < p->n_dl_blocked && sl_dlq_write(p->dlq, &p->dl_blocked[done].rec) == 0) {
+        struct sl_dl_pending e = p->dl_blocked[done++];
+        sl_budget_release(&p->budget, e.rec.payload_len + sizeof e);
+        free(e.copy); /* the line is in the store's buffer now; only the ack is still needed */
+        e.copy = NULL;
+        if (push_pending(&p->dl_pending, &p->n_dl_pending, &p->cap_dl_pending, &e) != 0) abort();
+    }
+    memmove(p->dl_blocked, p->dl_blocked + done, (p->n_dl_blocked - done) * sizeof *p->dl_blocked);
+    p->n_dl_blocked -= done;
+    sl_pipeline_dl_commit(p);
+    if (p->n_dl_blocked && !t->active) sl_timer_start(p->loop, t, 1000);
+}
+
+bool sl_pipeline_backpressure(const struct sl_pipeline *p)
+{
+    return sl_budget_full(&p->budget) || p->n_dl_blocked > 0 || p->dl_sync_failed;
+}
+
+uint64_t sl_pipeline_pending(const struct sl_pipeline *p)
+{
+    uint64_t n = p->n_dl_pending + p->n_dl_blocked;
+    for (size_t i = 0; i < p->n_outputs; i++) n += p->outputs[i].ops->pending(p->outputs[i].impl);
+    return n;
+}

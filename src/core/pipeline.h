@@ -1,0 +1,121 @@
+/* The pipeline: what inputs hand to outputs, and how results flow back.
+ *
+ * An input turns each source record into a struct sl_event (borrowed pointers, valid only during
+ * the call), routes it by tag to one output and submits it. The output copies what it needs
+ * (the one copy of the payload sluice makes) and later reports the record's fate through
+ * sl_ack(): delivered, dead-lettered (after the dead-letter line is durable) or dropped (counted).
+ * sl_ack() updates the input's conservation counters and the source's offset tracker.
+ *
+ * Conservation, per input, at every moment: received = delivered + dead_lettered + dropped +
+ * in_flight. */
+#ifndef SL_PIPELINE_H
+#define SL_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/json.h"
+#include "core/acktrack.h"
+#include "core/budget.h"
+#include "core/config.h"
+#include "core/deadletter.h"
+#include "core/loop.h"
+#include "core/tagmatch.h"
+
+struct sl_counters {
+    uint64_t received;
+    uint64_t delivered;
+    uint64_t dead_lettered;
+    uint64_t dropped;
+    uint64_t parse_errors;
+    uint64_t unmatched;
+};
+
+struct sl_ackref {
+    struct sl_acktrack *trk; /* NULL for sources without offsets */
+    uint64_t seq;
+    struct sl_counters *ctr;
+};
+
+enum sl_fate { SL_FATE_DELIVERED, SL_FATE_DEAD_LETTERED, SL_FATE_DROPPED };
+
+void sl_ack(const struct sl_ackref *ref, enum sl_fate fate);
+
+struct sl_event {
+    const char *input;        /* input name */
+    const char *tag;
+    size_t tag_len;
+    const char *topic;
+    size_t topic_len;
+    int32_t partition;
+    int64_t offset;
+    const char *key;
+    size_t key_len;
+    int64_t time_ns;
+    const char *payload;      /* one JSON object, no raw newlines */
+    size_t payload_len;
+    const struct sl_json_scan *scan; /* values of the pipeline's paths (sl_pipeline_path) */
+    struct sl_ackref ack;
+};
+
+struct sl_output_ops {
+    /* Takes the record over; its fate is reported later through sl_ack. */
+    void (*submit)(void *impl, const struct sl_event *ev);
+    /* Seals partly filled batches so they are sent now (backpressure, shutdown). */
+    void (*flush)(void *impl);
+    /* Records held (queued, in flight, awaiting retry). */
+    uint64_t (*pending)(void *impl);
+    void (*log_stats)(void *impl);
+    void (*destroy)(void *impl);
+};
+
+struct sl_output {
+    const char *name;
+    struct sl_tagpat *match[SL_CFG_MAX_LIST];
+    size_t n_match;
+    const struct sl_output_ops *ops;
+    void *impl;
+};
+
+struct sl_dl_pending;
+
+struct sl_pipeline {
+    struct sl_loop *loop;
+    const struct sl_config *cfg;
+    struct sl_budget budget;
+    struct sl_dlq *dlq;
+    struct sl_output outputs[SL_CFG_MAX_OUTPUTS];
+    size_t n_outputs;
+    /* JSON paths every input must look up (time keys, id fields, index template fields) */
+    const char *paths[SL_JSON_MAX_PATHS];
+    size_t n_paths;
+    /* dead-letter lines written but not yet synced, and records the store refused (full) */
+    struct sl_dl_pending *dl_pending;
+    size_t n_dl_pending, cap_dl_pending;
+    struct sl_dl_pending *dl_blocked;
+    size_t n_dl_blocked;
+    struct sl_timer dl_retry;
+    bool dl_sync_failed;
+    bool stopping;
+};
+
+int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct sl_config *cfg,
+                     uint64_t budget_bytes, char *err, size_t errlen);
+void sl_pipeline_fini(struct sl_pipeline *p);
+/* Index of path in p->paths, adding it if new; -1 if the table is full. */
+int sl_pipeline_path(struct sl_pipeline *p, const char *path);
+/* The output a tag goes to (first match), or NULL. */
+struct sl_output *sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len);
+/* Dead-letters ev (the line is buffered; the ack happens in sl_pipeline_dl_commit). */
+void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, const char *reason,
+                             int status, const char *etype, size_t etype_len, const char *ereason,
+                             size_t ereason_len, bool escaped, const char *output,
+                             const char *index, size_t index_len, int attempts);
+/* Syncs the buffered dead-letter lines and acknowledges their records. */
+void sl_pipeline_dl_commit(struct sl_pipeline *p);
+/* True while inputs must not take more records (budget full or dead-letter store refusing). */
+bool sl_pipeline_backpressure(const struct sl_pipeline *p);
+uint64_t sl_pipeline_pending(const struct sl_pipeline *p);
+
+#endif

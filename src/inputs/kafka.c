@@ -1,0 +1,642 @@
+/* Kafka input.
+ *
+ * At-least-once (PROTOCOLS.md 3.1): enable.auto.offset.store=false; each partition has an ack
+ * tracker and only its contiguous finished prefix is stored with rd_kafka_offsets_store;
+ * librdkafka's auto-commit commits what was stored (every second, on revoke and on close).
+ *
+ * Memory (PROTOCOLS.md 3.3): librdkafka's prefetch is bounded by queued.max.messages.kbytes and
+ * fetch.max.bytes derived from the budget; every message is copied into an output batch and
+ * destroyed at once (a kept message would pin its whole fetch buffer). When the pipeline's budget
+ * is full all assigned partitions are paused; rd_kafka_consumer_poll keeps being called (group
+ * membership, max.poll.interval.ms) and the pause is re-applied on every assignment, because in
+ * 2.0.2 the application's pause flag survives a rebalance (PROTOCOLS.md 3.2).
+ *
+ * The loop is woken through a pipe that librdkafka writes when the consumer queue becomes
+ * non-empty, plus a periodic timer. */
+#include "inputs/kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define BURST 4096
+#define TICK_MS 100
+#define TICK_PAUSED_MS 10
+
+struct kpart {
+    struct sl_kafka_in *k;
+    struct ktopic *t;
+    int32_t partition;
+    struct sl_acktrack *trk;
+    int64_t to_store; /* commit_next not yet passed to rd_kafka_offsets_store */
+    int64_t stored;
+    int64_t received;
+};
+
+struct ktopic {
+    char *name; /* interned: events point at it for the process lifetime */
+    size_t name_len;
+    char *tag;
+    size_t tag_len;
+    struct sl_output *out;
+    struct kpart **parts;
+    int32_t n_parts;
+};
+
+struct sl_kafka_in {
+    struct sl_pipeline *p;
+    const struct sl_input_cfg *cfg;
+    const struct sl_kafka_input_cfg *kc;
+    const char *name;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int pipefd[2];
+    struct sl_io io;
+    struct sl_timer tick;
+    struct ktopic **topics;
+    size_t n_topics;
+    rd_kafka_topic_partition_list_t *assignment;
+    bool paused;
+    bool stopping;
+    bool store_dirty;
+    int time_path;
+    struct sl_counters ctr;
+    char *scratch;
+    size_t scratch_cap;
+    uint64_t pauses, paused_ms, paused_since, time_parse_errors, rebalances;
+};
+
+/* ---------------------------------------------------------------- topics, partitions */
+
+static char *render_tag(const char *tmpl, const char *topic, size_t *len)
+{
+    size_t tl = strlen(topic), cap = strlen(tmpl) + 1, n = 0;
+    for (const char *s = strstr(tmpl, "${topic}"); s; s = strstr(s + 8, "${topic}")) cap += tl;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    for (const char *s = tmpl; *s;) {
+        if (strncmp(s, "${topic}", 8) == 0) {
+            memcpy(out + n, topic, tl);
+            n += tl;
+            s += 8;
+        } else {
+            out[n++] = *s++;
+        }
+    }
+    out[n] = 0;
+    *len = n;
+    return out;
+}
+
+static struct ktopic *get_topic(struct sl_kafka_in *k, const char *name)
+{
+    for (size_t i = 0; i < k->n_topics; i++)
+        if (strcmp(k->topics[i]->name, name) == 0) return k->topics[i];
+    struct ktopic *t = calloc(1, sizeof *t);
+    struct ktopic **nt = realloc(k->topics, (k->n_topics + 1) * sizeof *nt);
+    if (!t || !nt) abort();
+    k->topics = nt;
+    t->name = strdup(name);
+    t->name_len = strlen(name);
+    t->tag = render_tag(k->kc->tag, name, &t->tag_len);
+    if (!t->name || !t->tag) abort();
+    t->out = sl_pipeline_route(k->p, t->tag, t->tag_len);
+    if (!t->out)
+        SL_WARN(k->name, "unmatched", "topic %s: tag %s matches no output; its records are %s",
+                name, t->tag,
+                k->p->cfg->service.unmatched == SL_UNMATCHED_DROP ? "dropped (counted)"
+                                                                  : "dead-lettered");
+    k->topics[k->n_topics++] = t;
+    return t;
+}
+
+static struct kpart *get_part(struct sl_kafka_in *k, struct ktopic *t, int32_t partition)
+{
+    if (partition >= t->n_parts) {
+        int32_t n = partition + 1;
+        struct kpart **np = realloc(t->parts, (size_t)n * sizeof *np);
+        if (!np) abort();
+        memset(np + t->n_parts, 0, (size_t)(n - t->n_parts) * sizeof *np);
+        t->parts = np;
+        t->n_parts = n;
+    }
+    if (!t->parts[partition]) {
+        struct kpart *kp = calloc(1, sizeof *kp);
+        if (!kp) abort();
+        kp->k = k;
+        kp->t = t;
+        kp->partition = partition;
+        kp->to_store = -1;
+        kp->stored = -1;
+        t->parts[partition] = kp;
+    }
+    return t->parts[partition];
+}
+
+static void on_advance(struct sl_acktrack *trk, int64_t commit_next, void *owner)
+{
+    (void)trk;
+    struct kpart *kp = owner;
+    kp->to_store = commit_next;
+    kp->k->store_dirty = true;
+}
+
+/* Passes every advanced watermark to librdkafka; auto-commit sends them to the group. */
+static void store_offsets(struct sl_kafka_in *k)
+{
+    if (!k->store_dirty) return;
+    k->store_dirty = false;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < k->n_topics; i++) {
+        struct ktopic *t = k->topics[i];
+        for (int32_t j = 0; j < t->n_parts; j++) {
+            struct kpart *kp = t->parts[j];
+            if (!kp || !kp->trk || kp->to_store <= kp->stored) continue;
+            rd_kafka_topic_partition_list_add(l, t->name, j)->offset = kp->to_store;
+        }
+    }
+    if (l->cnt) {
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(k->rk, l);
+        if (err)
+            SL_WARN(k->name, "offsets_store", "storing offsets failed: %s", rd_kafka_err2str(err));
+        for (int i = 0; i < l->cnt; i++) {
+            struct kpart *kp =
+                get_part(k, get_topic(k, l->elems[i].topic), l->elems[i].partition);
+            /* _STATE means the partition was revoked meanwhile: its new owner re-reads from
+             * the last commit, which is a duplicate, never a loss. */
+            if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) kp->stored = l->elems[i].offset;
+            else
+                SL_WARN(k->name, "offsets_store", "storing offset %lld of %s [%d] failed: %s",
+                        (long long)l->elems[i].offset, l->elems[i].topic,
+                        l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---------------------------------------------------------------- backpressure */
+
+static void set_paused(struct sl_kafka_in *k, bool pause)
+{
+    if (k->paused == pause) return;
+    k->paused = pause;
+    if (pause) {
+        k->pauses++;
+        k->paused_since = sl_now_ms();
+    } else {
+        k->paused_ms += sl_now_ms() - k->paused_since;
+    }
+    if (!k->assignment || k->assignment->cnt == 0) return;
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(k->rk, k->assignment)
+                                    : rd_kafka_resume_partitions(k->rk, k->assignment);
+    if (err)
+        SL_ERROR(k->name, "pause", "%s partitions failed: %s", pause ? "pausing" : "resuming",
+                 rd_kafka_err2str(err));
+    SL_DEBUG(k->name, "%s %d partitions (budget %llu/%llu bytes)", pause ? "paused" : "resumed",
+             k->assignment->cnt, (unsigned long long)k->p->budget.used,
+             (unsigned long long)k->p->budget.limit);
+}
+
+static void update_backpressure(struct sl_kafka_in *k)
+{
+    if (k->stopping) {
+        set_paused(k, true);
+        return;
+    }
+    if (!k->paused && sl_pipeline_backpressure(k->p)) {
+        /* Send what is batched now: waiting for batch_max_wait would only hold memory longer. */
+        for (size_t i = 0; i < k->p->n_outputs; i++)
+            k->p->outputs[i].ops->flush(k->p->outputs[i].impl);
+        set_paused(k, true);
+    } else if (k->paused && sl_budget_can_resume(&k->p->budget) &&
+               !sl_pipeline_backpressure(k->p)) {
+        set_paused(k, false);
+    }
+}
+
+/* ---------------------------------------------------------------- rebalance */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct sl_kafka_in *k = opaque;
+    k->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            struct kpart *kp =
+                get_part(k, get_topic(k, parts->elems[i].topic), parts->elems[i].partition);
+            if (kp->trk) sl_acktrack_revoke(kp->trk);
+            kp->trk = sl_acktrack_new(kp, on_advance);
+            if (!kp->trk) abort();
+            kp->to_store = -1;
+            kp->stored = -1;
+        }
+        rd_kafka_assign(rk, parts);
+        if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
+        k->assignment = rd_kafka_topic_partition_list_copy(parts);
+        /* The application pause flag survives rebalances in 2.0.2: state it explicitly. */
+        if (k->paused) rd_kafka_pause_partitions(rk, parts);
+        else rd_kafka_resume_partitions(rk, parts);
+        SL_INFO(k->name, "assigned %d partitions%s", parts->cnt, k->paused ? " (paused)" : "");
+        return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        SL_ERROR(k->name, "rebalance", "rebalance error: %s", rd_kafka_err2str(err));
+    /* Store the final watermarks now: unassign commits stored offsets of removed partitions.
+     * Records still in flight finish later; their partitions' new owners re-read them, which
+     * the deterministic ids turn into no-ops. */
+    if (!rd_kafka_assignment_lost(rk)) store_offsets(k);
+    for (int i = 0; i < parts->cnt; i++) {
+        struct kpart *kp =
+            get_part(k, get_topic(k, parts->elems[i].topic), parts->elems[i].partition);
+        if (kp->trk) sl_acktrack_revoke(kp->trk);
+        kp->trk = NULL;
+    }
+    rd_kafka_assign(rk, NULL);
+    if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
+    k->assignment = NULL;
+    SL_INFO(k->name, "revoked %d partitions", parts->cnt);
+}
+
+/* ---------------------------------------------------------------- records */
+
+static char *scratch(struct sl_kafka_in *k, size_t need)
+{
+    if (need > k->scratch_cap) {
+        char *n = realloc(k->scratch, need);
+        if (!n) abort();
+        /* Reused for every record, so it is charged once at its largest size. */
+        sl_budget_charge(&k->p->budget, need - k->scratch_cap);
+        k->scratch = n;
+        k->scratch_cap = need;
+    }
+    return k->scratch;
+}
+
+/* {"message":"<escaped payload>"} for text payloads and unparsable JSON kept as text. */
+static void wrap_text(struct sl_kafka_in *k, struct sl_event *ev)
+{
+    char *s = scratch(k, ev->payload_len * 6 + 16);
+    size_t n = 0;
+    memcpy(s, "{\"message\":\"", 12);
+    n = 12 + sl_json_escape(ev->payload, ev->payload_len, s + 12);
+    memcpy(s + n, "\"}", 2);
+    ev->payload = s;
+    ev->payload_len = n + 2;
+}
+
+/* Appends "<metadata_key>":{"topic":..,"partition":..,"offset":..,"key":..} to the object. */
+static void add_metadata(struct sl_kafka_in *k, struct sl_event *ev)
+{
+    const char *mk = k->kc->metadata_key;
+    size_t need = ev->payload_len + strlen(mk) * 6 + ev->topic_len * 6 + ev->key_len * 6 + 128;
+    char *buf = malloc(need);
+    if (!buf) abort();
+    size_t n = ev->payload_len;
+    while (n && ev->payload[n - 1] != '}') n--; /* strip trailing whitespace and the brace */
+    if (n) n--;
+    memcpy(buf, ev->payload, n);
+    size_t w = n;
+    /* An empty object gets no leading comma. */
+    size_t j = n;
+    while (j && (buf[j - 1] == ' ' || buf[j - 1] == '\t')) j--;
+    if (!(j && buf[j - 1] == '{')) buf[w++] = ',';
+    buf[w++] = '"';
+    w += sl_json_escape(mk, strlen(mk), buf + w);
+    w += (size_t)sprintf(buf + w, "\":{\"topic\":\"");
+    w += sl_json_escape(ev->topic, ev->topic_len, buf + w);
+    w += (size_t)sprintf(buf + w, "\",\"partition\":%d,\"offset\":%lld", ev->partition,
+                         (long long)ev->offset);
+    if (ev->key) {
+        w += (size_t)sprintf(buf + w, ",\"key\":\"");
+        w += sl_json_escape(ev->key, ev->key_len, buf + w);
+        buf[w++] = '"';
+    }
+    buf[w++] = '}';
+    buf[w++] = '}';
+    char *s = scratch(k, w);
+    memcpy(s, buf, w);
+    free(buf);
+    ev->payload = s;
+    ev->payload_len = w;
+}
+
+static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+        SL_WARN(k->name, "consumer_error", "%s%s%s", rd_kafka_err2str(m->err),
+                m->payload ? ": " : "", m->payload ? (const char *)m->payload : "");
+        return;
+    }
+    struct ktopic *t = get_topic(k, rd_kafka_topic_name(m->rkt));
+    struct kpart *kp = get_part(k, t, m->partition);
+    if (!kp->trk) {
+        /* A message for a partition we do not hold (can only happen around a revoke): not
+         * tracked, not stored, so its new owner delivers it. Skipping it loses nothing. */
+        SL_WARN(k->name, "unassigned", "message for unassigned %s [%d] skipped", t->name,
+                m->partition);
+        return;
+    }
+    uint64_t seq = sl_acktrack_add(kp->trk, m->offset);
+    if (seq == UINT64_MAX) abort();
+    k->ctr.received++;
+    kp->received++;
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
+    struct sl_json_scan scan;
+    struct sl_event ev = {
+        .input = k->name,
+        .tag = t->tag,
+        .tag_len = t->tag_len,
+        .topic = t->name,
+        .topic_len = t->name_len,
+        .partition = m->partition,
+        .offset = m->offset,
+        .key = m->key,
+        .key_len = m->key_len,
+        .time_ns = ts_ms >= 0 ? ts_ms * 1000000 : sl_wall_ns(),
+        .payload = m->payload ? (const char *)m->payload : "",
+        .payload_len = m->len,
+        .ack = {.trk = kp->trk, .seq = seq, .ctr = &k->ctr},
+    };
+    if (!t->out) {
+        k->ctr.unmatched++;
+        if (k->p->cfg->service.unmatched == SL_UNMATCHED_DROP) {
+            sl_ack(&ev.ack, SL_FATE_DROPPED);
+        } else {
+            static const char why[] = "no output's match pattern matches this tag";
+            sl_pipeline_dead_letter(k->p, &ev, "unmatched tag", 0, "unmatched_tag", 13, why,
+                                    sizeof why - 1, false, NULL, NULL, 0, 0);
+        }
+        return;
+    }
+    if (k->kc->format == SL_FORMAT_TEXT) {
+        wrap_text(k, &ev);
+    } else {
+        memset(&scan, 0, sizeof scan);
+        for (size_t i = 0; i < k->p->n_paths; i++) scan.paths[i] = k->p->paths[i];
+        scan.n_paths = k->p->n_paths;
+        if (sl_json_scan_object(ev.payload, ev.payload_len, &scan) != 0) {
+            k->ctr.parse_errors++;
+            if (k->kc->on_parse_error == SL_PARSE_ERROR_AS_TEXT) {
+                wrap_text(k, &ev);
+            } else {
+                char why[256];
+                int wl = snprintf(why, sizeof why, "%s at byte %zu", scan.err_msg,
+                                  scan.err_offset);
+                SL_WARN(k->name, "parse_error", "%s [%d] offset %lld: invalid JSON (%s); "
+                        "dead-lettered", t->name, m->partition, (long long)m->offset, why);
+                sl_pipeline_dead_letter(k->p, &ev, "invalid JSON", 0, "json_parse_error", 16,
+                                        why, (size_t)wl, false, NULL, NULL, 0, 0);
+                return;
+            }
+        } else {
+            ev.scan = &scan;
+            if (k->time_path >= 0 && scan.val[k->time_path]) {
+                int64_t ns;
+                if (sl_json_parse_time(scan.val[k->time_path], scan.vlen[k->time_path], &ns) == 0)
+                    ev.time_ns = ns;
+                else
+                    k->time_parse_errors++;
+            }
+            if (scan.has_raw_newline) {
+                char *s = scratch(k, ev.payload_len);
+                ev.payload_len = sl_json_compact(ev.payload, ev.payload_len, s);
+                ev.payload = s;
+                /* scan values pointed into the original; rescan the compact copy */
+                if (sl_json_scan_object(ev.payload, ev.payload_len, &scan) != 0) abort();
+            }
+        }
+    }
+    if (k->kc->metadata_key) add_metadata(k, &ev);
+    t->out->ops->submit(t->out->impl, &ev);
+}
+
+static void poll_burst(struct sl_kafka_in *k)
+{
+    char drain[256];
+    while (read(k->pipefd[0], drain, sizeof drain) > 0) {
+    }
+    int n = 0;
+    rd_kafka_message_t *m;
+    while (n < BURST && (m = rd_kafka_consumer_poll(k->rk, 0))) {
+        handle_message(k, m);
+        rd_kafka_message_destroy(m);
+        n++;
+        if (!k->paused && sl_pipeline_backpressure(k->p)) update_backpressure(k);
+    }
+    sl_pipeline_dl_commit(k->p);
+    /* A full burst means the queue may still hold messages, and librdkafka only writes to the
+     * pipe when the queue goes from empty to non-empty: come back on the next iteration. */
+    if (n == BURST) sl_timer_start(k->p->loop, &k->tick, 0);
+}
+
+static void io_cb(struct sl_io *io, uint32_t events)
+{
+    (void)events;
+    poll_burst(io->arg);
+}
+
+static void tick_cb(struct sl_timer *t)
+{
+    struct sl_kafka_in *k = t->arg;
+    poll_burst(k);
+    update_backpressure(k);
+    store_offsets(k);
+    if (!k->tick.active) sl_timer_start(k->p->loop, &k->tick, k->paused ? TICK_PAUSED_MS : TICK_MS);
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    enum sl_log_level l = level <= 3 ? SL_LOG_ERROR : level <= 4 ? SL_LOG_WARN : SL_LOG_DEBUG;
+    sl_log(l, "librdkafka", fac, "%s", buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    struct sl_kafka_in *k = opaque;
+    SL_WARN(k->name, rd_kafka_err2name(err), "%s", reason);
+}
+
+static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *err, size_t errlen)
+{
+    if (rd_kafka_conf_set(conf, key, val, err, errlen) != RD_KAFKA_CONF_OK) return -1;
+    return 0;
+}
+
+struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input_cfg *cfg,
+                                    uint64_t prefetch_bytes, char *err, size_t errlen)
+{
+    struct sl_kafka_in *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->p = p;
+    k->cfg = cfg;
+    k->kc = &cfg->kafka;
+    k->name = cfg->name;
+    k->pipefd[0] = k->pipefd[1] = -1;
+    k->time_path = -1;
+    if (k->kc->time_key && (k->time_path = sl_pipeline_path(p, k->kc->time_key)) < 0) {
+        snprintf(err, errlen, "%s: too many record fields referenced", k->name);
+        goto fail;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char num[32];
+    /* librdkafka's prefetch is part of the budget: the fetch queue holds at most
+     * prefetch_bytes, one fetch response at most half of that. */
+    uint64_t qkb = prefetch_bytes / 1024;
+    uint64_t fetch = prefetch_bytes / 2;
+    if (qkb < 256) qkb = 256;
+    if (fetch < 512 * 1024) fetch = 512 * 1024;
+    struct {
+        const char *k, *v;
+    } defaults[] = {
+        {"bootstrap.servers", k->kc->brokers},
+        {"group.id", k->kc->group_id},
+        {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.commit.interval.ms", "1000"},
+        {"auto.offset.reset", "earliest"},
+        /* cooperative-sticky aborts on close before the first assignment in 2.0.2 */
+        {"partition.assignment.strategy", "range"},
+        {"enable.partition.eof", "false"},
+        {"queued.min.messages", "10000"},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (set(conf, defaults[i].k, defaults[i].v, err, errlen) != 0) goto fail_conf;
+    snprintf(num, sizeof num, "%llu", (unsigned long long)qkb);
+    if (set(conf, "queued.max.messages.kbytes", num, err, errlen) != 0) goto fail_conf;
+    snprintf(num, sizeof num, "%llu", (unsigned long long)fetch);
+    if (set(conf, "fetch.max.bytes", num, err, errlen) != 0) goto fail_conf;
+    uint64_t part_fetch = fetch < 1048576 ? fetch : 1048576;
+    snprintf(num, sizeof num, "%llu", (unsigned long long)part_fetch);
+    if (set(conf, "max.partition.fetch.bytes", num, err, errlen) != 0) goto fail_conf;
+    for (size_t i = 0; i < k->kc->n_librdkafka; i++) {
+        if (set(conf, k->kc->librdkafka[i].key, k->kc->librdkafka[i].value, err, errlen) != 0) {
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%s: librdkafka.%s: %s", k->name, k->kc->librdkafka[i].key,
+                     err);
+            snprintf(err, errlen, "%s", tmp);
+            goto fail_conf;
+        }
+    }
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!k->rk) goto fail_conf;
+    rd_kafka_poll_set_consumer(k->rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)k->kc->n_topics);
+    for (size_t i = 0; i < k->kc->n_topics; i++)
+        rd_kafka_topic_partition_list_add(subs, k->kc->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        snprintf(err, errlen, "%s: subscribe failed: %s", k->name, rd_kafka_err2str(e));
+        goto fail;
+    }
+    if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    k->q = rd_kafka_queue_get_consumer(k->rk);
+    rd_kafka_queue_io_event_enable(k->q, k->pipefd[1], "1", 1);
+    k->io.fd = k->pipefd[0];
+    k->io.cb = io_cb;
+    k->io.arg = k;
+    sl_loop_io_set(p->loop, &k->io, EPOLLIN);
+    k->tick.cb = tick_cb;
+    k->tick.arg = k;
+    sl_timer_start(p->loop, &k->tick, 0);
+    SL_INFO(k->name, "brokers=%s group=%s topics=%zu prefetch: queued.max.messages.kbytes=%llu "
+            "fetch.max.bytes=%llu",
+            k->kc->brokers, k->kc->group_id, k->kc->n_topics, (unsigned long long)qkb,
+            (unsigned long long)fetch);
+    return k;
+fail_conf:
+    rd_kafka_conf_destroy(conf);
+fail:
+    sl_kafka_in_close(k);
+    return NULL;
+}
+
+void sl_kafka_in_stop(struct sl_kafka_in *k)
+{
+    k->stopping = true;
+    update_backpressure(k);
+}
+
+void sl_kafka_in_close(struct sl_kafka_in *k)
+{
+    if (!k) return;
+    if (k->rk) {
+        store_offsets(k);
+        rd_kafka_resp_err_t e = rd_kafka_consumer_close(k->rk);
+        if (e) SL_WARN(k->name, "close", "consumer close: %s", rd_kafka_err2str(e));
+        if (k->q) rd_kafka_queue_destroy(k->q);
+        rd_kafka_destroy(k->rk);
+    }
+    sl_timer_stop(k->p->loop, &k->tick);
+    if (k->pipefd[0] >= 0) {
+        sl_loop_io_set(k->p->loop, &k->io, 0);
+        close(k->pipefd[0]);
+        close(k->pipefd[1]);
+    }
+    for (size_t i = 0; i < k->n_topics; i++) {
+        struct ktopic *t = k->topics[i];
+        for (int32_t j = 0; j < t->n_parts; j++) {
+            /* Trackers with records still pending stay alive until those finish (never, at
+             * this point): leaving them is correct, offsets were not stored past them. */
+            if (t->parts[j] && t->parts[j]->trk && t->parts[j]->trk->pending == 0)
+                sl_acktrack_revoke(t->parts[j]->trk);
+            free(t->parts[j]);
+        }
+        free(t->parts);
+        free(t->name);
+        free(t->tag);
+        free(t);
+    }
+    free(k->topics);
+    if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
+    free(k->scratch);
+    free(k);
+}
+
+const struct sl_counters *sl_kafka_in_counters(const struct sl_kafka_in *k)
+{
+    return &k->ctr;
+}
+
+const char *sl_kafka_in_name(const struct sl_kafka_in *k)
+{
+    return k->name;
+}
+
+void sl_kafka_in_log_stats(struct sl_kafka_in *k)
+{
+    const struct sl_counters *c = &k->ctr;
+    uint64_t paused = k->paused_ms + (k->paused ? sl_now_ms() - k->paused_since : 0);
+    SL_INFO(k->name,
+            "received=%llu delivered=%llu dead_lettered=%llu dropped=%llu in_flight=%llu "
+            "parse_errors=%llu unmatched=%llu time_parse_errors=%llu pauses=%llu paused_ms=%llu "
+            "rebalances=%llu budget=%llu/%llu",
+            (unsigned long long)c->received, (unsigned long long)c->delivered,
+            (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
+            (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
+            (unsigned long long)c->parse_errors, (unsigned long long)c->unmatched,
+            (unsigned long long)k->time_parse_errors, (unsigned long long)k->pauses,
+            (unsigned long long)paused, (unsigned long long)k->rebalances,
+            (unsigned long long)k->p->budget.used, (unsigned long long)k->p->budget.limit);
+}

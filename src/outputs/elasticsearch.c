@@ -1,0 +1,1000 @@
+/* Elasticsearch output.
+ *
+ * Records are appended to an open batch: the NDJSON body itself (action line + the payload, the
+ * only copy sluice makes) plus a small es_rec per record pointing at its slice of the body. A
+ * batch is sealed when full or after batch_max_wait and queued; up to `concurrency` batches are
+ * in flight as libcurl multi transfers driven by the loop.
+ *
+ * Batch life:  OPEN --seal--> READY --start--> IN FLIGHT --response--> (records finish)
+ *                                ^                 |
+ *                                +-- RETRY WAIT <--+  whole-request failures keep the batch;
+ *                                                     per-item retries build a new batch of
+ *                                                     just those items; 413 splits it in two.
+ *
+ * Item fates follow DESIGN.md section 2 (sl_bulk_classify_item): delivered and dead-lettered
+ * records are acknowledged to their source; retryable ones are resent with capped exponential
+ * backoff and jitter, forever, while the budget makes the inputs wait. */
+#include "outputs/elasticsearch.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <zlib.h>
+
+#include "codec/bulk.h"
+#include "core/log.h"
+
+#define FILTER_PATH "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
+
+enum retry_reason {
+    RR_TRANSPORT,
+    RR_TIMEOUT,
+    RR_HTTP_429,
+    RR_HTTP_5XX,
+    RR_HTTP_AUTH,
+    RR_HTTP_OTHER,
+    RR_BAD_RESPONSE,
+    RR_ITEM,
+    RR_SPLIT_413,
+    RR_COUNT
+};
+static const char *retry_names[RR_COUNT] = {"transport", "timeout",      "http_429",
+                                            "http_5xx",  "http_auth",    "http_other",
+                                            "bad_response", "item",      "split_413"};
+
+struct es_rec {
+    struct sl_ackref ack;
+    const char *input; /* interned by the input, valid for the process lifetime */
+    const char *tag;
+    const char *topic;
+    int64_t time_ns;
+    int64_t offset;
+    int32_t partition;
+    uint32_t off;      /* item start in body */
+    uint32_t src_off;  /* payload start, relative to off */
+    uint32_t len;      /* action + payload + 2 newlines */
+    uint16_t attempts; /* sends of this record so far */
+};
+
+struct es_out;
+
+struct batch {
+    struct es_out *o;
+    char *body;
+    size_t len, cap;
+    struct es_rec *recs;
+    size_t n, cap_recs;
+    char *gz;
+    size_t gz_len;
+    uint64_t charged;
+    uint32_t attempts; /* whole-request attempts */
+    struct sl_timer timer;
+    struct batch *next;            /* ready queue */
+    struct batch *all_prev, *all_next; /* every batch of the output, for teardown */
+    /* transfer */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char *resp;
+    size_t resp_len, resp_cap, resp_max;
+    uint64_t started_ms;
+};
+
+enum tmpl_kind { T_LIT, T_TOPIC, T_TAG, T_RECORD, T_TIME };
+
+struct tmpl_part {
+    enum tmpl_kind kind;
+    char *lit;
+    size_t lit_len;
+    int path_idx;
+    char conv; /* strftime conversion for T_TIME */
+};
+
+struct es_out {
+    struct sl_pipeline *p;
+    const struct sl_output_cfg *cfg;
+    const struct sl_es_output_cfg *es;
+    const char *name;
+    CURLM *multi;
+    struct sl_timer curl_timer;
+    struct sl_io **fdio;
+    size_t n_fdio;
+    CURL **easy_pool;
+    size_t n_easy_pool;
+    struct batch *open;
+    struct batch *ready_head, *ready_tail;
+    struct batch *all;
+    struct sl_timer linger;
+    size_t inflight;
+    uint64_t recs_pending; /* records held in any batch */
+    size_t eff_max;
+    struct tmpl_part parts[64];
+    size_t n_parts;
+    int id_path_idx;
+    size_t host_idx;
+    char *auth_header;
+    /* stats */
+    uint64_t requests, items_sent, bytes_sent, retries[RR_COUNT], delivered, dead_lettered;
+    uint64_t latency_ms_sum;
+};
+
+/* ---------------------------------------------------------------- templates */
+
+static int parse_index_template(struct es_out *o, const char *t, char *err, size_t errlen)
+{
+    const char *s = t;
+    while (*s) {
+        if (o->n_parts == 64) {
+            snprintf(err, errlen, "index template too long");
+            return -1;
+        }
+        struct tmpl_part *pt = &o->parts[o->n_parts];
+        if (s[0] == '$' && s[1] == '{') {
+            const char *end = strchr(s, '}');
+            if (!end) {
+                snprintf(err, errlen, "unterminated ${ in index template");
+                return -1;
+            }
+            size_t n = (size_t)(end - s - 2);
+            if (n == 5 && memcmp(s + 2, "topic", 5) == 0) {
+                pt->kind = T_TOPIC;
+            } else if (n == 3 && memcmp(s + 2, "tag", 3) == 0) {
+                pt->kind = T_TAG;
+            } else if (n > 7 && memcmp(s + 2, "record.", 7) == 0) {
+                pt->kind = T_RECORD;
+                char *path = strndup(s + 9, n - 7);
+                pt->lit = path; /* owned, freed with parts */
+                pt->path_idx = path ? sl_pipeline_path(o->p, path) : -1;
+                if (pt->path_idx < 0) {
+                    snprintf(err, errlen, "too many record fields referenced");
+                    return -1;
+                }
+            } else {
+                snprintf(err, errlen, "unknown placeholder in index template");
+                return -1;
+            }
+            s = end + 1;
+        } else if (s[0] == '%' && s[1]) {
+            pt->kind = T_TIME;
+            pt->conv = s[1];
+            if (!strchr("YmdHMSjy%", pt->conv)) {
+                snprintf(err, errlen, "unsupported %%%c in index template", pt->conv);
+                return -1;
+            }
+            s += 2;
+        } else {
+            size_t n = strcspn(s, "$%");
+            if (n == 0) n = 1;
+            pt->kind = T_LIT;
+            pt->lit = strndup(s, n);
+            pt->lit_len = n;
+            s += n;
+        }
+        o->n_parts++;
+    }
+    return 0;
+}
+
+/* Civil date from days since 1970-01-01 (H. Hinnant's algorithm), UTC only: index dates come
+ * from the event time in UTC, never from the local clock or time zone. */
+static void civil(int64_t days, int *y, int *m, int *d, int *yday)
+{
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+    int leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    static const int cum[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+    *yday = cum[*m - 1] + *d + (leap && *m > 2);
+}
+
+static size_t render_index(const struct es_out *o, const struct sl_event *ev, char *out,
+                           size_t cap)
+{
+    size_t n = 0;
+    int64_t secs = ev->time_ns / 1000000000;
+    if (ev->time_ns < 0 && ev->time_ns % 1000000000) secs--;
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t sod = secs - days * 86400;
+    int y, m, d, yd;
+    civil(days, &y, &m, &d, &yd);
+    for (size_t i = 0; i < o->n_parts; i++) {
+        const struct tmpl_part *pt = &o->parts[i];
+        char tmp[32];
+        const char *src = tmp;
+        size_t len = 0;
+        switch (pt->kind) {
+        case T_LIT:
+            src = pt->lit;
+            len = pt->lit_len;
+            break;
+        case T_TOPIC:
+            src = ev->topic ? ev->topic : "";
+            len = ev->topic ? ev->topic_len : 0;
+            break;
+        case T_TAG:
+            src = ev->tag;
+            len = ev->tag_len;
+            break;
+        case T_RECORD: {
+            const char *v = ev->scan ? ev->scan->val[pt->path_idx] : NULL;
+            size_t vl = v ? ev->scan->vlen[pt->path_idx] : 0;
+            if (v && vl >= 2 && v[0] == '"') {
+                ssize_t u = sl_json_unescape(v, vl, out + n, cap - n);
+                if (u > 0) n += (size_t)u;
+                continue;
+            }
+            src = v ? v : "";
+            len = vl;
+            break;
+        }
+        case T_TIME:
+            switch (pt->conv) {
+            case 'Y': len = (size_t)snprintf(tmp, sizeof tmp, "%04d", y); break;
+            case 'y': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", y % 100); break;
+            case 'm': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", m); break;
+            case 'd': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", d); break;
+            case 'j': len = (size_t)snprintf(tmp, sizeof tmp, "%03d", yd); break;
+            case 'H': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod / 3600)); break;
+            case 'M': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod / 60 % 60)); break;
+            case 'S': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod % 60)); break;
+            default: tmp[0] = '%'; len = 1; break;
+            }
+            break;
+        }
+        if (n + len > cap) len = cap - n;
+        memcpy(out + n, src, len);
+        n += len;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
+{
+    struct batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->o = o;
+    b->body = malloc(cap);
+    b->recs = malloc(cap_recs * sizeof *b->recs);
+    if (!b->body || !b->recs) {
+        free(b->body);
+        free(b->recs);
+        free(b);
+        return NULL;
+    }
+    b->cap = cap;
+    b->cap_recs = cap_recs;
+    b->timer.arg = b;
+    b->all_next = o->all;
+    if (o->all) o->all->all_prev = b;
+    o->all = b;
+    b->charged = sizeof *b + cap + cap_recs * sizeof *b->recs;
+    sl_budget_charge(&o->p->budget, b->charged);
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    struct es_out *o = b->o;
+    sl_budget_release(&o->p->budget, b->charged);
+    sl_timer_stop(o->p->loop, &b->timer);
+    if (b->all_prev) b->all_prev->all_next = b->all_next;
+    else o->all = b->all_next;
+    if (b->all_next) b->all_next->all_prev = b->all_prev;
+    curl_slist_free_all(b->hdrs);
+    free(b->resp);
+    free(b->gz);
+    free(b->body);
+    free(b->recs);
+    free(b);
+}
+
+static int batch_add_rec(struct batch *b, const struct es_rec *r)
+{
+    if (b->n == b->cap_recs) {
+        size_t ncap = b->cap_recs * 2;
+        struct es_rec *nr = realloc(b->recs, ncap * sizeof *nr);
+        if (!nr) return -1;
+        sl_budget_charge(&b->o->p->budget, (ncap - b->cap_recs) * sizeof *nr);
+        b->charged += (ncap - b->cap_recs) * sizeof *nr;
+        b->recs = nr;
+        b->cap_recs = ncap;
+    }
+    b->recs[b->n++] = *r;
+    return 0;
+}
+
+static void ready_push(struct es_out *o, struct batch *b, bool front)
+{
+    b->next = NULL;
+    if (!o->ready_head) {
+        o->ready_head = o->ready_tail = b;
+    } else if (front) {
+        b->next = o->ready_head;
+        o->ready_head = b;
+    } else {
+        o->ready_tail->next = b;
+        o->ready_tail = b;
+    }
+}
+
+static void pump(struct es_out *o);
+
+static void seal_open(struct es_out *o)
+{
+    if (!o->open) return;
+    if (o->open->n) ready_push(o, o->open, false);
+    else batch_free(o->open);
+    o->open = NULL;
+    sl_timer_stop(o->p->loop, &o->linger);
+}
+
+static void linger_cb(struct sl_timer *t)
+{
+    struct es_out *o = t->arg;
+    seal_open(o);
+    pump(o);
+}
+
+/* A new batch holding the items idx[0..n) of src (for per-item retries and 413 splits). */
+static struct batch *batch_subset(struct batch *src, const size_t *idx, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += src->recs[idx[i]].len;
+    struct batch *b = batch_new(src->o, bytes ? bytes : 1, n ? n : 1);
+    if (!b) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct es_rec r = src->recs[idx[i]];
+        memcpy(b->body + b->len, src->body + r.off, r.len);
+        r.off = (uint32_t)b->len;
+        b->len += r.len;
+        b->recs[b->n++] = r;
+    }
+    return b;
+}
+
+/* ---------------------------------------------------------------- fates */
+
+static void rec_event(const struct batch *b, const struct es_rec *r, struct sl_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->input = r->input;
+    ev->tag = r->tag;
+    ev->tag_len = strlen(r->tag);
+    ev->topic = r->topic;
+    ev->topic_len = r->topic ? strlen(r->topic) : 0;
+    ev->partition = r->partition;
+    ev->offset = r->offset;
+    ev->time_ns = r->time_ns;
+    ev->payload = b->body + r->off + r->src_off;
+    ev->payload_len = r->len - r->src_off - 1;
+    ev->ack = r->ack;
+}
+
+/* The index of a record, read back from its action line. */
+static void rec_index(const struct batch *b, const struct es_rec *r, char *out, size_t cap,
+                      size_t *len)
+{
+    const char *a = b->body + r->off;
+    const char *k = memmem(a, r->src_off, "\"_index\":\"", 10);
+    *len = 0;
+    if (!k) return;
+    k += 10;
+    const char *e = k;
+    while (e < a + r->src_off && *e != '"') e += (*e == '\\') ? 2 : 1;
+    ssize_t u = sl_json_unescape(k - 1, (size_t)(e - k) + 2, out, cap);
+    if (u > 0) *len = (size_t)u;
+}
+
+static void dead_letter_rec(struct es_out *o, const struct batch *b, const struct es_rec *r,
+                            const char *reason, int status, const struct sl_bulk_item *it)
+{
+    struct sl_event ev;
+    char index[512];
+    size_t index_len;
+    rec_event(b, r, &ev);
+    rec_index(b, r, index, sizeof index, &index_len);
+    sl_pipeline_dead_letter(o->p, &ev, reason, status, it ? it->type : NULL,
+                            it ? it->type_len : 0, it ? it->reason : NULL,
+                            it ? it->reason_len : 0, true, o->name, index, index_len,
+                            r->attempts);
+    o->dead_lettered++;
+    o->recs_pending--;
+}
+
+static uint64_t backoff_ms(const struct es_out *o, uint32_t attempt)
+{
+    uint64_t d = o->es->retry_base_ms;
+    for (uint32_t i = 1; i < attempt && d < o->es->retry_max_ms; i++) d *= 2;
+    if (d > o->es->retry_max_ms) d = o->es->retry_max_ms;
+    /* Jitter in [d/2, d] so many sluice processes hitting one cluster do not retry in step. */
+    return d / 2 + (uint64_t)rand() % (d / 2 + 1);
+}
+
+static void retry_timer_cb(struct sl_timer *t)
+{
+    struct batch *b = t->arg;
+    ready_push(b->o, b, true);
+    pump(b->o);
+}
+
+static void schedule_retry(struct es_out *o, struct batch *b, enum retry_reason why,
+                           uint32_t attempt)
+{
+    o->retries[why]++;
+    b->timer.cb = retry_timer_cb;
+    sl_timer_start(o->p->loop, &b->timer, backoff_ms(o, attempt));
+}
+
+/* ---------------------------------------------------------------- transfers */
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct batch *b = userp;
+    size_t n = size * nmemb;
+    if (b->resp_len + n > b->resp_max) return 0; /* aborts: an oversized answer is retried */
+    if (b->resp_len + n > b->resp_cap) {
+        size_t ncap = b->resp_cap ? b->resp_cap * 2 : 16384;
+        while (ncap < b->resp_len + n) ncap *= 2;
+        char *nr = realloc(b->resp, ncap);
+        if (!nr) return 0;
+        sl_budget_charge(&b->o->p->budget, ncap - b->resp_cap);
+        b->charged += ncap - b->resp_cap;
+        b->resp = nr;
+        b->resp_cap = ncap;
+    }
+    memcpy(b->resp + b->resp_len, data, n);
+    b->resp_len += n;
+    return n;
+}
+
+static int compress_body(struct batch *b, int level)
+{
+    z_stream zs = {0};
+    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+    size_t bound = deflateBound(&zs, b->len);
+    b->gz = malloc(bound);
+    if (!b->gz) {
+        deflateEnd(&zs);
+        return -1;
+    }
+    zs.next_in = (Bytef *)b->body;
+    zs.avail_in = (uInt)b->len;
+    zs.next_out = (Bytef *)b->gz;
+    zs.avail_out = (uInt)bound;
+    int rc = deflate(&zs, Z_FINISH);
+    b->gz_len = zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(b->gz);
+        b->gz = NULL;
+        return -1;
+    }
+    sl_budget_charge(&b->o->p->budget, bound);
+    b->charged += bound;
+    return 0;
+}
+
+static CURL *easy_get(struct es_out *o)
+{
+    if (o->n_easy_pool) return o->easy_pool[--o->n_easy_pool];
+    return curl_easy_init();
+}
+
+static void easy_put(struct es_out *o, CURL *e)
+{
+    curl_easy_reset(e);
+    o->easy_pool[o->n_easy_pool++] = e;
+}
+
+static int start_transfer(struct es_out *o, struct batch *b)
+{
+    const struct sl_es_output_cfg *es = o->es;
+    if (es->compression == SL_COMPRESSION_GZIP && !b->gz && compress_body(b, es->gzip_level) != 0)
+        return -1;
+    CURL *e = easy_get(o);
+    if (!e) return -1;
+    char url[2048];
+    const char *host = es->hosts[o->host_idx % es->n_hosts];
+    size_t hl = strlen(host);
+    while (hl && host[hl - 1] == '/') hl--;
+    snprintf(url, sizeof url, "%.*s/_bulk?" FILTER_PATH, (int)hl, host);
+    curl_slist_free_all(b->hdrs);
+    b->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    /* libcurl would add Expect: 100-continue to large bodies and stall 1 s on servers that do not
+     * answer it (PROTOCOLS.md 2.9). */
+    b->hdrs = curl_slist_append(b->hdrs, "Expect:");
+    if (b->gz) b->hdrs = curl_slist_append(b->hdrs, "Content-Encoding: gzip");
+    if (o->auth_header) b->hdrs = curl_slist_append(b->hdrs, o->auth_header);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->hdrs);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->gz ? b->gz : b->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b->gz ? b->gz_len : b->len));
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, b);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)es->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, es->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, es->tls_verify ? 2L : 0L);
+    if (es->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, es->ca_file);
+    if (es->user) {
+        curl_easy_setopt(e, CURLOPT_USERNAME, es->user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, es->password ? es->password : "");
+    }
+    b->resp_len = 0;
+    /* Bounded: with filter_path an item answer is tens of bytes, an error a few hundred. */
+    b->resp_max = 65536 + b->n * 2048;
+    b->easy = e;
+    b->started_ms = sl_now_ms();
+    if (curl_multi_add_handle(o->multi, e) != CURLM_OK) {
+        easy_put(o, e);
+        b->easy = NULL;
+        return -1;
+    }
+    o->inflight++;
+    o->requests++;
+    o->items_sent += b->n;
+    o->bytes_sent += b->gz ? b->gz_len : b->len;
+    for (size_t i = 0; i < b->n; i++) b->recs[i].attempts++;
+    return 0;
+}
+
+static void pump(struct es_out *o)
+{
+    while (o->inflight < o->es->concurrency && o->ready_head) {
+        struct batch *b = o->ready_head;
+        o->ready_head = b->next;
+        if (!o->ready_head) o->ready_tail = NULL;
+        if (start_transfer(o, b) != 0) {
+            SL_ERROR(o->name, "start", "cannot start a bulk request (out of memory?); retrying");
+            schedule_retry(o, b, RR_TRANSPORT, ++b->attempts);
+        }
+    }
+}
+
+static void handle_items(struct es_out *o, struct batch *b)
+{
+    struct sl_bulk_item *items = calloc(b->n, sizeof *items);
+    size_t *retry_idx = malloc(b->n * sizeof *retry_idx);
+    char err[256];
+    if (!items || !retry_idx) {
+        free(items);
+        free(retry_idx);
+        schedule_retry(o, b, RR_BAD_RESPONSE, ++b->attempts);
+        return;
+    }
+    if (sl_bulk_parse_response(b->resp, b->resp_len, items, b->n, err, sizeof err) != 0) {
+        SL_WARN(o->name, "bad_response", "unusable bulk response (%s); resending the batch",
+                err);
+        free(items);
+        free(retry_idx);
+        schedule_retry(o, b, RR_BAD_RESPONSE, ++b->attempts);
+        return;
+    }
+    enum sl_bulk_op op = o->es->op == SL_ES_OP_CREATE ? SL_BULK_CREATE : SL_BULK_INDEX;
+    size_t n_retry = 0, n_dl = 0;
+    uint32_t max_attempts = 0;
+    int first_retry_status = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct es_rec *r = &b->recs[i];
+        switch (sl_bulk_classify_item(items[i].status, op)) {
+        case SL_BULK_DELIVERED:
+            o->delivered++;
+            o->recs_pending--;
+            sl_ack(&r->ack, SL_FATE_DELIVERED);
+            break;
+        case SL_BULK_DEAD_LETTER:
+            dead_letter_rec(o, b, r, "rejected by elasticsearch", items[i].status, &items[i]);
+            n_dl++;
+            break;
+        case SL_BULK_RETRY:
+            if (!first_retry_status) first_retry_status = items[i].status;
+            retry_idx[n_retry++] = i;
+            if (r->attempts > max_attempts) max_attempts = r->attempts;
+            break;
+        }
+    }
+    /* Dead-letter lines must be durable before their records are acknowledged, and before the
+     * body they point into is freed. */
+    if (n_dl) sl_pipeline_dl_commit(o->p);
+    if (n_retry) {
+        SL_WARN(o->name, "item_retry", "%zu of %zu items failed transiently (first status %d); "
+                "resending only those", n_retry, b->n, first_retry_status);
+        struct batch *rb = batch_subset(b, retry_idx, n_retry);
+        if (rb) {
+            schedule_retry(o, rb, RR_ITEM, max_attempts);
+        } else {
+            /* Out of memory for the subset: resend the whole batch rather than lose items. */
+            SL_ERROR(o->name, "oom", "cannot build a retry batch; records are redelivered");
+            abort();
+        }
+    }
+    if (n_dl)
+        SL_WARN(o->name, "item_dead_letter", "%zu of %zu items rejected permanently; written to "
+                "the dead-letter store", n_dl, b->n);
+    free(items);
+    free(retry_idx);
+    batch_free(b);
+}
+
+static void split_413(struct es_out *o, struct batch *b)
+{
+    if (b->n == 1) {
+        struct sl_bulk_item it = {.status = 413};
+        static const char t[] = "request_entity_too_large";
+        static const char why[] = "a bulk request holding only this document was refused "
+                                  "with HTTP 413";
+        it.type = t;
+        it.type_len = sizeof t - 1;
+        it.reason = why;
+        it.reason_len = sizeof why - 1;
+        dead_letter_rec(o, b, &b->recs[0], "document too large", 413, &it);
+        sl_pipeline_dl_commit(o->p);
+        batch_free(b);
+        return;
+    }
+    size_t half = b->n / 2;
+    size_t *idx = malloc(b->n * sizeof *idx);
+    if (!idx) abort();
+    for (size_t i = 0; i < b->n; i++) idx[i] = i;
+    struct batch *a = batch_subset(b, idx, half);
+    struct batch *c = batch_subset(b, idx + half, b->n - half);
+    free(idx);
+    if (!a || !c) abort();
+    o->retries[RR_SPLIT_413]++;
+    SL_WARN(o->name, "split_413", "bulk request of %zu bytes refused with 413; splitting %zu "
+            "items in two", b->len, b->n);
+    ready_push(o, c, true);
+    ready_push(o, a, true);
+    batch_free(b);
+}
+
+static void on_done(struct es_out *o, CURL *e, CURLcode res)
+{
+    struct batch *b = NULL;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&b);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(o->multi, e);
+    easy_put(o, e);
+    b->easy = NULL;
+    o->inflight--;
+    o->latency_ms_sum += sl_now_ms() - b->started_ms;
+    const char *host = o->es->hosts[o->host_idx % o->es->n_hosts];
+    if (res != CURLE_OK) {
+        enum retry_reason why = res == CURLE_OPERATION_TIMEDOUT ? RR_TIMEOUT : RR_TRANSPORT;
+        SL_WARN(o->name, retry_names[why], "bulk request to %s failed: %s; retrying", host,
+                curl_easy_strerror(res));
+        if (o->es->n_hosts > 1) o->host_idx++;
+        schedule_retry(o, b, why, ++b->attempts);
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        handle_items(o, b);
+        return;
+    }
+    if (status == 413) {
+        split_413(o, b);
+        return;
+    }
+    struct sl_bulk_item eb = {0};
+    int have_err = sl_bulk_parse_error(b->resp, b->resp_len, &eb) == 0;
+    if (status == 429 || status == 408 || status >= 500 || status == 401 || status == 403 ||
+        status == 404 || status < 200) {
+        enum retry_reason why = status == 429                    ? RR_HTTP_429
+                                : status >= 500                  ? RR_HTTP_5XX
+                                : (status == 401 || status == 403) ? RR_HTTP_AUTH
+                                                                 : RR_HTTP_OTHER;
+        SL_WARN(o->name, retry_names[why], "bulk request to %s answered HTTP %ld%s%.*s; retrying",
+                host, status, have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
+                have_err ? eb.reason : "");
+        if (status >= 502 && status <= 504 && o->es->n_hosts > 1) o->host_idx++;
+        schedule_retry(o, b, why, ++b->attempts);
+        return;
+    }
+    /* Any other 4xx refuses the request itself (e.g. malformed NDJSON): permanent for these
+     * records. This should never happen with a correct body, so it is loud. */
+    SL_ERROR(o->name, "http_4xx", "bulk request refused with HTTP %ld%s%.*s; dead-lettering its "
+             "%zu records", status, have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
+             have_err ? eb.reason : "", b->n);
+    for (size_t i = 0; i < b->n; i++)
+        dead_letter_rec(o, b, &b->recs[i], "request rejected by elasticsearch", (int)status,
+                        have_err ? &eb : NULL);
+    sl_pipeline_dl_commit(o->p);
+    batch_free(b);
+}
+
+static void check_done(struct es_out *o)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(o->multi, &left)))
+        if (m->msg == CURLMSG_DONE) on_done(o, m->easy_handle, m->data.result);
+    pump(o);
+}
+
+/* ---------------------------------------------------------------- curl <-> loop */
+
+static void curl_io_cb(struct sl_io *io, uint32_t events)
+{
+    struct es_out *o = io->arg;
+    int flags = 0, running;
+    if (events & EPOLLIN) flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(o->multi, io->fd, flags, &running);
+    check_done(o);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)e;
+    (void)socketp;
+    struct es_out *o = userp;
+    if (s < 0) return 0;
+    if ((size_t)s >= o->n_fdio) {
+        size_t n = (size_t)s + 64;
+        struct sl_io **nf = realloc(o->fdio, n * sizeof *nf);
+        if (!nf) return -1;
+        memset(nf + o->n_fdio, 0, (n - o->n_fdio) * sizeof *nf);
+        o->fdio = nf;
+        o->n_fdio = n;
+    }
+    /* Slots are kept per fd number and never freed while running: a stale epoll event for a
+     * socket curl just closed then still points at valid memory. */
+    struct sl_io *io = o->fdio[s];
+    if (!io) {
+        io = calloc(1, sizeof *io);
+        if (!io) return -1;
+        o->fdio[s] = io;
+    }
+    io->fd = s;
+    io->cb = curl_io_cb;
+    io->arg = o;
+    uint32_t ev = 0;
+    if (what == CURL_POLL_IN) ev = EPOLLIN;
+    else if (what == CURL_POLL_OUT) ev = EPOLLOUT;
+    else if (what == CURL_POLL_INOUT) ev = EPOLLIN | EPOLLOUT;
+    int rc = sl_loop_io_set(o->p->loop, io, ev);
+    if (rc != 0 && ev) SL_ERROR(o->name, "epoll", "cannot watch socket %d: %s", s, strerror(-rc));
+    return 0;
+}
+
+static void curl_timer_fire(struct sl_timer *t)
+{
+    struct es_out *o = t->arg;
+    int running;
+    curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(o);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    (void)m;
+    struct es_out *o = userp;
+    if (timeout_ms < 0) sl_timer_stop(o->p->loop, &o->curl_timer);
+    else sl_timer_start(o->p->loop, &o->curl_timer, (uint64_t)timeout_ms);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- output ops */
+
+static void es_submit(void *impl, const struct sl_event *ev)
+{
+    struct es_out *o = impl;
+    char index[512], idbuf[1024], action[8192];
+    size_t index_len = render_index(o, ev, index, sizeof index);
+    const char *id = NULL;
+    size_t id_len = 0;
+    if (o->es->id == SL_ID_KAFKA && ev->topic) {
+        id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%.*s-%d-%lld", (int)ev->topic_len,
+                                  ev->topic, ev->partition, (long long)ev->offset);
+        id = idbuf;
+    } else if (o->es->id == SL_ID_FIELD && ev->scan && ev->scan->val[o->id_path_idx]) {
+        const char *v = ev->scan->val[o->id_path_idx];
+        size_t vl = ev->scan->vlen[o->id_path_idx];
+        if (v[0] == '"') {
+            ssize_t u = sl_json_unescape(v, vl, idbuf, sizeof idbuf);
+            if (u > 0) {
+                id = idbuf;
+                id_len = (size_t)u;
+            }
+        } else if (vl < sizeof idbuf) {
+            memcpy(idbuf, v, vl);
+            id = idbuf;
+            id_len = vl;
+        }
+    }
+    size_t alen = sl_bulk_action(action, sizeof action,
+                                 o->es->op == SL_ES_OP_CREATE ? SL_BULK_CREATE : SL_BULK_INDEX,
+                                 index, index_len, id, id_len);
+    size_t item = alen + ev->payload_len + 1;
+    o->recs_pending++;
+    if (alen == 0 || item > o->eff_max) {
+        char why[160];
+        int wl = snprintf(why, sizeof why,
+                          "the record needs %zu bytes in a bulk request, more than the %zu "
+                          "allowed (batch_max_bytes and memory_limit)",
+                          item, o->eff_max);
+        sl_pipeline_dead_letter(o->p, ev, "record too large", 0, "record_too_large", 16, why,
+                                (size_t)wl, false, o->name, index, index_len, 0);
+        o->dead_lettered++;
+        o->recs_pending--;
+        return;
+    }
+    if (o->open && o->open->len + item > o->open->cap) seal_open(o);
+    if (!o->open) {
+        /* Sized once for a full batch: the body never reallocates, so what is charged to the
+         * budget is what is held. */
+        o->open = batch_new(o, o->eff_max, 1024);
+        if (!o->open) {
+            SL_ERROR(o->name, "oom", "cannot allocate a batch of %zu bytes", o->eff_max);
+            abort();
+        }
+        sl_timer_start(o->p->loop, &o->linger, o->es->batch_max_wait_ms);
+    }
+    struct batch *b = o->open;
+    struct es_rec r = {
+        .ack = ev->ack,
+        .input = ev->input,
+        .tag = ev->tag,
+        .topic = ev->topic,
+        .time_ns = ev->time_ns,
+        .offset = ev->offset,
+        .partition = ev->partition,
+        .off = (uint32_t)b->len,
+        .src_off = (uint32_t)alen,
+        .len = (uint32_t)item,
+    };
+    memcpy(b->body + b->len, action, alen);
+    memcpy(b->body + b->len + alen, ev->payload, ev->payload_len);
+    b->body[b->len + item - 1] = '\n';
+    b->len += item;
+    if (batch_add_rec(b, &r) != 0) abort();
+    if (b->cap - b->len < 256) {
+        seal_open(o);
+        pump(o);
+    }
+}
+
+static void es_flush(void *impl)
+{
+    struct es_out *o = impl;
+    seal_open(o);
+    pump(o);
+}
+
+static uint64_t es_pending(void *impl)
+{
+    return ((struct es_out *)impl)->recs_pending;
+}
+
+static void es_log_stats(void *impl)
+{
+    struct es_out *o = impl;
+    char r[512];
+    size_t n = 0;
+    for (int i = 0; i < RR_COUNT; i++)
+        n += (size_t)snprintf(r + n, sizeof r - n, "%s%s=%llu", i ? "," : "", retry_names[i],
+                              (unsigned long long)o->retries[i]);
+    SL_INFO(o->name,
+            "requests=%llu items_sent=%llu delivered=%llu dead_lettered=%llu pending=%llu "
+            "inflight=%zu bytes_sent=%llu avg_latency_ms=%llu retries{%s}",
+            (unsigned long long)o->requests, (unsigned long long)o->items_sent,
+            (unsigned long long)o->delivered, (unsigned long long)o->dead_lettered,
+            (unsigned long long)o->recs_pending, o->inflight, (unsigned long long)o->bytes_sent,
+            (unsigned long long)(o->requests ? o->latency_ms_sum / o->requests : 0), r);
+}
+
+static void es_destroy(void *impl)
+{
+    struct es_out *o = impl;
+    /* Whatever is still held is not acknowledged: its sources redeliver it after a restart. */
+    while (o->all) {
+        struct batch *b = o->all;
+        if (b->easy) {
+            curl_multi_remove_handle(o->multi, b->easy);
+            curl_easy_cleanup(b->easy);
+        }
+        batch_free(b);
+    }
+    sl_timer_stop(o->p->loop, &o->linger);
+    sl_timer_stop(o->p->loop, &o->curl_timer);
+    for (size_t i = 0; i < o->n_easy_pool; i++) curl_easy_cleanup(o->easy_pool[i]);
+    curl_multi_cleanup(o->multi);
+    for (size_t i = 0; i < o->n_fdio; i++) {
+        if (o->fdio[i]) sl_loop_io_set(o->p->loop, o->fdio[i], 0);
+        free(o->fdio[i]);
+    }
+    free(o->fdio);
+    free(o->easy_pool);
+    for (size_t i = 0; i < o->n_parts; i++) free(o->parts[i].lit);
+    free(o->auth_header);
+    free(o);
+}
+
+static const struct sl_output_ops es_ops = {
+    .submit = es_submit,
+    .flush = es_flush,
+    .pending = es_pending,
+    .log_stats = es_log_stats,
+    .destroy = es_destroy,
+};
+
+int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, char *err,
+                     size_t errlen)
+{
+    struct es_out *o = calloc(1, sizeof *o);
+    if (!o) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    o->p = p;
+    o->cfg = cfg;
+    o->es = &cfg->es;
+    o->name = cfg->name;
+    o->linger.cb = linger_cb;
+    o->linger.arg = o;
+    o->curl_timer.cb = curl_timer_fire;
+    o->curl_timer.arg = o;
+    o->id_path_idx = -1;
+    struct sl_output *so = &p->outputs[p->n_outputs];
+    so->name = cfg->name;
+    so->ops = &es_ops;
+    so->impl = o;
+    for (size_t i = 0; i < cfg->n_match; i++) {
+        so->match[i] = sl_tagpat_compile(cfg->match[i], err, errlen);
+        if (!so->match[i]) goto fail;
+        so->n_match++;
+    }
+    p->n_outputs++;
+    if (parse_index_template(o, o->es->index, err, errlen) != 0) return -1;
+    if (o->es->id == SL_ID_FIELD) {
+        o->id_path_idx = sl_pipeline_path(p, o->es->id_field);
+        if (o->id_path_idx < 0) {
+            snprintf(err, errlen, "too many record fields referenced");
+            return -1;
+        }
+    }
+    /* Every batch in flight, one open and one waiting must fit the budget together, or the
+     * pipeline would hold less than one request's worth and stall. */
+    uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
+    o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
+    if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
+    if (o->es->api_key) {
+        size_t n = strlen(o->es->api_key) + 32;
+        o->auth_header = malloc(n);
+        if (o->auth_header) snprintf(o->auth_header, n, "Authorization: ApiKey %s", o->es->api_key);
+    }
+    o->multi = curl_multi_init();
+    o->easy_pool = calloc(o->es->concurrency + 1, sizeof *o->easy_pool);
+    if (!o->multi || !o->easy_pool) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return -1;
+    }
+    curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
+    curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
+    curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->es->concurrency);
+    SL_INFO(o->name, "hosts=%s%s batch_max_bytes=%zu (configured %llu) concurrency=%u op=%s",
+            o->es->hosts[0], o->es->n_hosts > 1 ? ",..." : "", o->eff_max,
+            (unsigned long long)o->es->batch_max_bytes, o->es->concurrency,
+            o->es->op == SL_ES_OP_CREATE ? "create" : "index");
+    return 0;
+fail:
+    free(o);
+    return -1;
+}
