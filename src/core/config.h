@@ -28,7 +28,7 @@ enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
 
 struct sl_service_cfg {
     uint64_t memory_limit;        /* bytes; default 64 MiB; minimum 4 MiB */
-    char *http_listen;            /* default "127.0.0.1:2020"; NULL when set to "" or "off" */
+    char *http_listen;            /* default off (NULL) until the status server exists; NULL for "" or "off" */
     char *dead_letter_path;       /* directory; default "./dead-letter" */
     uint64_t dead_letter_max_size; /* bytes; default 1 GiB */
     char *storage_path;           /* default "./buffer" */
