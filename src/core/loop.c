@@ -10,7 +10,8 @@
 
 struct sl_loop {
     int epfd;
-    struct sl_timer *timers; /* sorted by due_ms */
+    struct sl_timer *timers; /* sorted by due_ms, ties in start order */
+    uint64_t start_seq;
 };
 
 struct sl_loop *sl_loop_new(void)
@@ -68,6 +69,7 @@ void sl_timer_start(struct sl_loop *l, struct sl_timer *t, uint64_t delay_ms)
 {
     sl_timer_stop(l, t);
     t->due_ms = sl_now_ms() + delay_ms;
+    t->seq = ++l->start_seq;
     struct sl_timer **pp = &l->timers;
     while (*pp && (*pp)->due_ms <= t->due_ms) pp = &(*pp)->next;
     t->next = *pp;
@@ -78,19 +80,14 @@ void sl_timer_start(struct sl_loop *l, struct sl_timer *t, uint64_t delay_ms)
 static void run_timers(struct sl_loop *l)
 {
     uint64_t now = sl_now_ms();
-    /* Timers started by callbacks with delay 0 run on the next iteration, so a callback that
-     * re-arms itself cannot starve I/O. */
-    struct sl_timer *due = NULL, **tail = &due;
-    while (l->timers && l->timers->due_ms <= now) {
+    uint64_t last = l->start_seq;
+    /* Pop one due timer at a time, so a callback may stop or restart any timer (itself included)
+     * while the list stays consistent. Timers started by callbacks (seq > last) wait for the next
+     * iteration: they sort after the ones due now, so a timer re-armed with delay 0 cannot starve
+     * I/O. */
+    while (l->timers && l->timers->due_ms <= now && l->timers->seq <= last) {
         struct sl_timer *t = l->timers;
         l->timers = t->next;
-        t->next = NULL;
-        *tail = t;
-        tail = &t->next;
-    }
-    while (due) {
-        struct sl_timer *t = due;
-        due = t->next;
         t->next = NULL;
         t->active = false;
         t->cb(t);

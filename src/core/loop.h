@@ -32,6 +32,7 @@ struct sl_timer {
     void *arg;
     /* private */
     uint64_t due_ms;
+    uint64_t seq;
     bool active;
     struct sl_timer *next;
 };
