@@ -1,0 +1,126 @@
+/* esemu: an Elasticsearch Bulk-API emulator for sluice's tests and benchmarks.
+ *
+ * Shape of the program:
+ *   server.c  single-threaded epoll loop, HTTP/1.1 framing (Content-Length, chunked, gzip,
+ *             Expect: 100-continue), timers for stalls, delays and "down" periods.
+ *   api.c     routes a complete request to an Elasticsearch or /_emu/... handler.
+ *   bulk.c    the _bulk endpoint: validation, storage, item faults, filter_path.
+ *   store.c   per-index document tables.  json.c  strict JSON reading.  buf.c  byte buffers.
+ *
+ * Handlers never block: anything that has to wait (stall, delay) is expressed as a disposition in
+ * the response and carried out by the loop, so the control port stays responsive. */
+#ifndef ESEMU_H
+#define ESEMU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "store.h"
+
+struct faults {
+    int request_status;
+    long request_count; /* -1 = until cleared */
+    double item_retryable_rate;
+    int item_retryable_status;
+    double item_permanent_rate;
+    int item_permanent_status;
+    uint64_t stall_until_ns; /* CLOCK_MONOTONIC */
+    long reset_after_write_count;
+    long reset_before_write_count;
+    long truncate_response_count;
+    long delay_ms;
+};
+
+#define MAX_CTYPES 32
+
+struct stats {
+    uint64_t requests, control_requests, bulk_requests, bulk_items;
+    uint64_t created, updated, deleted, conflicts_409, item_errors;
+    uint64_t injected_request_errors, injected_item_errors, permanent_item_errors;
+    uint64_t bytes_in, bulk_body_bytes, bytes_in_decompressed, gzip_requests;
+    uint64_t expect_100_continue, missing_trailing_newline, max_body_bytes, status_413;
+    uint64_t resets_injected, truncations_injected, stalls_injected;
+    uint64_t first_doc_ns, last_doc_ns;
+    size_t n_ctypes;
+    char *ctype_name[MAX_CTYPES];
+    uint64_t ctype_count[MAX_CTYPES];
+};
+
+struct emu {
+    struct store store;
+    struct faults faults;
+    struct stats stats;
+    size_t max_content_length;
+    uint64_t seed;
+};
+
+extern struct emu g_emu;
+
+enum { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OTHER };
+
+/* A complete request. All pointers are into the connection's buffers and stay valid only for the
+ * duration of api_handle(). path is percent-decoded; query is raw. */
+struct ereq {
+    int method;
+    int control;
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    const char *ctype; /* NULL when absent */
+    size_t ctype_len;
+    const char *body;
+    size_t body_len;
+};
+
+enum disposition {
+    DISP_SEND,     /* send the response (after delay_ms) */
+    DISP_RESET,    /* send nothing, close with RST */
+    DISP_TRUNCATE, /* send half of the response, then close */
+    DISP_DUMP,     /* stream the document dump (chunked) */
+};
+
+struct dump_cursor {
+    unsigned char *sel;
+    size_t nsel;
+    size_t i, j;
+    uint64_t gen;
+};
+
+struct eresp {
+    int status;
+    const char *content_type; /* NULL = application/json; "" = none (Netty's empty 413) */
+    int close;
+    enum disposition disp;
+    uint64_t delay_ms;
+    struct ebuf body;
+    size_t body_off; /* response text starts here (bulk reserves a prefix for its header) */
+    struct dump_cursor dump;
+};
+
+/* api.c */
+void api_handle(const struct ereq *rq, struct eresp *rs);
+int api_is_bulk(const struct ereq *rq);
+/* Appends up to about `budget` bytes of dump lines. Returns 1 when more remain, 0 when done, -1
+ * when the store changed shape under the cursor. */
+int api_dump_fill(struct dump_cursor *dc, struct ebuf *out, size_t budget);
+void es_error(struct eresp *rs, int status, const char *type, const char *reason);
+/* Percent-decodes query parameter `name` into out (appended). Returns 1 when present. */
+int query_param(const struct ereq *rq, const char *name, struct ebuf *out);
+uint64_t now_mono_ns(void);
+uint64_t now_real_ns(void);
+
+/* bulk.c */
+void bulk_handle(const struct ereq *rq, const char *path_index, size_t pin, struct eresp *rs);
+/* Appends an ES error body for a whole-request failure of the given status. */
+void bulk_request_fault(struct eresp *rs, int status, size_t body_len);
+
+/* server.c */
+int server_down(uint64_t ms);
+int server_up(void);
+size_t server_connections_open(void);
+size_t server_stalled_now(void);
+int server_run(const char *listen_addr, const char *control_addr, const char *port_file);
+
+#endif
