@@ -1,6 +1,7 @@
 /* sluice: CLI and wiring. */
 #include <curl/curl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,13 @@ static int run(const char *path)
         return 2;
     }
     sl_log_init(a.cfg.service.log_level, a.cfg.service.log_interval_ms);
+    /* Batch bodies are hundreds of KiB. With glibc's dynamic mmap threshold, the first free of
+     * one raises the threshold and later bodies come from the heap, where freed space is kept
+     * rather than returned: RSS then creeps above what the budget accounts for. A fixed
+     * threshold keeps big buffers in their own mappings, given back on free; two arenas stop
+     * librdkafka's threads from each growing a heap of their own. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_ARENA_MAX, 2);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         SL_ERROR("sluice", NULL, "curl_global_init failed");
         return 1;
