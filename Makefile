@@ -22,7 +22,7 @@ asan: deps
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 fuzz: deps
-	CC=clang SLUICE_FUZZ_SECONDS=$(FUZZ_SECONDS) cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_SANITIZE=ON >/dev/null
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build $(FUZZ_BUILD) -j$(JOBS)
 
 # The whole suite: unit + integration tests on the release build, unit + integration tests again
