@@ -60,7 +60,8 @@ static void sig_cb(struct sl_io *io, uint32_t events)
 
 static void log_stats(struct app *a)
 {
-    for (size_t i = 0; i < a->n_kin; i++) sl_kafka_in_log_stats(a->kin[i]);
+    for (size_t i = 0; i < a->n_kin; i++)
+        sl_kafka_in_log_stats(a->kin[i]);
     for (size_t i = 0; i < a->pipe.n_outputs; i++)
         a->pipe.outputs[i].ops->log_stats(a->pipe.outputs[i].impl);
 }
@@ -114,9 +115,8 @@ static void print_final(struct app *a)
     snprintf(buf + n, sizeof buf - n,
              "},\"dead_letter_lines\":%llu,\"budget_peak\":%llu,\"budget_limit\":%llu,"
              "\"peak_rss_kb\":%ld}",
-             (unsigned long long)sl_dlq_lines(a->pipe.dlq),
-             (unsigned long long)a->pipe.budget.peak, (unsigned long long)a->pipe.budget.limit,
-             peak_rss_kb());
+             (unsigned long long)sl_dlq_lines(a->pipe.dlq), (unsigned long long)a->pipe.budget.peak,
+             (unsigned long long)a->pipe.budget.limit, peak_rss_kb());
     SL_INFO("sluice", "final-stats %s", buf);
 }
 
@@ -160,7 +160,8 @@ static int run(const char *path)
         a.n_kin++;
     }
     if (a.cfg.service.http_listen)
-        SL_WARN("sluice", NULL, "service.http_listen (%s): the status server is not part of "
+        SL_WARN("sluice", NULL,
+                "service.http_listen (%s): the status server is not part of "
                 "this build yet; metrics are logged every stats_interval instead",
                 a.cfg.service.http_listen);
     sigset_t set;
@@ -175,16 +176,19 @@ static int run(const char *path)
     a.stats.arg = &a;
     if (a.cfg.service.stats_interval_ms)
         sl_timer_start(a.loop, &a.stats, a.cfg.service.stats_interval_ms);
-    SL_INFO("sluice", "sluice %s started: memory_limit=%llu pipeline budget=%llu prefetch=%llu "
+    SL_INFO("sluice",
+            "sluice %s started: memory_limit=%llu pipeline budget=%llu prefetch=%llu "
             "dead-letter=%s",
             SLUICE_VERSION, (unsigned long long)limit, (unsigned long long)a.pipe.budget.limit,
             (unsigned long long)prefetch, a.cfg.service.dead_letter_path);
 
-    while (!a.stop) sl_loop_run_once(a.loop, 1000);
+    while (!a.stop)
+        sl_loop_run_once(a.loop, 1000);
 
     /* Drain: stop taking records, send what is batched, wait for what is in flight. */
     uint64_t deadline = sl_now_ms() + a.cfg.service.shutdown_timeout_ms;
-    for (size_t i = 0; i < a.n_kin; i++) sl_kafka_in_stop(a.kin[i]);
+    for (size_t i = 0; i < a.n_kin; i++)
+        sl_kafka_in_stop(a.kin[i]);
     for (size_t i = 0; i < a.pipe.n_outputs; i++)
         a.pipe.outputs[i].ops->flush(a.pipe.outputs[i].impl);
     while (in_flight(&a) > 0 && sl_now_ms() < deadline) {
@@ -193,12 +197,14 @@ static int run(const char *path)
     }
     uint64_t left = in_flight(&a);
     if (left)
-        SL_WARN("sluice", NULL, "shutdown_timeout reached with %llu records in flight; their "
+        SL_WARN("sluice", NULL,
+                "shutdown_timeout reached with %llu records in flight; their "
                 "offsets are not committed, so they are redelivered after a restart",
                 (unsigned long long)left);
     log_stats(&a);
     print_final(&a);
-    for (size_t i = 0; i < a.n_kin; i++) sl_kafka_in_close(a.kin[i]);
+    for (size_t i = 0; i < a.n_kin; i++)
+        sl_kafka_in_close(a.kin[i]);
     sl_timer_stop(a.loop, &a.stats);
     sl_pipeline_fini(&a.pipe);
     sl_loop_io_set(a.loop, &a.sig_io, 0);
@@ -239,10 +245,18 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': path = optarg; break;
-        case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            path = optarg;
+            break;
+        case 'V':
+            printf("sluice %s\n", SLUICE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!path || optind != argc) {

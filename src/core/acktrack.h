@@ -28,15 +28,15 @@ typedef void (*sl_acktrack_advance_cb)(struct sl_acktrack *t, int64_t commit_nex
 
 struct sl_acktrack {
     /* read-only for owners */
-    int64_t commit_next;  /* -1 until the first record finishes */
-    uint32_t pending;     /* records added and not yet finished */
+    int64_t commit_next; /* -1 until the first record finishes */
+    uint32_t pending;    /* records added and not yet finished */
     bool revoked;
     void *owner;
     /* private */
     sl_acktrack_advance_cb on_advance;
-    uint64_t base_seq;    /* seq of ring[head] */
+    uint64_t base_seq; /* seq of ring[head] */
     uint32_t head, cap;
-    int64_t *offsets;     /* ring of offsets; done records are marked by the done bitmap */
+    int64_t *offsets; /* ring of offsets; done records are marked by the done bitmap */
     uint8_t *done;
 };
 

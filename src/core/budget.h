@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 struct sl_budget {
-    uint64_t limit;      /* bytes the pipeline may hold */
-    uint64_t resume_at;  /* backpressure ends below this */
+    uint64_t limit;     /* bytes the pipeline may hold */
+    uint64_t resume_at; /* backpressure ends below this */
     uint64_t used;
     uint64_t peak;
 };

@@ -19,7 +19,7 @@
 struct sl_dlq {
     char *dir;
     uint64_t max_size;
-    uint64_t used;        /* bytes in all files, durable or buffered */
+    uint64_t used; /* bytes in all files, durable or buffered */
     uint64_t lines;
     uint64_t pending_lines;
     int fd;
@@ -104,7 +104,8 @@ static int reserve(struct sl_dlq *q, size_t more)
 {
     if (q->len + more <= q->cap) return 0;
     size_t ncap = q->cap ? q->cap : 65536;
-    while (ncap < q->len + more) ncap *= 2;
+    while (ncap < q->len + more)
+        ncap *= 2;
     char *nb = realloc(q->buf, ncap);
     if (!nb) return -1;
     q->buf = nb;
@@ -133,9 +134,9 @@ static void put_str(struct sl_dlq *q, const char *key, const char *s, size_t n, 
 int sl_dlq_write(struct sl_dlq *q, const struct sl_dl_record *r)
 {
     /* Worst case: every string escaped at 6 bytes per input byte, plus fixed keys. */
-    size_t worst = 512 + 6 * (r->error_type_len + r->error_reason_len + r->index_len +
-                              r->tag_len + r->topic_len + r->payload_len + strlen(r->reason) +
-                              strlen(r->input) + (r->output ? strlen(r->output) : 0));
+    size_t worst = 512 + 6 * (r->error_type_len + r->error_reason_len + r->index_len + r->tag_len +
+                              r->topic_len + r->payload_len + strlen(r->reason) + strlen(r->input) +
+                              (r->output ? strlen(r->output) : 0));
     if (reserve(q, worst) != 0) return -1;
     size_t start = q->len;
     char num[64], ts[32];

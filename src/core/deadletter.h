@@ -15,25 +15,25 @@
 struct sl_dlq;
 
 struct sl_dl_record {
-    const char *reason;        /* short class, e.g. "unmatched tag", "rejected by elasticsearch" */
-    int status;                /* HTTP status, 0 if none */
-    const char *error_type;    /* may be NULL */
+    const char *reason;     /* short class, e.g. "unmatched tag", "rejected by elasticsearch" */
+    int status;             /* HTTP status, 0 if none */
+    const char *error_type; /* may be NULL */
     size_t error_type_len;
-    const char *error_reason;  /* may be NULL */
+    const char *error_reason; /* may be NULL */
     size_t error_reason_len;
-    bool error_escaped;        /* error_type/error_reason are already JSON string contents */
+    bool error_escaped; /* error_type/error_reason are already JSON string contents */
     const char *input;
-    const char *output;        /* may be NULL */
-    const char *index;         /* may be NULL */
+    const char *output; /* may be NULL */
+    const char *index;  /* may be NULL */
     size_t index_len;
     const char *tag;
     size_t tag_len;
-    const char *topic;         /* Kafka coordinates; topic NULL for other sources */
+    const char *topic; /* Kafka coordinates; topic NULL for other sources */
     size_t topic_len;
     int32_t partition;
     int64_t offset;
     int attempts;
-    int64_t time_ns;           /* event time */
+    int64_t time_ns; /* event time */
     const char *payload;
     size_t payload_len;
 };
@@ -47,8 +47,8 @@ int sl_dlq_write(struct sl_dlq *q, const struct sl_dl_record *r);
  * buffered, are not durable, and their records must not be acknowledged until a later sync
  * returns 0. */
 int sl_dlq_sync(struct sl_dlq *q);
-uint64_t sl_dlq_lines(const struct sl_dlq *q);  /* durable lines written since start */
-uint64_t sl_dlq_bytes(const struct sl_dlq *q);  /* bytes used by all files of the store */
+uint64_t sl_dlq_lines(const struct sl_dlq *q); /* durable lines written since start */
+uint64_t sl_dlq_bytes(const struct sl_dlq *q); /* bytes used by all files of the store */
 const char *sl_dlq_dir(const struct sl_dlq *q);
 
 #endif

@@ -14,8 +14,8 @@ void sl_log_init(enum sl_log_level level, uint64_t interval_ms);
 void sl_log(enum sl_log_level level, const char *component, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-uint64_t sl_now_ms(void);     /* CLOCK_MONOTONIC */
-int64_t sl_wall_ns(void);     /* CLOCK_REALTIME */
+uint64_t sl_now_ms(void); /* CLOCK_MONOTONIC */
+int64_t sl_wall_ns(void); /* CLOCK_REALTIME */
 
 #define SL_ERROR(c, k, ...) sl_log(SL_LOG_ERROR, c, k, __VA_ARGS__)
 #define SL_WARN(c, k, ...) sl_log(SL_LOG_WARN, c, k, __VA_ARGS__)

@@ -1,8 +1,8 @@
 #include "core/loop.h"
 
 #include <errno.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -71,7 +71,8 @@ void sl_timer_start(struct sl_loop *l, struct sl_timer *t, uint64_t delay_ms)
     t->due_ms = sl_now_ms() + delay_ms;
     t->seq = ++l->start_seq;
     struct sl_timer **pp = &l->timers;
-    while (*pp && (*pp)->due_ms <= t->due_ms) pp = &(*pp)->next;
+    while (*pp && (*pp)->due_ms <= t->due_ms)
+        pp = &(*pp)->next;
     t->next = *pp;
     *pp = t;
     t->active = true;

@@ -42,8 +42,8 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
     sl_budget_init(&p->budget, budget_bytes);
     p->dl_retry.cb = dl_retry_cb;
     p->dl_retry.arg = p;
-    p->dlq = sl_dlq_open(cfg->service.dead_letter_path, cfg->service.dead_letter_max_size, err,
-                         errlen);
+    p->dlq =
+        sl_dlq_open(cfg->service.dead_letter_path, cfg->service.dead_letter_max_size, err, errlen);
     if (!p->dlq) return -1;
     for (size_t i = 0; i < cfg->n_outputs; i++) {
         const struct sl_output_cfg *oc = &cfg->outputs[i];
@@ -60,9 +60,11 @@ void sl_pipeline_fini(struct sl_pipeline *p)
 {
     for (size_t i = 0; i < p->n_outputs; i++) {
         p->outputs[i].ops->destroy(p->outputs[i].impl);
-        for (size_t j = 0; j < p->outputs[i].n_match; j++) sl_tagpat_free(p->outputs[i].match[j]);
+        for (size_t j = 0; j < p->outputs[i].n_match; j++)
+            sl_tagpat_free(p->outputs[i].match[j]);
     }
-    for (size_t i = 0; i < p->n_dl_blocked; i++) free(p->dl_blocked[i].copy);
+    for (size_t i = 0; i < p->n_dl_blocked; i++)
+        free(p->dl_blocked[i].copy);
     free(p->dl_blocked);
     free(p->dl_pending);
     sl_timer_stop(p->loop, &p->dl_retry);
@@ -103,17 +105,24 @@ static int push_pending(struct sl_dl_pending **arr, size_t *n, size_t *cap,
 /* Copies every string of r into one allocation so the record outlives the caller's buffers. */
 static char *deep_copy(struct sl_dl_record *r)
 {
-    const char *src[] = {r->reason, r->error_type, r->error_reason, r->input, r->output,
-                         r->index, r->tag, r->topic, r->payload};
-    size_t len[] = {strlen(r->reason) + 1, r->error_type_len, r->error_reason_len,
-                    strlen(r->input) + 1, r->output ? strlen(r->output) + 1 : 0, r->index_len,
-                    r->tag_len, r->topic_len, r->payload_len};
+    const char *src[] = {r->reason, r->error_type, r->error_reason, r->input,  r->output,
+                         r->index,  r->tag,        r->topic,        r->payload};
+    size_t len[] = {strlen(r->reason) + 1,
+                    r->error_type_len,
+                    r->error_reason_len,
+                    strlen(r->input) + 1,
+                    r->output ? strlen(r->output) + 1 : 0,
+                    r->index_len,
+                    r->tag_len,
+                    r->topic_len,
+                    r->payload_len};
     size_t total = 0;
-    for (size_t i = 0; i < 9; i++) total += src[i] ? len[i] : 0;
+    for (size_t i = 0; i < 9; i++)
+        total += src[i] ? len[i] : 0;
     char *c = malloc(total ? total : 1), *w = c;
     if (!c) return NULL;
-    const char **dst[] = {&r->reason, &r->error_type, &r->error_reason, &r->input, &r->output,
-                          &r->index, &r->tag, &r->topic, &r->payload};
+    const char **dst[] = {&r->reason, &r->error_type, &r->error_reason, &r->input,  &r->output,
+                          &r->index,  &r->tag,        &r->topic,        &r->payload};
     for (size_t i = 0; i < 9; i++) {
         if (!src[i]) continue;
         memcpy(w, src[i], len[i]);
@@ -160,8 +169,9 @@ void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, c
     /* The store is full (or failing): keep the record, pause inputs, retry later. Never drop. */
     e.copy = deep_copy(&e.rec);
     if (!e.copy || push_pending(&p->dl_blocked, &p->n_dl_blocked, &blocked_cap, &e) != 0) {
-        SL_ERROR("dead-letter", "oom", "out of memory holding a dead-letter record; exiting so "
-                                       "the record is redelivered from its source");
+        SL_ERROR("dead-letter", "oom",
+                 "out of memory holding a dead-letter record; exiting so "
+                 "the record is redelivered from its source");
         abort();
     }
     sl_budget_charge(&p->budget, e.rec.payload_len + sizeof e);
@@ -218,6 +228,7 @@ bool sl_pipeline_backpressure(const struct sl_pipeline *p)
 uint64_t sl_pipeline_pending(const struct sl_pipeline *p)
 {
     uint64_t n = p->n_dl_pending + p->n_dl_blocked;
-    for (size_t i = 0; i < p->n_outputs; i++) n += p->outputs[i].ops->pending(p->outputs[i].impl);
+    for (size_t i = 0; i < p->n_outputs; i++)
+        n += p->outputs[i].ops->pending(p->outputs[i].impl);
     return n;
 }

@@ -43,7 +43,7 @@ enum sl_fate { SL_FATE_DELIVERED, SL_FATE_DEAD_LETTERED, SL_FATE_DROPPED };
 void sl_ack(const struct sl_ackref *ref, enum sl_fate fate);
 
 struct sl_event {
-    const char *input;        /* input name */
+    const char *input; /* input name */
     const char *tag;
     size_t tag_len;
     const char *topic;
@@ -53,7 +53,7 @@ struct sl_event {
     const char *key;
     size_t key_len;
     int64_t time_ns;
-    const char *payload;      /* one JSON object, no raw newlines */
+    const char *payload; /* one JSON object, no raw newlines */
     size_t payload_len;
     const struct sl_json_scan *scan; /* values of the pipeline's paths (sl_pipeline_path) */
     struct sl_ackref ack;

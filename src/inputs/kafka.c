@@ -29,6 +29,7 @@
 #define BURST 4096
 #define TICK_MS 100
 #define TICK_PAUSED_MS 10
+#define DRAIN_MS 3000
 
 struct kpart {
     struct sl_kafka_in *k;
@@ -65,6 +66,7 @@ struct sl_kafka_in {
     rd_kafka_topic_partition_list_t *assignment;
     bool paused;
     bool stopping;
+    bool in_rebalance;
     bool store_dirty;
     int time_path;
     struct sl_counters ctr;
@@ -78,7 +80,8 @@ struct sl_kafka_in {
 static char *render_tag(const char *tmpl, const char *topic, size_t *len)
 {
     size_t tl = strlen(topic), cap = strlen(tmpl) + 1, n = 0;
-    for (const char *s = strstr(tmpl, "${topic}"); s; s = strstr(s + 8, "${topic}")) cap += tl;
+    for (const char *s = strstr(tmpl, "${topic}"); s; s = strstr(s + 8, "${topic}"))
+        cap += tl;
     char *out = malloc(cap);
     if (!out) return NULL;
     for (const char *s = tmpl; *s;) {
@@ -167,15 +170,15 @@ static void store_offsets(struct sl_kafka_in *k)
         if (err)
             SL_WARN(k->name, "offsets_store", "storing offsets failed: %s", rd_kafka_err2str(err));
         for (int i = 0; i < l->cnt; i++) {
-            struct kpart *kp =
-                get_part(k, get_topic(k, l->elems[i].topic), l->elems[i].partition);
+            struct kpart *kp = get_part(k, get_topic(k, l->elems[i].topic), l->elems[i].partition);
             /* _STATE means the partition was revoked meanwhile: its new owner re-reads from
              * the last commit, which is a duplicate, never a loss. */
-            if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) kp->stored = l->elems[i].offset;
+            if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                kp->stored = l->elems[i].offset;
             else
                 SL_WARN(k->name, "offsets_store", "storing offset %lld of %s [%d] failed: %s",
-                        (long long)l->elems[i].offset, l->elems[i].topic,
-                        l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
+                        (long long)l->elems[i].offset, l->elems[i].topic, l->elems[i].partition,
+                        rd_kafka_err2str(l->elems[i].err));
         }
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -223,6 +226,42 @@ static void update_backpressure(struct sl_kafka_in *k)
 
 /* ---------------------------------------------------------------- rebalance */
 
+static uint64_t revoked_pending(struct sl_kafka_in *k, const rd_kafka_topic_partition_list_t *l)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < l->cnt; i++) {
+        struct kpart *kp = get_part(k, get_topic(k, l->elems[i].topic), l->elems[i].partition);
+        if (kp->trk) n += kp->trk->pending;
+    }
+    return n;
+}
+
+/* Gives records of revoked partitions a bounded time to finish, so their offsets are committed
+ * before the new owner starts and it does not redeliver them. The bound stays well under the
+ * session timeout and max.poll.interval.ms. */
+static void drain_revoked(struct sl_kafka_in *k, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (revoked_pending(k, parts) == 0) return;
+    uint64_t start = sl_now_ms(), deadline = start + DRAIN_MS;
+    for (size_t i = 0; i < k->p->n_outputs; i++)
+        k->p->outputs[i].ops->flush(k->p->outputs[i].impl);
+    k->in_rebalance = true;
+    while (revoked_pending(k, parts) > 0 && sl_now_ms() < deadline) {
+        sl_pipeline_dl_commit(k->p);
+        sl_loop_run_once(k->p->loop, 20);
+    }
+    k->in_rebalance = false;
+    uint64_t left = revoked_pending(k, parts);
+    if (left)
+        SL_WARN(k->name, "revoke_drain",
+                "%llu records of revoked partitions still in flight "
+                "after %d ms; the new owner redelivers them (same ids, no duplicates)",
+                (unsigned long long)left, DRAIN_MS);
+    else
+        SL_INFO(k->name, "revoke: in-flight records drained in %llu ms",
+                (unsigned long long)(sl_now_ms() - start));
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -242,16 +281,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
         k->assignment = rd_kafka_topic_partition_list_copy(parts);
         /* The application pause flag survives rebalances in 2.0.2: state it explicitly. */
-        if (k->paused) rd_kafka_pause_partitions(rk, parts);
-        else rd_kafka_resume_partitions(rk, parts);
+        if (k->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        else
+            rd_kafka_resume_partitions(rk, parts);
         SL_INFO(k->name, "assigned %d partitions%s", parts->cnt, k->paused ? " (paused)" : "");
         return;
     }
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
         SL_ERROR(k->name, "rebalance", "rebalance error: %s", rd_kafka_err2str(err));
+    /* At shutdown main has drained for shutdown_timeout already. */
+    if (!rd_kafka_assignment_lost(rk) && !k->stopping) drain_revoked(k, parts);
     /* Store the final watermarks now: unassign commits stored offsets of removed partitions.
-     * Records still in flight finish later; their partitions' new owners re-read them, which
-     * the deterministic ids turn into no-ops. */
+     * Records still in flight after the drain finish later; the partitions' new owners re-read
+     * them, which the deterministic ids turn into no-ops. */
     if (!rd_kafka_assignment_lost(rk)) store_offsets(k);
     for (int i = 0; i < parts->cnt; i++) {
         struct kpart *kp =
@@ -300,13 +343,15 @@ static void add_metadata(struct sl_kafka_in *k, struct sl_event *ev)
     char *buf = malloc(need);
     if (!buf) abort();
     size_t n = ev->payload_len;
-    while (n && ev->payload[n - 1] != '}') n--; /* strip trailing whitespace and the brace */
+    while (n && ev->payload[n - 1] != '}')
+        n--; /* strip trailing whitespace and the brace */
     if (n) n--;
     memcpy(buf, ev->payload, n);
     size_t w = n;
     /* An empty object gets no leading comma. */
     size_t j = n;
-    while (j && (buf[j - 1] == ' ' || buf[j - 1] == '\t')) j--;
+    while (j && (buf[j - 1] == ' ' || buf[j - 1] == '\t'))
+        j--;
     if (!(j && buf[j - 1] == '{')) buf[w++] = ',';
     buf[w++] = '"';
     w += sl_json_escape(mk, strlen(mk), buf + w);
@@ -382,7 +427,8 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
         wrap_text(k, &ev);
     } else {
         memset(&scan, 0, sizeof scan);
-        for (size_t i = 0; i < k->p->n_paths; i++) scan.paths[i] = k->p->paths[i];
+        for (size_t i = 0; i < k->p->n_paths; i++)
+            scan.paths[i] = k->p->paths[i];
         scan.n_paths = k->p->n_paths;
         if (sl_json_scan_object(ev.payload, ev.payload_len, &scan) != 0) {
             k->ctr.parse_errors++;
@@ -390,12 +436,13 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
                 wrap_text(k, &ev);
             } else {
                 char why[256];
-                int wl = snprintf(why, sizeof why, "%s at byte %zu", scan.err_msg,
-                                  scan.err_offset);
-                SL_WARN(k->name, "parse_error", "%s [%d] offset %lld: invalid JSON (%s); "
-                        "dead-lettered", t->name, m->partition, (long long)m->offset, why);
-                sl_pipeline_dead_letter(k->p, &ev, "invalid JSON", 0, "json_parse_error", 16,
-                                        why, (size_t)wl, false, NULL, NULL, 0, 0);
+                int wl = snprintf(why, sizeof why, "%s at byte %zu", scan.err_msg, scan.err_offset);
+                SL_WARN(k->name, "parse_error",
+                        "%s [%d] offset %lld: invalid JSON (%s); "
+                        "dead-lettered",
+                        t->name, m->partition, (long long)m->offset, why);
+                sl_pipeline_dead_letter(k->p, &ev, "invalid JSON", 0, "json_parse_error", 16, why,
+                                        (size_t)wl, false, NULL, NULL, 0, 0);
                 return;
             }
         } else {
@@ -422,6 +469,9 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
 
 static void poll_burst(struct sl_kafka_in *k)
 {
+    /* The revoke handler runs the loop to drain; it is itself inside rd_kafka_consumer_poll,
+     * which must not be re-entered. */
+    if (k->in_rebalance) return;
     char drain[256];
     while (read(k->pipefd[0], drain, sizeof drain) > 0) {
     }
@@ -560,7 +610,8 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
     k->tick.cb = tick_cb;
     k->tick.arg = k;
     sl_timer_start(p->loop, &k->tick, 0);
-    SL_INFO(k->name, "brokers=%s group=%s topics=%zu prefetch: queued.max.messages.kbytes=%llu "
+    SL_INFO(k->name,
+            "brokers=%s group=%s topics=%zu prefetch: queued.max.messages.kbytes=%llu "
             "fetch.max.bytes=%llu",
             k->kc->brokers, k->kc->group_id, k->kc->n_topics, (unsigned long long)qkb,
             (unsigned long long)fetch);

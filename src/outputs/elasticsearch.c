@@ -40,8 +40,8 @@ enum retry_reason {
     RR_SPLIT_413,
     RR_COUNT
 };
-static const char *retry_names[RR_COUNT] = {"transport", "timeout",      "http_429",
-                                            "http_5xx",  "http_auth",    "http_other",
+static const char *retry_names[RR_COUNT] = {"transport",    "timeout",   "http_429",
+                                            "http_5xx",     "http_auth", "http_other",
                                             "bad_response", "item",      "split_413"};
 
 struct es_rec {
@@ -71,7 +71,7 @@ struct batch {
     uint64_t charged;
     uint32_t attempts; /* whole-request attempts */
     struct sl_timer timer;
-    struct batch *next;            /* ready queue */
+    struct batch *next;                /* ready queue */
     struct batch *all_prev, *all_next; /* every batch of the output, for teardown */
     /* transfer */
     CURL *easy;
@@ -194,8 +194,7 @@ static void civil(int64_t days, int *y, int *m, int *d, int *yday)
     *yday = cum[*m - 1] + *d + (leap && *m > 2);
 }
 
-static size_t render_index(const struct es_out *o, const struct sl_event *ev, char *out,
-                           size_t cap)
+static size_t render_index(const struct es_out *o, const struct sl_event *ev, char *out, size_t cap)
 {
     size_t n = 0;
     int64_t secs = ev->time_ns / 1000000000;
@@ -236,15 +235,34 @@ static size_t render_index(const struct es_out *o, const struct sl_event *ev, ch
         }
         case T_TIME:
             switch (pt->conv) {
-            case 'Y': len = (size_t)snprintf(tmp, sizeof tmp, "%04d", y); break;
-            case 'y': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", y % 100); break;
-            case 'm': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", m); break;
-            case 'd': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", d); break;
-            case 'j': len = (size_t)snprintf(tmp, sizeof tmp, "%03d", yd); break;
-            case 'H': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod / 3600)); break;
-            case 'M': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod / 60 % 60)); break;
-            case 'S': len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod % 60)); break;
-            default: tmp[0] = '%'; len = 1; break;
+            case 'Y':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%04d", y);
+                break;
+            case 'y':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%02d", y % 100);
+                break;
+            case 'm':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%02d", m);
+                break;
+            case 'd':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%02d", d);
+                break;
+            case 'j':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%03d", yd);
+                break;
+            case 'H':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod / 3600));
+                break;
+            case 'M':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod / 60 % 60));
+                break;
+            case 'S':
+                len = (size_t)snprintf(tmp, sizeof tmp, "%02d", (int)(sod % 60));
+                break;
+            default:
+                tmp[0] = '%';
+                len = 1;
+                break;
             }
             break;
         }
@@ -286,8 +304,10 @@ static void batch_free(struct batch *b)
     struct es_out *o = b->o;
     sl_budget_release(&o->p->budget, b->charged);
     sl_timer_stop(o->p->loop, &b->timer);
-    if (b->all_prev) b->all_prev->all_next = b->all_next;
-    else o->all = b->all_next;
+    if (b->all_prev)
+        b->all_prev->all_next = b->all_next;
+    else
+        o->all = b->all_next;
     if (b->all_next) b->all_next->all_prev = b->all_prev;
     curl_slist_free_all(b->hdrs);
     free(b->resp);
@@ -331,8 +351,10 @@ static void pump(struct es_out *o);
 static void seal_open(struct es_out *o)
 {
     if (!o->open) return;
-    if (o->open->n) ready_push(o, o->open, false);
-    else batch_free(o->open);
+    if (o->open->n)
+        ready_push(o, o->open, false);
+    else
+        batch_free(o->open);
     o->open = NULL;
     sl_timer_stop(o->p->loop, &o->linger);
 }
@@ -348,7 +370,8 @@ static void linger_cb(struct sl_timer *t)
 static struct batch *batch_subset(struct batch *src, const size_t *idx, size_t n)
 {
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += src->recs[idx[i]].len;
+    for (size_t i = 0; i < n; i++)
+        bytes += src->recs[idx[i]].len;
     struct batch *b = batch_new(src->o, bytes ? bytes : 1, n ? n : 1);
     if (!b) return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -389,7 +412,8 @@ static void rec_index(const struct batch *b, const struct es_rec *r, char *out, 
     if (!k) return;
     k += 10;
     const char *e = k;
-    while (e < a + r->src_off && *e != '"') e += (*e == '\\') ? 2 : 1;
+    while (e < a + r->src_off && *e != '"')
+        e += (*e == '\\') ? 2 : 1;
     ssize_t u = sl_json_unescape(k - 1, (size_t)(e - k) + 2, out, cap);
     if (u > 0) *len = (size_t)u;
 }
@@ -402,10 +426,9 @@ static void dead_letter_rec(struct es_out *o, const struct batch *b, const struc
     size_t index_len;
     rec_event(b, r, &ev);
     rec_index(b, r, index, sizeof index, &index_len);
-    sl_pipeline_dead_letter(o->p, &ev, reason, status, it ? it->type : NULL,
-                            it ? it->type_len : 0, it ? it->reason : NULL,
-                            it ? it->reason_len : 0, true, o->name, index, index_len,
-                            r->attempts);
+    sl_pipeline_dead_letter(o->p, &ev, reason, status, it ? it->type : NULL, it ? it->type_len : 0,
+                            it ? it->reason : NULL, it ? it->reason_len : 0, true, o->name, index,
+                            index_len, r->attempts);
     o->dead_lettered++;
     o->recs_pending--;
 }
@@ -413,7 +436,8 @@ static void dead_letter_rec(struct es_out *o, const struct batch *b, const struc
 static uint64_t backoff_ms(const struct es_out *o, uint32_t attempt)
 {
     uint64_t d = o->es->retry_base_ms;
-    for (uint32_t i = 1; i < attempt && d < o->es->retry_max_ms; i++) d *= 2;
+    for (uint32_t i = 1; i < attempt && d < o->es->retry_max_ms; i++)
+        d *= 2;
     if (d > o->es->retry_max_ms) d = o->es->retry_max_ms;
     /* Jitter in [d/2, d] so many sluice processes hitting one cluster do not retry in step. */
     return d / 2 + (uint64_t)rand() % (d / 2 + 1);
@@ -443,7 +467,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     if (b->resp_len + n > b->resp_max) return 0; /* aborts: an oversized answer is retried */
     if (b->resp_len + n > b->resp_cap) {
         size_t ncap = b->resp_cap ? b->resp_cap * 2 : 16384;
-        while (ncap < b->resp_len + n) ncap *= 2;
+        while (ncap < b->resp_len + n)
+            ncap *= 2;
         char *nr = realloc(b->resp, ncap);
         if (!nr) return 0;
         sl_budget_charge(&b->o->p->budget, ncap - b->resp_cap);
@@ -505,7 +530,8 @@ static int start_transfer(struct es_out *o, struct batch *b)
     char url[2048];
     const char *host = es->hosts[o->host_idx % es->n_hosts];
     size_t hl = strlen(host);
-    while (hl && host[hl - 1] == '/') hl--;
+    while (hl && host[hl - 1] == '/')
+        hl--;
     snprintf(url, sizeof url, "%.*s/_bulk?" FILTER_PATH, (int)hl, host);
     curl_slist_free_all(b->hdrs);
     b->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
@@ -547,7 +573,8 @@ static int start_transfer(struct es_out *o, struct batch *b)
     o->requests++;
     o->items_sent += b->n;
     o->bytes_sent += b->gz ? b->gz_len : b->len;
-    for (size_t i = 0; i < b->n; i++) b->recs[i].attempts++;
+    for (size_t i = 0; i < b->n; i++)
+        b->recs[i].attempts++;
     return 0;
 }
 
@@ -576,8 +603,7 @@ static void handle_items(struct es_out *o, struct batch *b)
         return;
     }
     if (sl_bulk_parse_response(b->resp, b->resp_len, items, b->n, err, sizeof err) != 0) {
-        SL_WARN(o->name, "bad_response", "unusable bulk response (%s); resending the batch",
-                err);
+        SL_WARN(o->name, "bad_response", "unusable bulk response (%s); resending the batch", err);
         free(items);
         free(retry_idx);
         schedule_retry(o, b, RR_BAD_RESPONSE, ++b->attempts);
@@ -610,8 +636,10 @@ static void handle_items(struct es_out *o, struct batch *b)
      * body they point into is freed. */
     if (n_dl) sl_pipeline_dl_commit(o->p);
     if (n_retry) {
-        SL_WARN(o->name, "item_retry", "%zu of %zu items failed transiently (first status %d); "
-                "resending only those", n_retry, b->n, first_retry_status);
+        SL_WARN(o->name, "item_retry",
+                "%zu of %zu items failed transiently (first status %d); "
+                "resending only those",
+                n_retry, b->n, first_retry_status);
         struct batch *rb = batch_subset(b, retry_idx, n_retry);
         if (rb) {
             schedule_retry(o, rb, RR_ITEM, max_attempts);
@@ -622,8 +650,10 @@ static void handle_items(struct es_out *o, struct batch *b)
         }
     }
     if (n_dl)
-        SL_WARN(o->name, "item_dead_letter", "%zu of %zu items rejected permanently; written to "
-                "the dead-letter store", n_dl, b->n);
+        SL_WARN(o->name, "item_dead_letter",
+                "%zu of %zu items rejected permanently; written to "
+                "the dead-letter store",
+                n_dl, b->n);
     free(items);
     free(retry_idx);
     batch_free(b);
@@ -648,14 +678,17 @@ static void split_413(struct es_out *o, struct batch *b)
     size_t half = b->n / 2;
     size_t *idx = malloc(b->n * sizeof *idx);
     if (!idx) abort();
-    for (size_t i = 0; i < b->n; i++) idx[i] = i;
+    for (size_t i = 0; i < b->n; i++)
+        idx[i] = i;
     struct batch *a = batch_subset(b, idx, half);
     struct batch *c = batch_subset(b, idx + half, b->n - half);
     free(idx);
     if (!a || !c) abort();
     o->retries[RR_SPLIT_413]++;
-    SL_WARN(o->name, "split_413", "bulk request of %zu bytes refused with 413; splitting %zu "
-            "items in two", b->len, b->n);
+    SL_WARN(o->name, "split_413",
+            "bulk request of %zu bytes refused with 413; splitting %zu "
+            "items in two",
+            b->len, b->n);
     ready_push(o, c, true);
     ready_push(o, a, true);
     batch_free(b);
@@ -693,10 +726,10 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
     int have_err = sl_bulk_parse_error(b->resp, b->resp_len, &eb) == 0;
     if (status == 429 || status == 408 || status >= 500 || status == 401 || status == 403 ||
         status == 404 || status < 200) {
-        enum retry_reason why = status == 429                    ? RR_HTTP_429
-                                : status >= 500                  ? RR_HTTP_5XX
+        enum retry_reason why = status == 429                      ? RR_HTTP_429
+                                : status >= 500                    ? RR_HTTP_5XX
                                 : (status == 401 || status == 403) ? RR_HTTP_AUTH
-                                                                 : RR_HTTP_OTHER;
+                                                                   : RR_HTTP_OTHER;
         SL_WARN(o->name, retry_names[why], "bulk request to %s answered HTTP %ld%s%.*s; retrying",
                 host, status, have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
                 have_err ? eb.reason : "");
@@ -706,8 +739,10 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
     }
     /* Any other 4xx refuses the request itself (e.g. malformed NDJSON): permanent for these
      * records. This should never happen with a correct body, so it is loud. */
-    SL_ERROR(o->name, "http_4xx", "bulk request refused with HTTP %ld%s%.*s; dead-lettering its "
-             "%zu records", status, have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
+    SL_ERROR(o->name, "http_4xx",
+             "bulk request refused with HTTP %ld%s%.*s; dead-lettering its "
+             "%zu records",
+             status, have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
              have_err ? eb.reason : "", b->n);
     for (size_t i = 0; i < b->n; i++)
         dead_letter_rec(o, b, &b->recs[i], "request rejected by elasticsearch", (int)status,
@@ -764,9 +799,12 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     io->cb = curl_io_cb;
     io->arg = o;
     uint32_t ev = 0;
-    if (what == CURL_POLL_IN) ev = EPOLLIN;
-    else if (what == CURL_POLL_OUT) ev = EPOLLOUT;
-    else if (what == CURL_POLL_INOUT) ev = EPOLLIN | EPOLLOUT;
+    if (what == CURL_POLL_IN)
+        ev = EPOLLIN;
+    else if (what == CURL_POLL_OUT)
+        ev = EPOLLOUT;
+    else if (what == CURL_POLL_INOUT)
+        ev = EPOLLIN | EPOLLOUT;
     int rc = sl_loop_io_set(o->p->loop, io, ev);
     if (rc != 0 && ev) SL_ERROR(o->name, "epoll", "cannot watch socket %d: %s", s, strerror(-rc));
     return 0;
@@ -784,8 +822,10 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m;
     struct es_out *o = userp;
-    if (timeout_ms < 0) sl_timer_stop(o->p->loop, &o->curl_timer);
-    else sl_timer_start(o->p->loop, &o->curl_timer, (uint64_t)timeout_ms);
+    if (timeout_ms < 0)
+        sl_timer_stop(o->p->loop, &o->curl_timer);
+    else
+        sl_timer_start(o->p->loop, &o->curl_timer, (uint64_t)timeout_ms);
     return 0;
 }
 
@@ -912,7 +952,8 @@ static void es_destroy(void *impl)
     }
     sl_timer_stop(o->p->loop, &o->linger);
     sl_timer_stop(o->p->loop, &o->curl_timer);
-    for (size_t i = 0; i < o->n_easy_pool; i++) curl_easy_cleanup(o->easy_pool[i]);
+    for (size_t i = 0; i < o->n_easy_pool; i++)
+        curl_easy_cleanup(o->easy_pool[i]);
     curl_multi_cleanup(o->multi);
     for (size_t i = 0; i < o->n_fdio; i++) {
         if (o->fdio[i]) sl_loop_io_set(o->p->loop, o->fdio[i], 0);
@@ -920,7 +961,8 @@ static void es_destroy(void *impl)
     }
     free(o->fdio);
     free(o->easy_pool);
-    for (size_t i = 0; i < o->n_parts; i++) free(o->parts[i].lit);
+    for (size_t i = 0; i < o->n_parts; i++)
+        free(o->parts[i].lit);
     free(o->auth_header);
     free(o);
 }

@@ -50,7 +50,8 @@ static void test_out_of_order_holds_watermark(void **state)
     reset();
     struct sl_acktrack *t = sl_acktrack_new(NULL, on_adv);
     uint64_t s[5];
-    for (int i = 0; i < 5; i++) s[i] = sl_acktrack_add(t, 10 + i);
+    for (int i = 0; i < 5; i++)
+        s[i] = sl_acktrack_add(t, 10 + i);
     sl_acktrack_done(t, s[4]);
     sl_acktrack_done(t, s[2]);
     sl_acktrack_done(t, s[1]);
@@ -112,7 +113,8 @@ static void test_growth_with_random_order(void **state)
         done_so_far++;
         /* expected: first unfinished index */
         int first = 0;
-        while (first < N && finished[first]) first++;
+        while (first < N && finished[first])
+            first++;
         int64_t expect = first == 0 ? -1 : base + first;
         assert_int_equal(t->commit_next, expect);
         assert_true(t->commit_next >= prev);
@@ -132,14 +134,18 @@ static void test_wraparound_reuse(void **state)
     int64_t off = 0;
     /* Keep ~100 pending while pushing 100,000 through: the ring must wrap without growing. */
     uint64_t window[100];
-    for (int i = 0; i < 100; i++) window[i] = sl_acktrack_add(t, off++);
+    for (int i = 0; i < 100; i++)
+        window[i] = sl_acktrack_add(t, off++);
     for (int round = 0; round < 1000; round++) {
-        for (int i = 99; i >= 0; i--) sl_acktrack_done(t, window[i]);
+        for (int i = 99; i >= 0; i--)
+            sl_acktrack_done(t, window[i]);
         assert_int_equal(t->commit_next, off);
-        for (int i = 0; i < 100; i++) window[i] = sl_acktrack_add(t, off++);
+        for (int i = 0; i < 100; i++)
+            window[i] = sl_acktrack_add(t, off++);
     }
     assert_true(t->cap <= 256);
-    for (int i = 0; i < 100; i++) sl_acktrack_done(t, window[i]);
+    for (int i = 0; i < 100; i++)
+        sl_acktrack_done(t, window[i]);
     assert_int_equal(t->commit_next, off);
     sl_acktrack_revoke(t);
 }

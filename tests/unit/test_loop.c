@@ -50,7 +50,8 @@ static void test_stop_and_restart_from_callback(void **state)
     assert_int_equal(fired_a, 1);
     assert_int_equal(fired_b, 0); /* stopped by a before it ran */
     assert_true(fired_c <= 1);    /* restarted, so at most the one due run happened */
-    for (int i = 0; i < 10; i++) sl_loop_run_once(L, 5);
+    for (int i = 0; i < 10; i++)
+        sl_loop_run_once(L, 5);
     assert_int_equal(fired_a, 1);
     assert_int_equal(fired_b, 0);
     assert_int_equal(fired_c, 3);
@@ -69,13 +70,15 @@ static void test_due_order(void **state)
     (void)state;
     L = sl_loop_new();
     n_order = 0;
-    for (int i = 0; i < 4; i++) ts[i] = (struct sl_timer){.cb = cb_order, .arg = (void *)(intptr_t)i};
+    for (int i = 0; i < 4; i++)
+        ts[i] = (struct sl_timer){.cb = cb_order, .arg = (void *)(intptr_t)i};
     sl_timer_start(L, &ts[0], 30);
     sl_timer_start(L, &ts[1], 10);
     sl_timer_start(L, &ts[2], 20);
     sl_timer_start(L, &ts[3], 10);
     sl_timer_stop(L, &ts[2]);
-    for (int i = 0; i < 20 && n_order < 3; i++) sl_loop_run_once(L, 50);
+    for (int i = 0; i < 20 && n_order < 3; i++)
+        sl_loop_run_once(L, 50);
     assert_int_equal(n_order, 3);
     assert_int_equal(order[0], 1);
     assert_int_equal(order[1], 3);
