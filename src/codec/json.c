@@ -380,7 +380,7 @@ static void paths_on_value_end(struct paths *ps, size_t depth, const char *end)
 static int scan_value(const char *buf, size_t len, size_t i, size_t *endp, struct paths *ps,
                       int *nl, struct sl__json_err *e)
 {
-    uint64_t stack[STACK_WORDS];
+    uint64_t stack[STACK_WORDS] = {0}; /* 128 bytes; every bit is written before it is read */
     size_t depth = 0;
     size_t end;
     unsigned char c;

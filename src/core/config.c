@@ -138,7 +138,7 @@ static const char *q(struct loader *L, const char *s)
 {
     char *b = L->qbuf[L->qi++ % N_QBUF];
     size_t i = 0;
-    for (; s[i] && i < QUOTE_MAX; i++)
+    for (; i < QUOTE_MAX && s[i]; i++)
         b[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
     if (s[i])
         memcpy(b + i, "...", 4);
