@@ -621,7 +621,7 @@ static void show_stats(struct eresp *rs)
         "\"expect_100_continue\":%llu,\"missing_trailing_newline\":%llu,"
         "\"status_413\":%llu,\"max_body_bytes\":%llu,\"first_doc_ns\":%llu,"
         "\"last_doc_ns\":%llu,\"stalled_now\":%zu,\"connections_open\":%zu,"
-        "\"count_only\":%s,\"content_types\":{",
+        "\"count_only\":%s,",
         (unsigned long long)s->requests, (unsigned long long)s->control_requests,
         (unsigned long long)s->bulk_requests, (unsigned long long)s->bulk_items,
         g_emu.store.total_docs, g_emu.store.n, (unsigned long long)s->created,
@@ -636,6 +636,15 @@ static void show_stats(struct eresp *rs)
         (unsigned long long)s->status_413, (unsigned long long)s->max_body_bytes,
         (unsigned long long)s->first_doc_ns, (unsigned long long)s->last_doc_ns,
         server_stalled_now(), server_connections_open(), g_emu.store.count_only ? "true" : "false");
+    EBUF_LIT(b, "\"authorization_basic\":");
+    ebuf_u64(b, s->auth_basic);
+    EBUF_LIT(b, ",\"authorization_apikey\":");
+    ebuf_u64(b, s->auth_apikey);
+    EBUF_LIT(b, ",\"authorization_other\":");
+    ebuf_u64(b, s->auth_other);
+    EBUF_LIT(b, ",\"last_authorization\":");
+    ebuf_json_str(b, s->last_authorization, strlen(s->last_authorization));
+    EBUF_LIT(b, ",\"content_types\":{");
     for (size_t i = 0; i < s->n_ctypes; i++) {
         if (i) ebuf_addc(b, ',');
         ebuf_json_str(b, s->ctype_name[i], strlen(s->ctype_name[i]));

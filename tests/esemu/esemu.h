@@ -42,6 +42,9 @@ struct stats {
     uint64_t expect_100_continue, missing_trailing_newline, max_body_bytes, status_413;
     uint64_t resets_injected, truncations_injected, stalls_injected;
     uint64_t first_doc_ns, last_doc_ns;
+    /* Authorization headers seen, so tests can check a client's credentials arrive */
+    uint64_t auth_basic, auth_apikey, auth_other;
+    char last_authorization[256];
     size_t n_ctypes;
     char *ctype_name[MAX_CTYPES];
     uint64_t ctype_count[MAX_CTYPES];

@@ -607,6 +607,18 @@ static int parse_head(struct conn *c)
             c->ct_len = vn;
         } else if (header_is(p, nn, "expect")) {
             c->expect = contains_token(v, vn, "100-continue");
+        } else if (header_is(p, nn, "authorization")) {
+            struct stats *st = &g_emu.stats;
+            size_t n =
+                vn < sizeof st->last_authorization - 1 ? vn : sizeof st->last_authorization - 1;
+            memcpy(st->last_authorization, v, n);
+            st->last_authorization[n] = 0;
+            if (vn > 6 && strncasecmp(v, "Basic ", 6) == 0)
+                st->auth_basic++;
+            else if (vn > 7 && strncasecmp(v, "ApiKey ", 7) == 0)
+                st->auth_apikey++;
+            else
+                st->auth_other++;
         } else if (header_is(p, nn, "connection")) {
             if (contains_token(v, vn, "close"))
                 c->keepalive = 0;
