@@ -1,0 +1,711 @@
+#!/usr/bin/python3
+"""Shared helpers for sluice's end-to-end tests (tests/integration/test_core_*.py, scripts/demo.py).
+
+Everything runs on loopback with ephemeral ports. Every process is started in its own session
+(process group) and registered with a Procs collector, so `with Procs() as procs:` kills whatever is
+still running when a test ends, passes or raises.
+
+Pieces:
+  MockKafka   tests/mockkafka/mockkafka over its stdin/stdout line protocol (one reply per command).
+  EsEmu       tests/esemu/esemu: data port (Elasticsearch API) + control port (/_emu/*).
+  Sluice      the binary under test: writes its YAML config into a temp dir, captures stderr to a
+              file, samples /proc/PID/status for peak RSS, stops it with SIGTERM and parses the
+              `final-stats {...}` line.
+  Checker     pass/fail counting; the last line a test prints is `N passed, N failed`.
+Only the Python standard library is used.
+"""
+import glob
+import http.client
+import json
+import os
+import random
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("SLUICE_BUILD") or "/work/main/build-integ"
+SOURCE = os.environ.get("SLUICE_SOURCE") or "/work/main"
+SLUICE_BIN = os.path.join(BUILD, "sluice")
+MOCKKAFKA_BIN = os.path.join(BUILD, "tests", "mockkafka", "mockkafka")
+ESEMU_BIN = os.path.join(BUILD, "tests", "esemu", "esemu")
+
+MIB = 1024 * 1024
+
+# The machine is shared with people who stop their own processes by name (pkill sluice, killall
+# esemu...). Our processes run through symlinks with neutral names from a neutral directory, so
+# neither their comm nor their command line contains "sluice", "esemu" or "mockkafka"; /proc/PID/exe
+# still points at the binary under test. SLUICE_IT_DIRECT=1 runs the binaries by their real paths.
+_ALIAS_DIR = None
+
+
+def exe_alias(path, alias):
+    global _ALIAS_DIR
+    if os.environ.get("SLUICE_IT_DIRECT"):
+        return path
+    if _ALIAS_DIR is None:
+        import atexit
+        import shutil
+        _ALIAS_DIR = tempfile.mkdtemp(prefix="it-bin-")
+        atexit.register(shutil.rmtree, _ALIAS_DIR, True)
+    link = os.path.join(_ALIAS_DIR, alias)
+    if not os.path.lexists(link):
+        os.symlink(os.path.abspath(path), link)
+    return link
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# pass/fail accounting
+
+
+class Checker:
+    """check() records one assertion. finish() prints `N passed, N failed` and exits."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.t0 = time.monotonic()
+
+    def check(self, cond, what, detail=None):
+        if cond:
+            self.passed += 1
+            print(f"PASS {what}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {what}" + (f": {detail}" if detail is not None else ""), flush=True)
+        return bool(cond)
+
+    def eq(self, got, want, what):
+        return self.check(got == want, f"{what} (got {got!r}, want {want!r})")
+
+    def crash(self, exc):
+        """A test body raised: count it as a failure, with the traceback."""
+        import traceback
+        traceback.print_exc()
+        self.failed += 1
+        print(f"FAIL {self.name}: exception {exc!r}", flush=True)
+
+    def finish(self):
+        log(f"{self.name}: {time.monotonic() - self.t0:.1f}s")
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed or not self.passed else 0)
+
+
+def require_binaries(*paths):
+    missing = [p for p in paths if not os.access(p, os.X_OK)]
+    if missing:
+        print(f"FAIL missing binaries (build first): {' '.join(missing)}")
+        print("0 passed, 1 failed")
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------------------------
+# processes
+
+
+def free_port():
+    """An ephemeral loopback port that was free a moment ago (for 'start later on this port')."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def kill_group(proc, sig=signal.SIGKILL):
+    """Signal a process's whole group (each helper is started with start_new_session)."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        proc.send_signal(sig)
+
+
+class Procs:
+    """Context manager that kills every registered process group on exit."""
+
+    def __init__(self):
+        self.items = []
+        self.tmpdirs = []
+
+    def add(self, obj):
+        self.items.append(obj)
+        return obj
+
+    def tmpdir(self, prefix="it-"):
+        d = tempfile.mkdtemp(prefix=prefix)
+        self.tmpdirs.append(d)
+        return d
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for obj in reversed(self.items):
+            try:
+                obj.kill()
+            except Exception as e:  # keep cleaning up
+                print(f"cleanup: {e!r}")
+        if not os.environ.get("SLUICE_KEEP_TMP"):
+            import shutil
+            for d in self.tmpdirs:
+                shutil.rmtree(d, ignore_errors=True)
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# mockkafka
+
+
+class MockKafka:
+    def __init__(self, topics=("logs:8",), brokers=1, workdir=None):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="mockkafka-")
+        self.stderr_path = os.path.join(self.workdir, "mockkafka.log")
+        args = [exe_alias(MOCKKAFKA_BIN, "it-kafka"), "--brokers", str(brokers)]
+        for t in topics:
+            args += ["--topic", t]
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, start_new_session=True)
+        self.buf = b""
+        first = self._line(20)
+        if not first.startswith("bootstrap "):
+            raise RuntimeError(f"mockkafka: unexpected first line {first!r}")
+        self.bootstrap = first.split(" ", 1)[1].strip()
+
+    def _line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("mockkafka did not answer in time")
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise EOFError("mockkafka closed stdout (exit %r)" % self.proc.poll())
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def cmd(self, line, timeout=30):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._line(timeout)
+
+    def ok(self, line, timeout=30):
+        r = self.cmd(line, timeout)
+        if not r.startswith("ok"):
+            raise RuntimeError(f"mockkafka {line[:80]!r} -> {r!r}")
+        return r
+
+    @staticmethod
+    def _kv(reply):
+        return dict(t.split("=", 1) for t in reply.split()[1:] if "=" in t)
+
+    def produce(self, topic, count, **opts):
+        extra = " ".join(f"{k}={v}" for k, v in opts.items() if v is not None)
+        return self.ok(f"produce {topic} {count} {extra}".strip())
+
+    def produce_raw(self, topic, partition, payload):
+        """Produces one record with exactly these bytes; returns its offset."""
+        import base64
+        if isinstance(payload, str):
+            payload = payload.encode()
+        r = self.ok(f"produce-b64 {topic} {partition} {base64.b64encode(payload).decode()}")
+        return int(self._kv(r)["offset"])
+
+    def wait_produced(self, timeout_s=300):
+        r = self.cmd(f"wait-produced {int(timeout_s * 1000)}", timeout=timeout_s + 30)
+        if not r.startswith("ok"):
+            raise RuntimeError(f"wait-produced -> {r!r}")
+        return int(self._kv(r)["produced"])
+
+    def status(self):
+        return {k: int(v) for k, v in self._kv(self.ok("status")).items()}
+
+    def watermarks(self, topic):
+        """{partition: (low, high)}"""
+        out = {}
+        for k, v in self._kv(self.ok(f"watermarks {topic}")).items():
+            lo, hi = v.split(":")
+            out[int(k)] = (int(lo), int(hi))
+        return out
+
+    def committed(self, group, topic):
+        """{partition: offset} (-1 or a negative logical offset when the group has none)"""
+        return {int(k): int(v) for k, v in self._kv(self.ok(f"committed {group} {topic}")).items()}
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=5)
+            except Exception:
+                pass
+        kill_group(self.proc)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._err.close()
+
+
+# --------------------------------------------------------------------------------------------
+# esemu
+
+
+class EsEmu:
+    LINE = re.compile(r"listening on 127\.0\.0\.1:(\d+) control 127\.0\.0\.1:(\d+)")
+
+    def __init__(self, port=0, count_only=False, workdir=None, extra=()):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="esemu-")
+        self.log_path = os.path.join(self.workdir, "esemu.log")
+        args = [exe_alias(ESEMU_BIN, "it-es"), "--listen", f"127.0.0.1:{port}"]
+        if count_only:
+            args.append("--count-only")
+        args += list(extra)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 15
+        m = None
+        while time.monotonic() < deadline:
+            with open(self.log_path, errors="replace") as f:
+                m = self.LINE.search(f.read())
+            if m or self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not m:
+            kill_group(self.proc)
+            raise RuntimeError(f"esemu did not start: {self.text()[-2000:]}")
+        self.port, self.ctl_port = int(m.group(1)), int(m.group(2))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _req(self, method, path, body=None, port=None, timeout=30):
+        c = http.client.HTTPConnection("127.0.0.1", port or self.ctl_port, timeout=timeout)
+        try:
+            data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            c.request(method, path, body=data, headers=headers)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def ctl(self, method, path, body=None):
+        st, data = self._req(method, path, body)
+        if st != 200:
+            raise RuntimeError(f"esemu {method} {path} -> {st} {data[:300]!r}")
+        return json.loads(data) if data.strip().startswith(b"{") else data
+
+    def faults(self, **kw):
+        return self.ctl("POST", "/_emu/faults", kw)
+
+    def clear_faults(self):
+        return self.ctl("POST", "/_emu/faults", {})
+
+    def stats(self):
+        return self.ctl("GET", "/_emu/stats")
+
+    def reset(self):
+        return self.ctl("POST", "/_emu/reset")
+
+    def down(self, ms):
+        return self.ctl("POST", "/_emu/down", {"ms": ms})
+
+    def docs(self):
+        return int(self.stats()["docs"])
+
+    def dump(self):
+        """Every stored document: list of dicts {_index, _id, _version, _source (parsed)}."""
+        c = http.client.HTTPConnection("127.0.0.1", self.ctl_port, timeout=120)
+        try:
+            c.request("GET", "/_emu/dump")
+            r = c.getresponse()
+            if r.status != 200:
+                raise RuntimeError(f"dump -> {r.status}")
+            data = r.read()
+        finally:
+            c.close()
+        out = []
+        for line in data.split(b"\n"):
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    def wait_docs(self, n, timeout_s, every_s=5, label="esemu", stall_s=None):
+        """Waits until esemu stores at least n docs; returns the last count. With stall_s, gives up
+        early when the count has not moved for stall_s seconds."""
+        deadline = time.monotonic() + timeout_s
+        last_print = 0
+        docs = -1
+        moved = time.monotonic()
+        while time.monotonic() < deadline:
+            now_docs = self.docs()
+            if now_docs != docs:
+                moved = time.monotonic()
+            docs = now_docs
+            if docs >= n:
+                return docs
+            if stall_s and time.monotonic() - moved > stall_s:
+                log(f"{label}: no progress for {stall_s}s at {docs}/{n} docs")
+                return docs
+            if time.monotonic() - last_print >= every_s:
+                log(f"{label}: {docs}/{n} docs")
+                last_print = time.monotonic()
+            time.sleep(0.2)
+        return docs
+
+    def kill(self):
+        kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc)
+            self.proc.wait(timeout=5)
+        self._log.close()
+
+
+# --------------------------------------------------------------------------------------------
+# sluice
+
+
+def sluice_config(*, brokers, es_url, workdir, group="sluice-test", topics=("logs",),
+                  memory_limit="16MiB", unmatched="dead_letter", shutdown_timeout="30s",
+                  match="kafka.**", fmt="json", on_parse_error="dead_letter",
+                  batch_max_bytes="1MiB", batch_max_wait="200ms", concurrency=4,
+                  compression="none", log_level="info", input_name="k", dl_max_size="1GiB"):
+    topic_list = ", ".join(topics)
+    return f"""service:
+  memory_limit: {memory_limit}
+  dead_letter: {{path: {workdir}/dead-letter, max_size: {dl_max_size}}}
+  shutdown_timeout: {shutdown_timeout}
+  unmatched: {unmatched}
+  log_level: {log_level}
+inputs:
+  - type: kafka
+    name: {input_name}
+    brokers: {brokers}
+    group_id: {group}
+    topics: [{topic_list}]
+    tag: kafka.${{topic}}
+    format: {fmt}
+    on_parse_error: {on_parse_error}
+    time_key: time
+    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
+outputs:
+  - type: elasticsearch
+    name: es
+    match: "{match}"
+    hosts: [{es_url}]
+    index: logs-${{topic}}-%Y.%m.%d
+    id: kafka
+    op: create
+    batch_max_bytes: {batch_max_bytes}
+    batch_max_wait: {batch_max_wait}
+    concurrency: {concurrency}
+    compression: {compression}
+"""
+
+
+def proc_status(pid):
+    """{'VmHWM': kB, 'VmRSS': kB} from /proc/PID/status, or {} when gone."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    k, v = line.split(":", 1)
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+class RssSampler(threading.Thread):
+    """Samples VmHWM/VmRSS every `interval` s; peak_hwm_kb survives the process's exit."""
+
+    def __init__(self, pid, interval=0.1):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.peak_hwm_kb = 0
+        self.peak_rss_kb = 0
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            st = proc_status(self.pid)
+            if not st:
+                break
+            self.samples += 1
+            self.peak_hwm_kb = max(self.peak_hwm_kb, st.get("VmHWM", 0))
+            self.peak_rss_kb = max(self.peak_rss_kb, st.get("VmRSS", 0))
+            self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=2)
+
+
+class Sluice:
+    _n = 0
+
+    def __init__(self, config_text, workdir, env=None):
+        Sluice._n += 1
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.config_path = os.path.join(workdir, f"shipper-{Sluice._n}.yaml")
+        self.stderr_path = os.path.join(workdir, f"shipper-{Sluice._n}.log")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([exe_alias(SLUICE_BIN, "it-shipper"), "-c", self.config_path],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self._err, stderr=self._err,
+                                     start_new_session=True, env=env)
+        self.pid = self.proc.pid
+        self.rss = RssSampler(self.pid)
+        self.rss.start()
+        self.exit_code = None
+        self.stop_seconds = None
+        self.sent_term = False
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def text(self):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def lines(self, pattern):
+        rx = re.compile(pattern)
+        return [ln for ln in self.text().splitlines() if rx.search(ln)]
+
+    def wait_log(self, pattern, timeout_s):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if rx.search(self.text()):
+                return True
+            if not self.alive():
+                return bool(rx.search(self.text()))
+            time.sleep(0.1)
+        return False
+
+    def terminate(self, timeout_s=60):
+        """SIGTERM, wait up to timeout_s; returns the exit code (None: had to SIGKILL)."""
+        t0 = time.monotonic()
+        if self.alive():
+            self.sent_term = True
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.stacks(f"did not exit {timeout_s}s after SIGTERM")
+            kill_group(self.proc)
+            self.proc.wait(timeout=10)
+            self.exit_code = None
+        self.stop_seconds = time.monotonic() - t0
+        self.rss.stop()
+        self._err.flush()
+        return self.exit_code
+
+    def foreign_signal(self):
+        """Log lines showing a SIGTERM/SIGINT that this harness did not send (someone else on the
+        machine signalled our process); empty when none."""
+        if self.sent_term:
+            return []
+        return self.lines(r"signal (15|2): draining")
+
+    def stacks(self, why):
+        """Evidence for a hang: every thread's backtrace (gdb, if installed) into the log dir."""
+        path = self.stderr_path.replace(".log", ".stacks")
+        if not self.alive() or not os.access("/usr/bin/gdb", os.X_OK):
+            return None
+        try:
+            out = subprocess.run(["/usr/bin/gdb", "-p", str(self.pid), "-batch", "-nx",
+                                  "-ex", "thread apply all bt 25"], capture_output=True,
+                                 timeout=60).stdout.decode(errors="replace")
+        except Exception as e:
+            out = f"gdb failed: {e!r}"
+        with open(path, "w") as f:
+            f.write(out)
+        frames = [ln for ln in out.splitlines() if ln.startswith(("Thread ", "#"))]
+        log(f"sluice pid {self.pid} {why}; stacks in {path}; main thread:")
+        main = []
+        for ln in out.splitlines():
+            if ln.startswith("Thread ") and main:
+                break
+            if ln.startswith("Thread 1 ") or main:
+                main.append(ln)
+        print("\n".join((main or frames)[:20]), flush=True)
+        return path
+
+    def kill9(self):
+        kill_group(self.proc, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.rss.stop()
+        self.exit_code = self.proc.returncode
+
+    def kill(self):
+        if self.alive():
+            self.kill9()
+        self.rss.stop()
+        try:
+            self._err.close()
+        except Exception:
+            pass
+
+    def final_stats(self):
+        """The parsed JSON of the last `final-stats ` line, or None."""
+        found = None
+        for ln in self.text().splitlines():
+            i = ln.find("final-stats ")
+            if i >= 0:
+                try:
+                    found = json.loads(ln[i + len("final-stats "):])
+                except ValueError:
+                    found = {"_unparsable": ln}
+        return found
+
+    def stat_values(self, key):
+        """All values of `key=N` in the periodic stats lines, in order."""
+        return [int(m.group(1)) for m in re.finditer(rf"\b{re.escape(key)}=(\d+)", self.text())]
+
+    def log_tail(self, n=30):
+        return "\n".join(self.text().splitlines()[-n:])
+
+
+# --------------------------------------------------------------------------------------------
+# assertions over the results
+
+
+def dead_letters(dl_dir):
+    """All dead-letter records (parsed) from dl_dir/**.ndjson; bad lines as {'_bad': text}."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(dl_dir, "**", "*.ndjson"), recursive=True)):
+        with open(path, "rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    out.append({"_bad": line[:200]})
+    return out
+
+
+def seq_of(doc):
+    src = doc.get("_source")
+    if isinstance(src, dict):
+        return src.get("seq")
+    return None
+
+
+def seq_report(docs, expected):
+    """Compares the seqs in docs with the set `expected` (a range or set).
+    Returns dict(docs, unique, missing, dupes, unexpected, no_seq) with counts and examples."""
+    seen = {}
+    no_seq = 0
+    for d in docs:
+        s = seq_of(d)
+        if s is None:
+            no_seq += 1
+            continue
+        seen[s] = seen.get(s, 0) + 1
+    exp = expected if isinstance(expected, (set, frozenset)) else set(expected)
+    missing = [s for s in exp if s not in seen]
+    dupes = [s for s, n in seen.items() if n > 1]
+    unexpected = [s for s in seen if s not in exp]
+    return {"docs": len(docs), "unique": len(seen), "missing": len(missing),
+            "missing_ex": sorted(missing)[:10], "dupes": len(dupes), "dupes_ex": sorted(dupes)[:10],
+            "unexpected": len(unexpected), "unexpected_ex": sorted(unexpected)[:10],
+            "no_seq": no_seq, "seen": seen}
+
+
+def check_every_seq_once(ck, docs, expected, what="documents"):
+    r = seq_report(docs, expected)
+    n = len(expected)
+    ck.check(r["missing"] == 0, f"{what}: no seq missing",
+             f"{r['missing']} missing, e.g. {r['missing_ex']}")
+    ck.check(r["dupes"] == 0 and r["no_seq"] == 0 and r["docs"] == r["unique"],
+             f"{what}: no seq twice (docs {r['docs']} == unique {r['unique']})",
+             f"{r['dupes']} seqs duplicated e.g. {r['dupes_ex']}, {r['no_seq']} docs without seq")
+    ck.check(r["unexpected"] == 0, f"{what}: no unexpected seq",
+             f"{r['unexpected']} e.g. {r['unexpected_ex']}")
+    ck.check(r["docs"] == n, f"{what}: exactly {n} documents (got {r['docs']})")
+    return r
+
+
+def check_conservation(ck, fs, input_name="k", label=""):
+    """received = delivered + dead_lettered + dropped and in_flight == 0 in final-stats."""
+    if not ck.check(fs is not None and "inputs" in fs, f"{label}final-stats line present and parsed",
+                    fs):
+        return None
+    i = fs["inputs"].get(input_name)
+    if not ck.check(i is not None, f"{label}final-stats has input {input_name}", fs):
+        return None
+    ck.check(i["received"] == i["delivered"] + i["dead_lettered"] + i["dropped"],
+             f"{label}conservation: received {i['received']} == delivered {i['delivered']} + "
+             f"dead_lettered {i['dead_lettered']} + dropped {i['dropped']}")
+    ck.eq(i["in_flight"], 0, f"{label}final-stats in_flight")
+    return i
+
+
+def check_broker_dropped(ck, mk, label=""):
+    st = mk.status()
+    ck.eq(st.get("broker_dropped"), 0, f"{label}mockkafka broker_dropped (loss inside the mock)")
+    return st
+
+
+def check_low_watermarks(ck, mk, topic):
+    wm = mk.watermarks(topic)
+    lows = {p: lo for p, (lo, hi) in wm.items() if lo != 0}
+    ck.check(not lows, f"mock kept all of {topic} (every low watermark is 0)", lows)
+    return wm
+
+
+def events_per_second(stats, n_docs):
+    a, b = int(stats.get("first_doc_ns") or 0), int(stats.get("last_doc_ns") or 0)
+    if b <= a:
+        return float("nan")
+    return n_docs / ((b - a) / 1e9)
+
+
+def rand_sleep(lo, hi, rng=random):
+    time.sleep(rng.uniform(lo, hi))
