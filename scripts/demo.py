@@ -50,6 +50,7 @@ def main():
         deadline = t0 + args.timeout
         last_docs, last_t = 0, t0
         docs = 0
+        produced_at = None
         while time.monotonic() < deadline:
             time.sleep(3)
             st = es.stats()
@@ -61,6 +62,8 @@ def main():
             print(f"  {now - t0:6.1f}s  produced {ms['produced']:>9,}  indexed {docs:>9,}  "
                   f"({rate:,.0f}/s)  sluice RSS {H.proc_status(sl.pid).get('VmRSS', 0) / 1024:.1f} "
                   f"MiB", flush=True)
+            if produced_at is None and ms["produced"] >= n:
+                produced_at = now - t0
             if docs >= n or not sl.alive():
                 break
         if not sl.alive():
@@ -85,6 +88,8 @@ def main():
             ("dead letters", f"{len(dls):,}"),
             ("duplicates (esemu 409 conflicts)", f"{int(st.get('conflicts_409', 0)):,}"),
             ("events/s (esemu first..last doc)", f"{rate:,.0f}"),
+            ("producer rate (mock, throttled on commits)",
+             f"{ms['produced'] / produced_at:,.0f}" if produced_at else "?"),
             ("sluice peak RSS (VmHWM)", f"{peak / 1024:.1f} MiB"),
             ("sluice memory_limit", args.memory_limit),
             ("sluice budget peak / limit", f"{fs.get('budget_peak', '?')} / "
@@ -115,6 +120,9 @@ def main():
             print(f"sluice log: last lines\n{sl.log_tail(15)}")
             return 1
         print("demo OK: every record indexed exactly once, nothing dead-lettered or dropped")
+        print("(the mock cluster keeps only ~5 MB per partition, so records are produced while sluice\n"
+              " consumes, throttled on its committed offsets; when indexed tracks produced, the rate\n"
+              " above is the feed's, not sluice's ceiling: see issue 5 / bench for that)")
         return 0
 
 
