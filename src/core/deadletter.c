@@ -15,6 +15,7 @@
 
 /* One file is rotated when it passes this size, so replay and removal work on bounded pieces. */
 #define SL_DLQ_FILE_MAX (64u << 20)
+#define SL_DLQ_BUF_KEEP (1u << 20)
 
 struct sl_dlq {
     char *dir;
@@ -208,6 +209,12 @@ int sl_dlq_sync(struct sl_dlq *q)
     }
     q->file_size += q->len;
     q->len = 0;
+    if (q->cap > SL_DLQ_BUF_KEEP) {
+        /* one huge record must not pin its escaped copy for the rest of the run */
+        free(q->buf);
+        q->buf = NULL;
+        q->cap = 0;
+    }
     q->lines += q->pending_lines;
     q->pending_lines = 0;
     return 0;

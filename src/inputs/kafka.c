@@ -30,6 +30,7 @@
 #define TICK_MS 100
 #define TICK_PAUSED_MS 10
 #define DRAIN_MS 3000
+#define SCRATCH_KEEP (1u << 20)
 
 struct kpart {
     struct sl_kafka_in *k;
@@ -323,6 +324,17 @@ static char *scratch(struct sl_kafka_in *k, size_t need)
     return k->scratch;
 }
 
+/* A huge record (10 MB text is 60 MB escaped) must not keep its scratch charged forever: the
+ * budget would stay full and the input paused for good. Ordinary records reuse the buffer. */
+static void shrink_scratch(struct sl_kafka_in *k)
+{
+    if (k->scratch_cap <= SCRATCH_KEEP) return;
+    free(k->scratch);
+    sl_budget_release(&k->p->budget, k->scratch_cap);
+    k->scratch = NULL;
+    k->scratch_cap = 0;
+}
+
 /* {"message":"<escaped payload>"} for text payloads and unparsable JSON kept as text. */
 static void wrap_text(struct sl_kafka_in *k, struct sl_event *ev)
 {
@@ -465,6 +477,7 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
     }
     if (k->kc->metadata_key) add_metadata(k, &ev);
     t->out->ops->submit(t->out->impl, &ev);
+    shrink_scratch(k);
 }
 
 static void poll_burst(struct sl_kafka_in *k)

@@ -36,7 +36,7 @@ def run_case(ck, procs, mk, wd, name, extra_output="", es_urls=None, fmt="json",
     cfg += extra_output
     sl = procs.add(H.Sluice(cfg, d))
     got = es.wait_docs(N, 60, label=name)
-    ck.check(got, f"{name}: all {N} records arrived", sl.log_tail())
+    ck.check(got >= N, f"{name}: all {N} records arrived (got {got})", sl.log_tail())
     code = sl.terminate(30)
     ck.eq(code, 0, f"{name}: exit code after SIGTERM")
     fs = sl.final_stats()
@@ -75,7 +75,7 @@ def main():
             cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es2.url, workdir=d,
                                   group="opt-gzip", compression="gzip")
             sl = procs.add(H.Sluice(cfg, d))
-            ck.check(es2.wait_docs(N, 60, label="gzip"), "gzip: all records arrived", sl.log_tail())
+            ck.check(es2.wait_docs(N, 60, label="gzip") >= N, "gzip: all records arrived", sl.log_tail())
             ck.eq(sl.terminate(30), 0, "gzip: exit code")
             st = es2.stats()
             ck.check(st["gzip_requests"] > 0 and st["gzip_requests"] == st["bulk_requests"],
@@ -96,7 +96,7 @@ def main():
                                   group="opt-noid").replace("    id: kafka\n    op: create\n",
                                                             "    id: none\n    op: index\n")
             sl = procs.add(H.Sluice(cfg, d))
-            ck.check(es3.wait_docs(N, 60, label="noid"), "index/none: all records arrived")
+            ck.check(es3.wait_docs(N, 60, label="noid") >= N, "index/none: all records arrived")
             ck.eq(sl.terminate(30), 0, "index/none: exit code")
             docs = es3.dump()
             ck.check(len(docs) == N and all(not d["_id"].startswith("logs-") for d in docs),
@@ -110,7 +110,7 @@ def main():
                 "    id: kafka\n", "    id: field:trace_id\n").replace(
                 "    index: logs-${topic}-%Y.%m.%d\n", "    index: logs-${record.service}\n")
             sl = procs.add(H.Sluice(cfg, d))
-            ck.check(es4.wait_docs(N, 60, label="idfield"), "id field: all records arrived")
+            ck.check(es4.wait_docs(N, 60, label="idfield") >= N, "id field: all records arrived")
             ck.eq(sl.terminate(30), 0, "id field: exit code")
             docs = es4.dump()
             ck.eq(len(docs), N, "id field: documents in the emulator")

@@ -140,7 +140,8 @@ def main():
 
             # 1: the right CA delivers everything, including what run 2 could not
             sl, got, code = run("right-ca", "tls-a", f"    ca_file: {ca_crt}\n", N, 60)
-            ck.check(got, f"right CA: all {N} records arrived over https", sl.log_tail(10))
+            ck.check(got >= N, f"right CA: all {N} records arrived over https (got {got})",
+                     sl.log_tail(10))
             ck.eq(code, 0, "right CA: exit code")
             H.check_every_seq_once(ck, es.dump(), range(N), "right CA")
 
@@ -148,7 +149,7 @@ def main():
             es.reset()
             sl, got, code = run("no-verify", "tls-b",
                                 f"    ca_file: {other_crt}\n    tls_verify: false\n", N, 60)
-            ck.check(got, "tls_verify false: all records arrived", sl.log_tail(10))
+            ck.check(got >= N, f"tls_verify false: all records arrived (got {got})", sl.log_tail(10))
             ck.eq(code, 0, "tls_verify false: exit code")
             proxy.stop = True
             proxy.ls.close()
