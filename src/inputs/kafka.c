@@ -39,6 +39,7 @@ struct kpart {
     struct sl_acktrack *trk;
     int64_t to_store; /* commit_next not yet passed to rd_kafka_offsets_store */
     int64_t stored;
+    int64_t committed; /* as confirmed by the offset-commit callback; -1 before the first */
     int64_t received;
 };
 
@@ -74,6 +75,7 @@ struct sl_kafka_in {
     char *scratch;
     size_t scratch_cap;
     uint64_t pauses, paused_ms, paused_since, time_parse_errors, rebalances;
+    uint64_t commits, commit_failures;
 };
 
 /* ---------------------------------------------------------------- topics, partitions */
@@ -139,6 +141,7 @@ static struct kpart *get_part(struct sl_kafka_in *k, struct ktopic *t, int32_t p
         kp->partition = partition;
         kp->to_store = -1;
         kp->stored = -1;
+        kp->committed = -1;
         t->parts[partition] = kp;
     }
     return t->parts[partition];
@@ -517,6 +520,76 @@ static void tick_cb(struct sl_timer *t)
     if (!k->tick.active) sl_timer_start(k->p->loop, &k->tick, k->paused ? TICK_PAUSED_MS : TICK_MS);
 }
 
+/* ---------------------------------------------------------------- commits */
+
+/* librdkafka reports every commit here (auto-commit timer, unassign, close): it is the only
+ * place that knows what the group really holds, and a failed commit must not go unseen. */
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    struct sl_kafka_in *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return; /* nothing was stored since the last one */
+    k->commits++;
+    if (err) {
+        k->commit_failures++;
+        SL_WARN(k->name, "commit",
+                "offset commit failed: %s (the stored offsets are committed "
+                "again by the next attempt; at worst records are redelivered)",
+                rd_kafka_err2str(err));
+    }
+    if (!offsets) return;
+    for (int i = 0; i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+        if (e->err || e->offset < 0) continue;
+        struct kpart *kp = get_part(k, get_topic(k, e->topic), e->partition);
+        if (e->offset > kp->committed) kp->committed = e->offset;
+    }
+}
+
+void sl_kafka_in_partitions(struct sl_kafka_in *k, sl_kafka_partition_cb cb, void *ctx)
+{
+    for (size_t i = 0; i < k->n_topics; i++) {
+        struct ktopic *t = k->topics[i];
+        for (int32_t j = 0; j < t->n_parts; j++) {
+            struct kpart *kp = t->parts[j];
+            if (!kp || !kp->trk) continue; /* only partitions held now */
+            int64_t lo = -1, hi = -1;
+            /* cached from fetch responses: no broker round trip on the loop thread */
+            rd_kafka_get_watermark_offsets(k->rk, t->name, j, &lo, &hi);
+            struct sl_kafka_partition_info info = {
+                .topic = t->name,
+                .partition = j,
+                .committed = kp->committed,
+                .stored = kp->stored,
+                .high_watermark = hi,
+                .lag = hi >= 0 ? hi - (kp->committed >= 0 ? kp->committed
+                                       : lo >= 0          ? lo
+                                                          : 0)
+                               : -1,
+                .pending = kp->trk->pending,
+                .paused = k->paused,
+            };
+            cb(&info, ctx);
+        }
+    }
+}
+
+void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
+{
+    uint64_t paused = k->paused_ms + (k->paused ? sl_now_ms() - k->paused_since : 0);
+    *out = (struct sl_kafka_in_info){
+        .paused = k->paused,
+        .paused_ms = paused,
+        .pauses = k->pauses,
+        .rebalances = k->rebalances,
+        .commits = k->commits,
+        .commit_failures = k->commit_failures,
+        .time_parse_errors = k->time_parse_errors,
+        .assigned = k->assignment ? k->assignment->cnt : 0,
+    };
+}
+
 /* ---------------------------------------------------------------- set-up */
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -605,6 +678,7 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!k->rk) goto fail_conf;
     rd_kafka_poll_set_consumer(k->rk);
@@ -702,12 +776,13 @@ void sl_kafka_in_log_stats(struct sl_kafka_in *k)
     SL_INFO(k->name,
             "received=%llu delivered=%llu dead_lettered=%llu dropped=%llu in_flight=%llu "
             "parse_errors=%llu unmatched=%llu time_parse_errors=%llu pauses=%llu paused_ms=%llu "
-            "rebalances=%llu budget=%llu/%llu",
+            "rebalances=%llu commits=%llu commit_failures=%llu budget=%llu/%llu",
             (unsigned long long)c->received, (unsigned long long)c->delivered,
             (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
             (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
             (unsigned long long)c->parse_errors, (unsigned long long)c->unmatched,
             (unsigned long long)k->time_parse_errors, (unsigned long long)k->pauses,
             (unsigned long long)paused, (unsigned long long)k->rebalances,
+            (unsigned long long)k->commits, (unsigned long long)k->commit_failures,
             (unsigned long long)k->p->budget.used, (unsigned long long)k->p->budget.limit);
 }

@@ -17,4 +17,25 @@ const struct sl_counters *sl_kafka_in_counters(const struct sl_kafka_in *k);
 const char *sl_kafka_in_name(const struct sl_kafka_in *k);
 void sl_kafka_in_log_stats(struct sl_kafka_in *k);
 
+/* One partition this input holds now, for metrics and /status. */
+struct sl_kafka_partition_info {
+    const char *topic;
+    int32_t partition;
+    int64_t committed;      /* confirmed by the group coordinator; -1 before the first commit */
+    int64_t stored;         /* handed to librdkafka for the next commit */
+    int64_t high_watermark; /* as seen in the last fetch response; -1 if unknown */
+    int64_t lag;            /* high_watermark - committed (or - low watermark); -1 if unknown */
+    uint32_t pending;       /* records consumed and not finished */
+    bool paused;
+};
+typedef void (*sl_kafka_partition_cb)(const struct sl_kafka_partition_info *p, void *ctx);
+void sl_kafka_in_partitions(struct sl_kafka_in *k, sl_kafka_partition_cb cb, void *ctx);
+
+struct sl_kafka_in_info {
+    bool paused;
+    uint64_t paused_ms, pauses, rebalances, commits, commit_failures, time_parse_errors;
+    int assigned;
+};
+void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out);
+
 #endif
