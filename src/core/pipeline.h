@@ -52,6 +52,10 @@ struct sl_event {
     int64_t offset;
     const char *key;
     size_t key_len;
+    /* deterministic id of the record at a source without Kafka coordinates (Forward: chunk id
+     * and index), so a resend is written over, not added; NULL when topic is set */
+    const char *src_id;
+    size_t src_id_len;
     int64_t time_ns;
     const char *payload; /* one JSON object, no raw newlines */
     size_t payload_len;

@@ -842,6 +842,9 @@ static void es_submit(void *impl, const struct sl_event *ev)
         id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%.*s-%d-%lld", (int)ev->topic_len,
                                   ev->topic, ev->partition, (long long)ev->offset);
         id = idbuf;
+    } else if (o->es->id == SL_ID_KAFKA && ev->src_id) {
+        id = ev->src_id;
+        id_len = ev->src_id_len;
     } else if (o->es->id == SL_ID_FIELD && ev->scan && ev->scan->val[o->id_path_idx]) {
         const char *v = ev->scan->val[o->id_path_idx];
         size_t vl = ev->scan->vlen[o->id_path_idx];
