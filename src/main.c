@@ -24,8 +24,8 @@ struct app {
     struct sl_config cfg;
     struct sl_loop *loop;
     struct sl_pipeline pipe;
-    struct sl_kafka_in *kin[SL_CFG_MAX_INPUTS];
-    size_t n_kin;
+    struct sl_input in[SL_CFG_MAX_INPUTS];
+    size_t n_in;
     struct sl_io sig_io;
     int sigfd;
     struct sl_timer stats;
@@ -60,8 +60,8 @@ static void sig_cb(struct sl_io *io, uint32_t events)
 
 static void log_stats(struct app *a)
 {
-    for (size_t i = 0; i < a->n_kin; i++)
-        sl_kafka_in_log_stats(a->kin[i]);
+    for (size_t i = 0; i < a->n_in; i++)
+        a->in[i].ops->log_stats(a->in[i].impl);
     for (size_t i = 0; i < a->pipe.n_outputs; i++)
         a->pipe.outputs[i].ops->log_stats(a->pipe.outputs[i].impl);
 }
@@ -76,8 +76,8 @@ static void stats_cb(struct sl_timer *t)
 static uint64_t in_flight(struct app *a)
 {
     uint64_t n = 0;
-    for (size_t i = 0; i < a->n_kin; i++) {
-        const struct sl_counters *c = sl_kafka_in_counters(a->kin[i]);
+    for (size_t i = 0; i < a->n_in; i++) {
+        const struct sl_counters *c = a->in[i].ops->counters(a->in[i].impl);
         n += c->received - c->delivered - c->dead_lettered - c->dropped;
     }
     return n;
@@ -100,13 +100,13 @@ static void print_final(struct app *a)
 {
     char buf[4096];
     size_t n = (size_t)snprintf(buf, sizeof buf, "{\"inputs\":{");
-    for (size_t i = 0; i < a->n_kin; i++) {
-        const struct sl_counters *c = sl_kafka_in_counters(a->kin[i]);
+    for (size_t i = 0; i < a->n_in; i++) {
+        const struct sl_counters *c = a->in[i].ops->counters(a->in[i].impl);
         n += (size_t)snprintf(
             buf + n, sizeof buf - n,
             "%s\"%s\":{\"received\":%llu,\"delivered\":%llu,\"dead_lettered\":%llu,"
             "\"dropped\":%llu,\"in_flight\":%llu,\"parse_errors\":%llu,\"unmatched\":%llu}",
-            i ? "," : "", sl_kafka_in_name(a->kin[i]), (unsigned long long)c->received,
+            i ? "," : "", a->in[i].ops->name(a->in[i].impl), (unsigned long long)c->received,
             (unsigned long long)c->delivered, (unsigned long long)c->dead_lettered,
             (unsigned long long)c->dropped,
             (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
@@ -155,12 +155,19 @@ static int run(const char *path)
         return 1;
     }
     for (size_t i = 0; i < a.cfg.n_inputs; i++) {
-        a.kin[i] = sl_kafka_in_new(&a.pipe, &a.cfg.inputs[i], prefetch, err, sizeof err);
-        if (!a.kin[i]) {
+        const struct sl_input_cfg *ic = &a.cfg.inputs[i];
+        struct sl_input *in = &a.in[a.n_in];
+        switch (ic->type) {
+        case SL_INPUT_KAFKA:
+            in->ops = &sl_kafka_in_ops;
+            in->impl = sl_kafka_in_new(&a.pipe, ic, prefetch, err, sizeof err);
+            break;
+        }
+        if (!in->impl) {
             SL_ERROR("sluice", NULL, "%s", err);
             return 1;
         }
-        a.n_kin++;
+        a.n_in++;
     }
     if (a.cfg.service.http_listen)
         SL_WARN("sluice", NULL,
@@ -190,8 +197,8 @@ static int run(const char *path)
 
     /* Drain: stop taking records, send what is batched, wait for what is in flight. */
     uint64_t deadline = sl_now_ms() + a.cfg.service.shutdown_timeout_ms;
-    for (size_t i = 0; i < a.n_kin; i++)
-        sl_kafka_in_stop(a.kin[i]);
+    for (size_t i = 0; i < a.n_in; i++)
+        a.in[i].ops->stop(a.in[i].impl);
     for (size_t i = 0; i < a.pipe.n_outputs; i++)
         a.pipe.outputs[i].ops->flush(a.pipe.outputs[i].impl);
     while (in_flight(&a) > 0 && sl_now_ms() < deadline) {
@@ -206,8 +213,8 @@ static int run(const char *path)
                 (unsigned long long)left);
     log_stats(&a);
     print_final(&a);
-    for (size_t i = 0; i < a.n_kin; i++)
-        sl_kafka_in_close(a.kin[i]);
+    for (size_t i = 0; i < a.n_in; i++)
+        a.in[i].ops->close(a.in[i].impl);
     sl_timer_stop(a.loop, &a.stats);
     sl_pipeline_fini(&a.pipe);
     sl_loop_io_set(a.loop, &a.sig_io, 0);

@@ -82,6 +82,22 @@ struct sl_output {
     void *impl;
 };
 
+/* An input, as main sees it. */
+struct sl_input_ops {
+    const char *(*name)(const void *impl);
+    const struct sl_counters *(*counters)(const void *impl);
+    /* stop taking records so the pipeline can drain (SIGTERM) */
+    void (*stop)(void *impl);
+    /* final commit/acks, release everything */
+    void (*close)(void *impl);
+    void (*log_stats)(void *impl);
+};
+
+struct sl_input {
+    const struct sl_input_ops *ops;
+    void *impl;
+};
+
 struct sl_dl_pending;
 
 struct sl_pipeline {

@@ -786,3 +786,36 @@ void sl_kafka_in_log_stats(struct sl_kafka_in *k)
             (unsigned long long)k->commits, (unsigned long long)k->commit_failures,
             (unsigned long long)k->p->budget.used, (unsigned long long)k->p->budget.limit);
 }
+
+static const char *ops_name(const void *impl)
+{
+    return sl_kafka_in_name(impl);
+}
+
+static const struct sl_counters *ops_counters(const void *impl)
+{
+    return sl_kafka_in_counters(impl);
+}
+
+static void ops_stop(void *impl)
+{
+    sl_kafka_in_stop(impl);
+}
+
+static void ops_close(void *impl)
+{
+    sl_kafka_in_close(impl);
+}
+
+static void ops_log_stats(void *impl)
+{
+    sl_kafka_in_log_stats(impl);
+}
+
+const struct sl_input_ops sl_kafka_in_ops = {
+    .name = ops_name,
+    .counters = ops_counters,
+    .stop = ops_stop,
+    .close = ops_close,
+    .log_stats = ops_log_stats,
+};

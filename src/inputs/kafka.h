@@ -6,6 +6,8 @@
 
 struct sl_kafka_in;
 
+extern const struct sl_input_ops sl_kafka_in_ops;
+
 /* prefetch_bytes: the share of the memory budget librdkafka's fetch queue may use. */
 struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input_cfg *cfg,
                                     uint64_t prefetch_bytes, char *err, size_t errlen);
