@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/pipeline.h"
+#include "core/status_page.h"
 #include "inputs/kafka.h"
 
 #ifndef SLUICE_VERSION
@@ -31,6 +34,10 @@ struct app {
     struct sl_timer stats;
     bool stop;
     int stop_signal;
+    struct sl_http_server *http;
+    struct sl_metrics *metrics;
+    struct sl_timer health;
+    uint64_t started_ms, health_progress_ms, health_done, stall_after_ms;
 };
 
 static void usage(FILE *f)
@@ -93,6 +100,303 @@ static long peak_rss_kb(void)
         if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
     fclose(f);
     return kb;
+}
+
+/* ---- status server: /metrics, /healthz, /status, / ---- */
+
+static double m_in_flight(void *ctx)
+{
+    const struct sl_counters *c = ctx;
+    return (double)(c->received - c->delivered - c->dead_lettered - c->dropped);
+}
+
+static double m_dead_letter_lines(void *ctx)
+{
+    return (double)sl_dlq_lines(((struct app *)ctx)->pipe.dlq);
+}
+
+struct part_fams {
+    struct sl_metric_family *committed, *hwm, *lag, *paused;
+};
+static struct part_fams pf;
+
+static void m_partition(const struct sl_kafka_partition_info *p, void *ctx)
+{
+    char part[16];
+    snprintf(part, sizeof part, "%d", (int)p->partition);
+    const char *v[] = {ctx, p->topic, part};
+    *sl_metric_gauge(pf.committed, v) = p->committed;
+    *sl_metric_gauge(pf.hwm, v) = p->high_watermark;
+    *sl_metric_gauge(pf.lag, v) = p->lag;
+    *sl_metric_gauge(pf.paused, v) = p->paused;
+}
+
+/* Partitions come and go with rebalances: rebuilt from the inputs right before each render. */
+static void refresh_partitions(struct app *a)
+{
+    sl_metric_family_clear(pf.committed);
+    sl_metric_family_clear(pf.hwm);
+    sl_metric_family_clear(pf.lag);
+    sl_metric_family_clear(pf.paused);
+    for (size_t i = 0; i < a->n_in; i++)
+        if (a->in[i].ops == &sl_kafka_in_ops)
+            sl_kafka_in_partitions(a->in[i].impl, m_partition,
+                                   (void *)a->in[i].ops->name(a->in[i].impl));
+}
+
+/* Per output: counters read in place from the output's stats, retries by reason, and the request
+ * latency histogram the output observes into. */
+static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
+{
+    struct sl_metric_family *req, *items, *bytes, *del, *dl, *retr, *lat;
+    if (!(req = sl_metrics_counter(m, "sluice_output_requests_total",
+                                   "Requests sent by an output (bulk requests, with retries).",
+                                   "output", err, errlen)) ||
+        !(items = sl_metrics_counter(m, "sluice_output_items_sent_total",
+                                     "Records sent by an output, each attempt counted.", "output",
+                                     err, errlen)) ||
+        !(bytes = sl_metrics_counter(m, "sluice_output_sent_bytes_total",
+                                     "Request body bytes sent (compressed when gzip is on).",
+                                     "output", err, errlen)) ||
+        !(del = sl_metrics_counter(m, "sluice_output_records_delivered_total",
+                                   "Records an output delivered (2xx, or 409 on create).", "output",
+                                   err, errlen)) ||
+        !(dl = sl_metrics_counter(m, "sluice_output_records_dead_lettered_total",
+                                  "Records an output gave up on permanently.", "output", err,
+                                  errlen)) ||
+        !(retr = sl_metrics_counter(m, "sluice_output_retries_total",
+                                    "Retries by reason: whole requests (transport, timeout, "
+                                    "http_*), item subsets (item), 413 splits.",
+                                    "output,reason", err, errlen)) ||
+        !(lat = sl_metrics_histogram(m, "sluice_output_request_duration_seconds",
+                                     "Time from sending a request to its complete answer.",
+                                     "output", sl_metrics_latency_buckets,
+                                     sl_metrics_n_latency_buckets, err, errlen)))
+        return -1;
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        struct sl_output *o = &a->pipe.outputs[i];
+        struct sl_output_stats *st = o->ops->stats(o->impl);
+        const char *v[] = {o->name};
+        sl_metric_bind_u64(req, v, &st->requests);
+        sl_metric_bind_u64(items, v, &st->items_sent);
+        sl_metric_bind_u64(bytes, v, &st->bytes_sent);
+        sl_metric_bind_u64(del, v, &st->delivered);
+        sl_metric_bind_u64(dl, v, &st->dead_lettered);
+        for (size_t r = 0; r < st->n_reasons; r++) {
+            const char *rv[] = {o->name, st->reason_names[r]};
+            sl_metric_bind_u64(retr, rv, &st->retries[r]);
+        }
+        st->latency = sl_metric_histogram(lat, v);
+    }
+    return 0;
+}
+
+static int metrics_setup(struct app *a, char *err, size_t errlen)
+{
+    struct sl_metrics *m = a->metrics = sl_metrics_new(0);
+    if (!m) return -1;
+    struct sl_metric_family *recv = sl_metrics_counter(
+        m, "sluice_records_received_total", "Records read from the input.", "input", err, errlen);
+    struct sl_metric_family *del = sl_metrics_counter(
+        m, "sluice_records_delivered_total", "Records the output confirmed.", "input", err, errlen);
+    struct sl_metric_family *dl =
+        sl_metrics_counter(m, "sluice_records_dead_lettered_total",
+                           "Records written to the dead-letter store.", "input", err, errlen);
+    struct sl_metric_family *drop = sl_metrics_counter(m, "sluice_records_dropped_total",
+                                                       "Records dropped on purpose (counted, e.g. "
+                                                       "unmatched: drop).",
+                                                       "input", err, errlen);
+    struct sl_metric_family *infl =
+        sl_metrics_gauge(m, "sluice_records_in_flight", "Records received and not yet finished.",
+                         "input", err, errlen);
+    if (!recv || !del || !dl || !drop || !infl) return -1;
+    for (size_t i = 0; i < a->n_in; i++) {
+        const struct sl_counters *c = a->in[i].ops->counters(a->in[i].impl);
+        const char *v[] = {a->in[i].ops->name(a->in[i].impl)};
+        sl_metric_bind_u64(recv, v, &c->received);
+        sl_metric_bind_u64(del, v, &c->delivered);
+        sl_metric_bind_u64(dl, v, &c->dead_lettered);
+        sl_metric_bind_u64(drop, v, &c->dropped);
+        sl_metric_bind_fn(infl, v, m_in_flight, (void *)c);
+    }
+    struct sl_metric_family *f;
+    if (!(f = sl_metrics_counter(m, "sluice_dead_letter_lines_total",
+                                 "Lines written to the dead-letter store.", NULL, err, errlen)))
+        return -1;
+    sl_metric_bind_fn(f, NULL, m_dead_letter_lines, a);
+    if (!(f = sl_metrics_gauge(m, "sluice_budget_used_bytes", "Pipeline memory budget in use.",
+                               NULL, err, errlen)))
+        return -1;
+    sl_metric_bind_u64(f, NULL, &a->pipe.budget.used);
+    if (!(f = sl_metrics_gauge(m, "sluice_budget_limit_bytes", "Pipeline memory budget.", NULL, err,
+                               errlen)))
+        return -1;
+    sl_metric_bind_u64(f, NULL, &a->pipe.budget.limit);
+    if (!(f = sl_metrics_gauge(m, "sluice_process_resident_memory_bytes",
+                               "Resident set size of the process.", NULL, err, errlen)))
+        return -1;
+    sl_metric_bind_fn(f, NULL, sl_metrics_proc_rss_bytes, NULL);
+    pf.committed = sl_metrics_gauge(m, "sluice_kafka_partition_committed_offset",
+                                    "Offset committed to the group coordinator (-1: none yet).",
+                                    "input,topic,partition", err, errlen);
+    pf.hwm = sl_metrics_gauge(m, "sluice_kafka_partition_high_watermark",
+                              "High watermark from the last fetch (-1: unknown).",
+                              "input,topic,partition", err, errlen);
+    pf.lag = sl_metrics_gauge(m, "sluice_kafka_partition_lag",
+                              "High watermark minus committed offset (-1: unknown).",
+                              "input,topic,partition", err, errlen);
+    pf.paused = sl_metrics_gauge(m, "sluice_kafka_partition_paused",
+                                 "1 while the partition is paused for backpressure.",
+                                 "input,topic,partition", err, errlen);
+    if (!pf.committed || !pf.hwm || !pf.lag || !pf.paused) return -1;
+    return metrics_setup_outputs(a, m, err, errlen);
+}
+
+static void metrics_handler(const struct sl_http_request *req, struct sl_http_response *resp,
+                            void *ctx)
+{
+    struct app *a = ctx;
+    refresh_partitions(a);
+    sl_http_metrics_handler(req, resp, a->metrics);
+}
+
+/* Progress = records finished. Sampled every second; unhealthy when work is pending and nothing
+ * finished for stall_after. */
+static void health_cb(struct sl_timer *t)
+{
+    struct app *a = t->arg;
+    uint64_t done = 0;
+    for (size_t i = 0; i < a->n_in; i++) {
+        const struct sl_counters *c = a->in[i].ops->counters(a->in[i].impl);
+        done += c->delivered + c->dead_lettered + c->dropped;
+    }
+    if (done != a->health_done || in_flight(a) == 0) a->health_progress_ms = sl_now_ms();
+    a->health_done = done;
+    sl_timer_start(a->loop, t, 1000);
+}
+
+static const char *health_reason(struct app *a, char *buf, size_t len)
+{
+    uint64_t idle = sl_now_ms() - a->health_progress_ms;
+    if (in_flight(a) == 0 || idle < a->stall_after_ms) return NULL;
+    snprintf(buf, len, "no record finished for %llu s while %llu are in flight",
+             (unsigned long long)(idle / 1000), (unsigned long long)in_flight(a));
+    return buf;
+}
+
+static void healthz_handler(const struct sl_http_request *req, struct sl_http_response *resp,
+                            void *ctx)
+{
+    (void)req;
+    char why[160];
+    const char *r = health_reason(ctx, why, sizeof why);
+    resp->status = r ? 503 : 200;
+    sl_buf_printf(&resp->body, "%s\n", r ? r : "ok");
+}
+
+struct status_ctx {
+    struct sl_buf *b;
+    bool first;
+};
+
+static void status_partition(const struct sl_kafka_partition_info *p, void *ctx)
+{
+    struct status_ctx *s = ctx;
+    sl_buf_puts(s->b, s->first ? "{\"topic\":" : ",{\"topic\":");
+    s->first = false;
+    sl_buf_json_str(s->b, p->topic, strlen(p->topic));
+    sl_buf_printf(s->b,
+                  ",\"partition\":%d,\"committed\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
+                  "\"paused\":%s}",
+                  (int)p->partition, (long long)p->committed, (long long)p->high_watermark,
+                  (long long)p->lag, p->paused ? "true" : "false");
+}
+
+/* The shape documented in core/http.h. */
+static void status_handler(const struct sl_http_request *req, struct sl_http_response *resp,
+                           void *ctx)
+{
+    (void)req;
+    struct app *a = ctx;
+    struct sl_buf *b = &resp->body;
+    resp->content_type = "application/json";
+    sl_buf_printf(b, "{\"time_ms\":%lld,\"uptime_ms\":%llu,\"inputs\":[",
+                  (long long)(sl_wall_ns() / 1000000),
+                  (unsigned long long)(sl_now_ms() - a->started_ms));
+    for (size_t i = 0; i < a->n_in; i++) {
+        const struct sl_counters *c = a->in[i].ops->counters(a->in[i].impl);
+        const char *name = a->in[i].ops->name(a->in[i].impl);
+        sl_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        sl_buf_json_str(b, name, strlen(name));
+        sl_buf_printf(
+            b,
+            ",\"received\":%llu,\"delivered\":%llu,\"dead_lettered\":%llu,"
+            "\"dropped\":%llu,\"in_flight\":%llu",
+            (unsigned long long)c->received, (unsigned long long)c->delivered,
+            (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
+            (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped));
+        if (a->in[i].ops == &sl_kafka_in_ops) {
+            struct sl_kafka_in_info info;
+            sl_kafka_in_info(a->in[i].impl, &info);
+            sl_buf_printf(b, ",\"paused\":%s,\"paused_ms\":%llu,\"partitions\":[",
+                          info.paused ? "true" : "false", (unsigned long long)info.paused_ms);
+            struct status_ctx s = {b, true};
+            sl_kafka_in_partitions(a->in[i].impl, status_partition, &s);
+            sl_buf_puts(b, "]");
+        }
+        sl_buf_puts(b, "}");
+    }
+    sl_buf_puts(b, "],\"outputs\":[");
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        struct sl_output *o = &a->pipe.outputs[i];
+        const struct sl_output_stats *st = o->ops->stats(o->impl);
+        sl_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        sl_buf_json_str(b, o->name, strlen(o->name));
+        sl_buf_printf(b,
+                      ",\"requests\":%llu,\"bytes_sent\":%llu,\"delivered\":%llu,"
+                      "\"dead_lettered\":%llu,\"pending\":%llu,\"retries\":{",
+                      (unsigned long long)st->requests, (unsigned long long)st->bytes_sent,
+                      (unsigned long long)st->delivered, (unsigned long long)st->dead_lettered,
+                      (unsigned long long)o->ops->pending(o->impl));
+        for (size_t r = 0; r < st->n_reasons; r++) {
+            sl_buf_puts(b, r ? "," : "");
+            sl_buf_json_str(b, st->reason_names[r], strlen(st->reason_names[r]));
+            sl_buf_printf(b, ":%llu", (unsigned long long)st->retries[r]);
+        }
+        sl_buf_puts(b, "}}");
+    }
+    char why[160];
+    const char *r = health_reason(a, why, sizeof why);
+    sl_buf_printf(b,
+                  "],\"budget\":{\"used\":%llu,\"limit\":%llu},"
+                  "\"rss_bytes\":%.0f,\"dead_letter_lines\":%llu,\"health\":{\"ok\":%s,"
+                  "\"reason\":",
+                  (unsigned long long)a->pipe.budget.used, (unsigned long long)a->pipe.budget.limit,
+                  sl_metrics_proc_rss_bytes(NULL), (unsigned long long)sl_dlq_lines(a->pipe.dlq),
+                  r ? "false" : "true");
+    sl_buf_json_str(b, r ? r : "", r ? strlen(r) : 0);
+    sl_buf_puts(b, "}}");
+}
+
+static const struct sl_http_static status_page = {"text/html; charset=utf-8", sl_status_page_html,
+                                                  SL_STATUS_PAGE_LEN};
+
+static int http_start(struct app *a, char *err, size_t errlen)
+{
+    if (metrics_setup(a, err, errlen) < 0) return -1;
+    a->http = sl_http_new(a->loop, NULL);
+    if (!a->http) return -1;
+    if (sl_http_listen(a->http, a->cfg.service.http_listen, err, errlen) < 0) return -1;
+    sl_http_route(a->http, "/metrics", metrics_handler, a);
+    sl_http_route(a->http, "/healthz", healthz_handler, a);
+    sl_http_route(a->http, "/status", status_handler, a);
+    sl_http_route(a->http, "/", sl_http_static_handler, (void *)&status_page);
+    a->health_progress_ms = a->started_ms = sl_now_ms();
+    a->health = (struct sl_timer){.cb = health_cb, .arg = a};
+    sl_timer_start(a->loop, &a->health, 1000);
+    SL_INFO("sluice", "status server on %s (port %u)", a->cfg.service.http_listen,
+            sl_http_port(a->http));
+    return 0;
 }
 
 /* One JSON line with the conservation counters, for operators and tests. */
@@ -169,11 +473,11 @@ static int run(const char *path)
         }
         a.n_in++;
     }
-    if (a.cfg.service.http_listen)
-        SL_WARN("sluice", NULL,
-                "service.http_listen (%s): the status server is not part of "
-                "this build yet; metrics are logged every stats_interval instead",
-                a.cfg.service.http_listen);
+    a.stall_after_ms = 60000; /* cfg.service.stall_after_ms once config.c has the key */
+    if (a.cfg.service.http_listen && http_start(&a, err, sizeof err) < 0) {
+        SL_ERROR("sluice", NULL, "service.http_listen: %s", err);
+        return 1;
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -216,6 +520,9 @@ static int run(const char *path)
     for (size_t i = 0; i < a.n_in; i++)
         a.in[i].ops->close(a.in[i].impl);
     sl_timer_stop(a.loop, &a.stats);
+    sl_timer_stop(a.loop, &a.health);
+    sl_http_free(a.http);
+    sl_metrics_free(a.metrics);
     sl_pipeline_fini(&a.pipe);
     sl_loop_io_set(a.loop, &a.sig_io, 0);
     close(a.sigfd);

@@ -694,11 +694,11 @@ static const struct key_def service_keys[] = {
     {.name = "http_listen",
      .type = VT_CUSTOM,
      .off = SVC(http_listen),
-     .def = "off",
+     .def = "127.0.0.1:2020",
      .doc_type = "host:port",
      .set = set_listen,
-     .doc = "Status server (/metrics, /healthz, /status); not in this build yet (issue 4): "
-            "setting it logs a warning. \"off\" or \"\" disables it."},
+     .doc = "Status server: /metrics (Prometheus), /healthz, /status (JSON), / (live page). "
+            "\"off\" or \"\" disables it."},
     {.name = "dead_letter",
      .type = VT_SECTION,
      .section = &dead_letter_section,

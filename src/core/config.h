@@ -28,7 +28,7 @@ enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
 
 struct sl_service_cfg {
     uint64_t memory_limit;        /* bytes; default 64 MiB; minimum 4 MiB */
-    char *http_listen;            /* default off (NULL) until the status server exists; NULL for "" or "off" */
+    char *http_listen;            /* default "127.0.0.1:2020"; NULL when set to "" or "off" */
     char *dead_letter_path;       /* directory; default "./dead-letter" */
     uint64_t dead_letter_max_size; /* bytes; default 1 GiB */
     char *storage_path;           /* default "./buffer" */
@@ -53,13 +53,30 @@ struct sl_kafka_input_cfg {
     size_t n_librdkafka;
 };
 
-enum sl_input_type { SL_INPUT_KAFKA = 1 };
+/* ack: delivered answers a chunk once all its events are delivered or dead-lettered; stored (not
+ * in this build) would answer once the chunk is fsync'd under service.storage_path. */
+enum sl_fwd_ack_mode { SL_FWD_ACK_DELIVERED = 0, SL_FWD_ACK_STORED };
+
+struct sl_forward_input_cfg {
+    char *listen;                 /* host:port; default "0.0.0.0:24224"; port 0 = any free port */
+    char *tag_prefix;             /* NULL = none; else tags become "<prefix>.<tag>" */
+    enum sl_fwd_ack_mode ack;     /* default delivered (stored is rejected by the loader) */
+    char *shared_key;             /* NULL = no handshake */
+    char *self_hostname;          /* NULL = gethostname() at start */
+    uint64_t handshake_timeout_ms; /* default 10 s */
+    uint64_t max_frame_size;      /* bytes; default 6 MiB */
+    uint32_t max_connections;     /* default 1024 */
+    uint64_t idle_timeout_ms;     /* default 300 s; 0 = never */
+};
+
+enum sl_input_type { SL_INPUT_KAFKA = 1, SL_INPUT_FORWARD };
 
 struct sl_input_cfg {
     enum sl_input_type type;
-    char *name;                   /* default "kafka.<index>" (index in the inputs list, from 0) */
+    char *name;                   /* default "<type>.<index>" (index in the inputs list, from 0) */
     int line;                     /* line of the list item in the file, for messages */
-    struct sl_kafka_input_cfg kafka;
+    struct sl_kafka_input_cfg kafka;     /* type kafka */
+    struct sl_forward_input_cfg forward; /* type forward */
 };
 
 enum sl_compression { SL_COMPRESSION_NONE = 0, SL_COMPRESSION_GZIP };

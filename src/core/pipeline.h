@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/deadletter.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/tagmatch.h"
 
 struct sl_counters {
@@ -63,6 +64,16 @@ struct sl_event {
     struct sl_ackref ack;
 };
 
+/* What an output counts, kept in the output and read in place by /metrics and /status. */
+struct sl_output_stats {
+    uint64_t requests, items_sent, bytes_sent, delivered, dead_lettered;
+    uint64_t latency_ms_sum;
+    const uint64_t *retries; /* n_reasons counters, by reason */
+    const char *const *reason_names;
+    size_t n_reasons;
+    struct sl_histogram *latency; /* request latency in seconds; set by main, may be NULL */
+};
+
 struct sl_output_ops {
     /* Takes the record over; its fate is reported later through sl_ack. */
     void (*submit)(void *impl, const struct sl_event *ev);
@@ -71,6 +82,7 @@ struct sl_output_ops {
     /* Records held (queued, in flight, awaiting retry). */
     uint64_t (*pending)(void *impl);
     void (*log_stats)(void *impl);
+    struct sl_output_stats *(*stats)(void *impl);
     void (*destroy)(void *impl);
 };
 

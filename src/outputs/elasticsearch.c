@@ -114,9 +114,8 @@ struct es_out {
     int id_path_idx;
     size_t host_idx;
     char *auth_header;
-    /* stats */
-    uint64_t requests, items_sent, bytes_sent, retries[RR_COUNT], delivered, dead_lettered;
-    uint64_t latency_ms_sum;
+    struct sl_output_stats st;
+    uint64_t retries[RR_COUNT];
 };
 
 /* ---------------------------------------------------------------- templates */
@@ -429,7 +428,7 @@ static void dead_letter_rec(struct es_out *o, const struct batch *b, const struc
     sl_pipeline_dead_letter(o->p, &ev, reason, status, it ? it->type : NULL, it ? it->type_len : 0,
                             it ? it->reason : NULL, it ? it->reason_len : 0, true, o->name, index,
                             index_len, r->attempts);
-    o->dead_lettered++;
+    o->st.dead_lettered++;
     o->recs_pending--;
 }
 
@@ -570,9 +569,9 @@ static int start_transfer(struct es_out *o, struct batch *b)
         return -1;
     }
     o->inflight++;
-    o->requests++;
-    o->items_sent += b->n;
-    o->bytes_sent += b->gz ? b->gz_len : b->len;
+    o->st.requests++;
+    o->st.items_sent += b->n;
+    o->st.bytes_sent += b->gz ? b->gz_len : b->len;
     for (size_t i = 0; i < b->n; i++)
         b->recs[i].attempts++;
     return 0;
@@ -617,7 +616,7 @@ static void handle_items(struct es_out *o, struct batch *b)
         struct es_rec *r = &b->recs[i];
         switch (sl_bulk_classify_item(items[i].status, op)) {
         case SL_BULK_DELIVERED:
-            o->delivered++;
+            o->st.delivered++;
             o->recs_pending--;
             sl_ack(&r->ack, SL_FATE_DELIVERED);
             break;
@@ -704,7 +703,9 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
     easy_put(o, e);
     b->easy = NULL;
     o->inflight--;
-    o->latency_ms_sum += sl_now_ms() - b->started_ms;
+    uint64_t took = sl_now_ms() - b->started_ms;
+    o->st.latency_ms_sum += took;
+    if (o->st.latency) sl_histogram_observe(o->st.latency, (double)took / 1000.0);
     const char *host = o->es->hosts[o->host_idx % o->es->n_hosts];
     if (res != CURLE_OK) {
         enum retry_reason why = res == CURLE_OPERATION_TIMEDOUT ? RR_TIMEOUT : RR_TRANSPORT;
@@ -873,7 +874,7 @@ static void es_submit(void *impl, const struct sl_event *ev)
                           item, o->eff_max);
         sl_pipeline_dead_letter(o->p, ev, "record too large", 0, "record_too_large", 16, why,
                                 (size_t)wl, false, o->name, index, index_len, 0);
-        o->dead_lettered++;
+        o->st.dead_lettered++;
         o->recs_pending--;
         return;
     }
@@ -919,6 +920,11 @@ static void es_flush(void *impl)
     pump(o);
 }
 
+static struct sl_output_stats *es_stats(void *impl)
+{
+    return &((struct es_out *)impl)->st;
+}
+
 static uint64_t es_pending(void *impl)
 {
     return ((struct es_out *)impl)->recs_pending;
@@ -935,10 +941,10 @@ static void es_log_stats(void *impl)
     SL_INFO(o->name,
             "requests=%llu items_sent=%llu delivered=%llu dead_lettered=%llu pending=%llu "
             "inflight=%zu bytes_sent=%llu avg_latency_ms=%llu retries{%s}",
-            (unsigned long long)o->requests, (unsigned long long)o->items_sent,
-            (unsigned long long)o->delivered, (unsigned long long)o->dead_lettered,
-            (unsigned long long)o->recs_pending, o->inflight, (unsigned long long)o->bytes_sent,
-            (unsigned long long)(o->requests ? o->latency_ms_sum / o->requests : 0), r);
+            (unsigned long long)o->st.requests, (unsigned long long)o->st.items_sent,
+            (unsigned long long)o->st.delivered, (unsigned long long)o->st.dead_lettered,
+            (unsigned long long)o->recs_pending, o->inflight, (unsigned long long)o->st.bytes_sent,
+            (unsigned long long)(o->st.requests ? o->st.latency_ms_sum / o->st.requests : 0), r);
 }
 
 static void es_destroy(void *impl)
@@ -975,6 +981,7 @@ static const struct sl_output_ops es_ops = {
     .flush = es_flush,
     .pending = es_pending,
     .log_stats = es_log_stats,
+    .stats = es_stats,
     .destroy = es_destroy,
 };
 
@@ -995,6 +1002,9 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     o->curl_timer.cb = curl_timer_fire;
     o->curl_timer.arg = o;
     o->id_path_idx = -1;
+    o->st.retries = o->retries;
+    o->st.reason_names = retry_names;
+    o->st.n_reasons = RR_COUNT;
     struct sl_output *so = &p->outputs[p->n_outputs];
     so->name = cfg->name;
     so->ops = &es_ops;

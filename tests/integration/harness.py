@@ -408,6 +408,7 @@ def sluice_config(*, brokers, es_url, workdir, group="sluice-test", topics=("log
     topic_list = ", ".join(topics)
     return f"""service:
   memory_limit: {memory_limit}
+  http_listen: 127.0.0.1:{free_port()}
   dead_letter: {{path: {workdir}/dead-letter, max_size: {dl_max_size}}}
   shutdown_timeout: {shutdown_timeout}
   unmatched: {unmatched}

@@ -169,7 +169,7 @@ static void test_defaults(void **state)
     if (rc != 0) fail_msg("%s", errs);
     const struct sl_service_cfg *s = &cfg.service;
     assert_int_equal(s->memory_limit, 64ull << 20);
-    assert_null(s->http_listen);
+    assert_string_equal(s->http_listen, "127.0.0.1:2020");
     assert_string_equal(s->dead_letter_path, "./dead-letter");
     assert_int_equal(s->dead_letter_max_size, 1ull << 30);
     assert_string_equal(s->storage_path, "./buffer");
