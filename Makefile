@@ -6,7 +6,9 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build asan fuzz check unit demo clean format
+.PHONY: all deps build asan fuzz check unit demo install clean format
+
+PREFIX ?= /usr/local
 
 all: build
 
@@ -34,6 +36,12 @@ check: build asan fuzz
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
+
+# make install PREFIX=/usr DESTDIR=/tmp/pkg: the binary, docs, example config, systemd unit.
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS) --target sluice
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 demo: build
 	/usr/bin/python3 scripts/demo.py --build $(BUILD)
