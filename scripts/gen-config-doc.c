@@ -99,9 +99,9 @@ static int check_example(const char *path)
     fclose(f);
     text[n] = '\0';
     const struct section_def *sections[] = {&service_section, &dead_letter_section, &kafka_section,
-                                            &es_section};
+                                            &forward_section, &es_section};
     int missing = 0;
-    for (size_t s = 0; s < 4; s++) {
+    for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
         for (size_t i = 0; i < sections[s]->n_keys; i++) {
             char needle[64];
             snprintf(needle, sizeof(needle), "%s:", sections[s]->keys[i].name);
@@ -125,8 +125,8 @@ int main(int argc, char **argv)
         "sluice reads one YAML file (`sluice -c FILE`; `sluice check -c FILE` only validates it).\n"
         "It has three top-level keys: `service` (optional), `inputs` and `outputs` (lists, each\n"
         "with at least one entry). Every item of `inputs` and `outputs` has a `type`; this build\n"
-        "has `kafka` inputs and `elasticsearch` outputs. A commented example with every key is\n"
-        "in [`examples/sluice.yaml`](../examples/sluice.yaml).\n\n"
+        "has `kafka` and `forward` inputs and `elasticsearch` outputs. A commented example with\n"
+        "every key is in [`examples/sluice.yaml`](../examples/sluice.yaml).\n\n"
         "## Value syntax\n\n"
         "- **size**: a whole number of bytes, optionally with a unit: `B`, `KB`/`MB`/`GB`\n"
         "  (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024), case-insensitive, with at most\n"
@@ -148,7 +148,8 @@ int main(int argc, char **argv)
         "  escapes the next character. Several patterns are separated by spaces or given as a\n"
         "  list. Empty parts (`a..b`, `a.`), empty alternatives and `,` outside braces are\n"
         "  errors.\n"
-        "- **templates**: the input `tag` may use `${topic}`. The Elasticsearch `index` may use\n"
+        "- **templates**: the Kafka input `tag` may use `${topic}`. The Elasticsearch `index` may "
+        "use\n"
         "  `${topic}`, `${tag}`, `${record.<dotted.path>}` and the time conversions `%%Y %%m %%d\n"
         "  %%H %%M %%S %%j %%y %%%%` of the event time; anything else (`${foo}`, `%%Q`, an\n"
         "  unterminated `${`), upper-case letters and the characters Elasticsearch forbids in\n"
@@ -160,6 +161,19 @@ int main(int argc, char **argv)
     printf("`librdkafka` may not set `group.id`, `bootstrap.servers`, `metadata.broker.list` (use\n"
            "`group_id` and `brokers`) or `enable.auto.offset.store` (sluice stores an offset only\n"
            "once the record is delivered or dead-lettered). Values are passed as strings.\n\n");
+    printf("## Forward input (`inputs: - type: forward`)\n\n");
+    table("", &forward_section);
+    printf(
+        "Each event's tag is the request's tag (with `tag_prefix`), its time the entry's time (0\n"
+        "means the time of arrival, as in fluentd) and its record the entry's map as one JSON\n"
+        "object. Events carry a source id `<chunk>-<index>` (the request's `chunk` option and the\n"
+        "entry's position), which the Elasticsearch output's `id: kafka` uses as `_id`, so a "
+        "chunk\n"
+        "resent after a lost ack overwrites instead of duplicating. Without a `chunk` the id is\n"
+        "unique per process, connection and request (no ack is expected then either). Malformed\n"
+        "requests close only their connection, without an ack; malformed entries are\n"
+        "dead-lettered with reason `invalid event`. `max_frame_size` must not exceed\n"
+        "`service.memory_limit`.\n\n");
     printf("## Elasticsearch output (`outputs: - type: elasticsearch`)\n\n");
     table("", &es_section);
     printf("Rules across keys: `user` and `password` go together; `api_key` excludes them;\n"
@@ -178,7 +192,7 @@ int main(int argc, char **argv)
         "number of bytes)\n"
         "sluice.yaml:9: duplicate key 'topics' (first at line 7)\n"
         "sluice.yaml:5: missing required key 'brokers' in kafka input\n"
-        "sluice.yaml:12: input type 'forward' is not supported by this build yet\n"
+        "sluice.yaml:12: output type 'forward' is not supported by this build yet\n"
         "sluice.yaml:12: unknown output type 's3' (valid: elasticsearch)\n"
         "sluice.yaml:14: invalid value 'zstd' for 'compression' (valid: none, gzip)\n"
         "sluice.yaml:15: 'concurrency' must be between 1 and 64, got '100'\n"

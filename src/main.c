@@ -18,6 +18,7 @@
 #include "core/metrics.h"
 #include "core/pipeline.h"
 #include "core/status_page.h"
+#include "inputs/forward.h"
 #include "inputs/kafka.h"
 #include "inputs/replay.h"
 #include "tools/deadletter_cli.h"
@@ -494,6 +495,10 @@ static int run(const char *path, const char *replay_dir)
         case SL_INPUT_KAFKA:
             in->ops = &sl_kafka_in_ops;
             in->impl = sl_kafka_in_new(&a.pipe, ic, prefetch, err, sizeof err);
+            break;
+        case SL_INPUT_FORWARD:
+            in->ops = &sl_fwd_in_ops;
+            in->impl = sl_fwd_in_new(&a.pipe, ic, err, sizeof err);
             break;
         default:
             /* the config loader rejects types this build lacks; this is the second line */

@@ -1,10 +1,11 @@
 /* Configuration loader.
  *
  * The YAML file is loaded with libyaml's document API, then walked against one table of known keys
- * per section (service_keys, dead_letter_keys, kafka_keys, es_keys). The tables are the single
- * source of truth: they drive parsing, defaults (applied by feeding each default string through the
- * same setter a user value goes through, so a documented default can never drift from the real
- * one) and docs/configuration.md (scripts/gen-config-doc.c includes this file and prints them).
+ * per section (service_keys, dead_letter_keys, kafka_keys, forward_keys, es_keys). The tables are
+ * the single source of truth: they drive parsing, defaults (applied by feeding each default string
+ * through the same setter a user value goes through, so a documented default can never drift from
+ * the real one) and docs/configuration.md (scripts/gen-config-doc.c includes this file and prints
+ * them).
  *
  * Every problem is reported, not just the first: the walk keeps going after an error and only the
  * final count decides the result. Messages are "FILE:LINE: message", one per line.
@@ -99,6 +100,7 @@ struct loader {
      * still hold its default, and a complaint about that default would be noise. */
     bool service_clean;
     bool output_clean[SL_CFG_MAX_OUTPUTS];
+    bool input_clean[SL_CFG_MAX_INPUTS];
     char qbuf[N_QBUF][QUOTE_MAX + 8];
     unsigned qi;
 };
@@ -610,7 +612,8 @@ static int set_id(struct loader *L, const struct key_def *k, void *base, const s
     return -1;
 }
 
-static int valid_host_port(const char *s)
+/* min_port 0 lets a listener take any free port (tests); a port to connect to must be >= 1. */
+static int valid_host_port(const char *s, long min_port)
 {
     const char *colon = strrchr(s, ':');
     if (!colon || colon == s) return -1;
@@ -625,7 +628,7 @@ static int valid_host_port(const char *s)
     size_t n = strlen(port);
     if (n == 0 || n > 5 || strspn(port, "0123456789") != n) return -1;
     long v = strtol(port, NULL, 10);
-    return v >= 1 && v <= 65535 ? 0 : -1;
+    return v >= min_port && v <= 65535 ? 0 : -1;
 }
 
 static int set_listen(struct loader *L, const struct key_def *k, void *base, const struct val *v)
@@ -634,7 +637,7 @@ static int set_listen(struct loader *L, const struct key_def *k, void *base, con
         set_str(base, k->off, NULL);
         return 0;
     }
-    if (valid_host_port(v->s) < 0) {
+    if (valid_host_port(v->s, 1) < 0) {
         err(L, v->line, "'%s' must be host:port or \"off\", got '%s'", k->name, q(L, v->raw));
         return -1;
     }
@@ -645,6 +648,40 @@ static int set_listen(struct loader *L, const struct key_def *k, void *base, con
     }
     set_str(base, k->off, s);
     return 0;
+}
+
+/* The forward input's listen address: required to be host:port; port 0 binds any free port. */
+static int set_fwd_listen(struct loader *L, const struct key_def *k, void *base,
+                          const struct val *v)
+{
+    if (v->null || valid_host_port(v->s, 0) < 0) {
+        err(L, v->line, "'%s' must be host:port (port 0..65535), got '%s'", k->name,
+            q(L, v->null ? "" : v->raw));
+        return -1;
+    }
+    char *s = strdup(v->s);
+    if (!s) {
+        err(L, v->line, "out of memory");
+        return -1;
+    }
+    set_str(base, k->off, s);
+    return 0;
+}
+
+static int set_fwd_ack(struct loader *L, const struct key_def *k, void *base, const struct val *v)
+{
+    struct sl_forward_input_cfg *fc = &((struct sl_input_cfg *)base)->forward;
+    if (!v->null && strcmp(v->s, "delivered") == 0) {
+        fc->ack = SL_FWD_ACK_DELIVERED;
+        return 0;
+    }
+    if (!v->null && strcmp(v->s, "stored") == 0) {
+        err(L, v->line, "'%s: stored' is not supported by this build yet", k->name);
+        return -1;
+    }
+    err(L, v->line, "invalid value '%s' for '%s' (valid: delivered)", q(L, v->null ? "" : v->raw),
+        k->name);
+    return -1;
 }
 
 /* ---- key tables --------------------------------------------------------------------------------
@@ -660,6 +697,7 @@ static const char *const compression_values[] = {"none", "gzip", NULL};
 #define SVC(f) offsetof(struct sl_service_cfg, f)
 #define IN(f) offsetof(struct sl_input_cfg, f)
 #define KAF(f) offsetof(struct sl_input_cfg, kafka.f)
+#define FWD(f) offsetof(struct sl_input_cfg, forward.f)
 #define OUT(f) offsetof(struct sl_output_cfg, f)
 #define ES(f) offsetof(struct sl_output_cfg, es.f)
 
@@ -821,6 +859,91 @@ static const struct section_def kafka_section = {
     .n_keys = sizeof(kafka_keys) / sizeof(kafka_keys[0]),
 };
 
+static const struct key_def forward_keys[] = {
+    {.name = "type",
+     .type = VT_TYPE,
+     .required = true,
+     .doc_type = "forward",
+     .doc = "Selects this input: Fluentd Forward protocol v1 server (TCP, plus UDP heartbeat)."},
+    {.name = "name",
+     .type = VT_STRING,
+     .off = IN(name),
+     .doc_def = "forward.<index>",
+     .check = check_name,
+     .doc = "Name in metrics and logs; index is the position in inputs."},
+    {.name = "listen",
+     .type = VT_CUSTOM,
+     .off = FWD(listen),
+     .def = "0.0.0.0:24224",
+     .doc_type = "host:port",
+     .set = set_fwd_listen,
+     .doc = "TCP address to accept Forward connections on; UDP heartbeats are answered on the "
+            "same port. Port 0 picks a free port (logged as \"listening on HOST:PORT\")."},
+    {.name = "tag_prefix",
+     .type = VT_STRING,
+     .off = FWD(tag_prefix),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "Prepended as \"<prefix>.\" to every incoming tag before routing."},
+    {.name = "ack",
+     .type = VT_CUSTOM,
+     .off = FWD(ack),
+     .def = "delivered",
+     .doc_type = "delivered",
+     .set = set_fwd_ack,
+     .doc = "When a request's chunk is acknowledged: delivered = once every event of it and of "
+            "the connection's earlier chunks is delivered or durably dead-lettered (stored is "
+            "not in this build)."},
+    {.name = "shared_key",
+     .type = VT_STRING,
+     .off = FWD(shared_key),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(no handshake)",
+     .doc = "Enables the HELO/PING/PONG handshake with this key; use ${env:NAME} or ${file:PATH}."},
+    {.name = "self_hostname",
+     .type = VT_STRING,
+     .off = FWD(self_hostname),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(host name)",
+     .doc = "Server host name sent in PONG (part of its digest)."},
+    {.name = "handshake_timeout",
+     .type = VT_DURATION,
+     .off = FWD(handshake_timeout_ms),
+     .def = "10s",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "A client that has not sent a valid PING this long after HELO is disconnected."},
+    {.name = "max_frame_size",
+     .type = VT_SIZE,
+     .off = FWD(max_frame_size),
+     .def = "6MiB",
+     .min_value = 1024,
+     .min_text = "1KiB",
+     .doc = "Largest request, and largest decompressed gzip payload; a larger one is a protocol "
+            "error that closes that connection without an ack."},
+    {.name = "max_connections",
+     .type = VT_UINT32,
+     .off = FWD(max_connections),
+     .def = "1024",
+     .min = 1,
+     .max = 65536,
+     .doc = "Open connections; further ones are accepted and closed at once (logged)."},
+    {.name = "idle_timeout",
+     .type = VT_DURATION,
+     .off = FWD(idle_timeout_ms),
+     .def = "300s",
+     .doc = "A connection that sent nothing and awaits no ack this long is closed; 0 = never."},
+};
+
+static const struct section_def forward_section = {
+    .where = "in forward input",
+    .keys = forward_keys,
+    .n_keys = sizeof(forward_keys) / sizeof(forward_keys[0]),
+};
+
 static const struct key_def es_keys[] = {
     {.name = "type",
      .type = VT_TYPE,
@@ -960,8 +1083,10 @@ static const struct section_def es_section = {
 };
 
 static const char *const top_keys[] = {"service", "inputs", "outputs"};
-static const char *const input_types[] = {"kafka"};
+static const char *const input_types[] = {"kafka", "forward"};
 static const char *const output_types[] = {"elasticsearch"};
+/* Types a later build adds (inputs and outputs share the list): "not supported by this build
+ * yet" instead of "unknown". A forward output is one of them. */
 static const char *const future_types[] = {"forward", "file", "stdout"};
 
 /* ---- generic setters ---------------------------------------------------------------------------
@@ -1471,7 +1596,9 @@ static int component_type(struct loader *L, const struct component *c, yaml_node
 
 static void load_inputs(struct loader *L, struct sl_config *cfg, yaml_node_t *list)
 {
-    static const struct component c = {"input", input_types, 1, &kafka_section};
+    static const struct component c = {"input", input_types, 2, NULL};
+    static const struct section_def *const sections[] = {&kafka_section, &forward_section};
+    static const enum sl_input_type types[] = {SL_INPUT_KAFKA, SL_INPUT_FORWARD};
     size_t index = 0;
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++, index++) {
@@ -1484,13 +1611,16 @@ static void load_inputs(struct loader *L, struct sl_config *cfg, yaml_node_t *li
             err(L, node_line(item), "too many inputs (max %d)", SL_CFG_MAX_INPUTS);
             return;
         }
-        if (component_type(L, &c, item) < 0) continue;
+        int t = component_type(L, &c, item);
+        if (t < 0) continue;
         struct sl_input_cfg *in = &cfg->inputs[cfg->n_inputs++];
-        in->type = SL_INPUT_KAFKA;
+        in->type = types[t];
         in->line = node_line(item);
-        apply_defaults(L, c.section, in);
-        default_name(L, &in->name, "kafka", index, in->line);
-        load_section(L, c.section, in, item);
+        unsigned before = L->n_errors;
+        apply_defaults(L, sections[t], in);
+        default_name(L, &in->name, input_types[t], index, in->line);
+        load_section(L, sections[t], in, item);
+        L->input_clean[cfg->n_inputs - 1] = L->n_errors == before;
     }
 }
 
@@ -1524,6 +1654,16 @@ static void load_outputs(struct loader *L, struct sl_config *cfg, yaml_node_t *l
 /* Rules that span keys, checked once everything is loaded. */
 static void cross_checks(struct loader *L, struct sl_config *cfg)
 {
+    for (size_t i = 0; i < cfg->n_inputs; i++) {
+        const struct sl_input_cfg *in = &cfg->inputs[i];
+        /* A frame is held whole (and its gzip payload inflated whole) before any of it can go
+         * on: one larger than the whole memory budget could never be taken in. */
+        if (in->type == SL_INPUT_FORWARD && L->input_clean[i] && L->service_clean &&
+            in->forward.max_frame_size > cfg->service.memory_limit)
+            err(L, in->line, "'max_frame_size' (%llu) is larger than service.memory_limit (%llu)",
+                (unsigned long long)in->forward.max_frame_size,
+                (unsigned long long)cfg->service.memory_limit);
+    }
     for (size_t i = 0; i < cfg->n_outputs; i++) {
         struct sl_output_cfg *o = &cfg->outputs[i];
         struct sl_es_output_cfg *es = &o->es;
@@ -1719,7 +1859,7 @@ static void free_section(const struct section_def *sd, void *base)
             set_str(base, k->off, NULL);
             break;
         case VT_CUSTOM:
-            if (k->set == set_listen)
+            if (k->set == set_listen || k->set == set_fwd_listen)
                 set_str(base, k->off, NULL);
             else if (k->set == set_id)
                 set_str(base, offsetof(struct sl_output_cfg, es.id_field), NULL);
@@ -1745,7 +1885,8 @@ void sl_config_free(struct sl_config *cfg)
     free(cfg->path);
     free_section(&service_section, &cfg->service);
     for (size_t i = 0; i < cfg->n_inputs; i++)
-        free_section(&kafka_section, &cfg->inputs[i]);
+        free_section(cfg->inputs[i].type == SL_INPUT_FORWARD ? &forward_section : &kafka_section,
+                     &cfg->inputs[i]);
     for (size_t i = 0; i < cfg->n_outputs; i++)
         free_section(&es_section, &cfg->outputs[i]);
     memset(cfg, 0, sizeof(*cfg));

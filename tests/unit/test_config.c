@@ -416,13 +416,109 @@ static void test_types_not_supported(void **state)
 {
     (void)state;
     expect_errors("inputs:\n  - type: forward\n    listen: 0.0.0.0:24224\n"
-                  "  - type: kinesis\noutputs:\n  - type: stdout\n  - type: s3\n",
-                  "t.yaml:2: input type 'forward' is not supported by this build yet\n"
-                  "t.yaml:4: unknown input type 'kinesis' (valid: kafka)\n"
-                  "t.yaml:6: output type 'stdout' is not supported by this build yet\n"
-                  "t.yaml:7: unknown output type 's3' (valid: elasticsearch)\n");
+                  "  - type: kinesis\n  - type: file\noutputs:\n  - type: stdout\n"
+                  "  - type: s3\n  - type: forward\n",
+                  "t.yaml:4: unknown input type 'kinesis' (valid: kafka, forward)\n"
+                  "t.yaml:5: input type 'file' is not supported by this build yet\n"
+                  "t.yaml:7: output type 'stdout' is not supported by this build yet\n"
+                  "t.yaml:8: unknown output type 's3' (valid: elasticsearch)\n"
+                  "t.yaml:9: output type 'forward' is not supported by this build yet\n");
     expect_errors(MINIMAL_IO "  - type: file\n",
                   "t.yaml:7: output type 'file' is not supported by this build yet\n");
+}
+
+/* A forward input at line 2 with the given extra lines from line 3, and a default output. */
+#define FWD_INPUT(extra)                                                                           \
+    "inputs:\n"                                                                                    \
+    "  - type: forward\n" extra "outputs:\n"                                                       \
+    "  - type: elasticsearch\n"
+
+static void test_forward_input(void **state)
+{
+    (void)state;
+    struct sl_config cfg;
+    int rc = load(FWD_INPUT(""), &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_int_equal(cfg.n_inputs, 1);
+    const struct sl_input_cfg *in = &cfg.inputs[0];
+    assert_int_equal(in->type, SL_INPUT_FORWARD);
+    assert_string_equal(in->name, "forward.0");
+    assert_string_equal(in->forward.listen, "0.0.0.0:24224");
+    assert_null(in->forward.tag_prefix);
+    assert_int_equal(in->forward.ack, SL_FWD_ACK_DELIVERED);
+    assert_null(in->forward.shared_key);
+    assert_null(in->forward.self_hostname);
+    assert_int_equal(in->forward.handshake_timeout_ms, 10000);
+    assert_int_equal(in->forward.max_frame_size, 6ull << 20);
+    assert_int_equal(in->forward.max_connections, 1024);
+    assert_int_equal(in->forward.idle_timeout_ms, 300000);
+    sl_config_free(&cfg);
+
+    setenv("SLUICE_T_FWD_KEY", "k3y", 1);
+    rc = load("inputs:\n"
+              "  - type: kafka\n    brokers: k:9092\n    topics: t\n"
+              "  - type: forward\n"
+              "    name: fw\n"
+              "    listen: 127.0.0.1:0\n"
+              "    tag_prefix: ext\n"
+              "    ack: delivered\n"
+              "    shared_key: ${env:SLUICE_T_FWD_KEY}\n"
+              "    self_hostname: me\n"
+              "    handshake_timeout: 500ms\n"
+              "    max_frame_size: 1MiB\n"
+              "    max_connections: 8\n"
+              "    idle_timeout: 0\n"
+              "outputs:\n  - type: elasticsearch\n",
+              &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_int_equal(cfg.n_inputs, 2);
+    assert_int_equal(cfg.inputs[0].type, SL_INPUT_KAFKA);
+    assert_string_equal(cfg.inputs[0].name, "kafka.0");
+    in = &cfg.inputs[1];
+    assert_int_equal(in->type, SL_INPUT_FORWARD);
+    assert_string_equal(in->name, "fw");
+    assert_string_equal(in->forward.listen, "127.0.0.1:0");
+    assert_string_equal(in->forward.tag_prefix, "ext");
+    assert_string_equal(in->forward.shared_key, "k3y");
+    assert_string_equal(in->forward.self_hostname, "me");
+    assert_int_equal(in->forward.handshake_timeout_ms, 500);
+    assert_int_equal(in->forward.max_frame_size, 1ull << 20);
+    assert_int_equal(in->forward.max_connections, 8);
+    assert_int_equal(in->forward.idle_timeout_ms, 0);
+    sl_config_free(&cfg);
+    /* The second input's default name counts its position in the list. */
+    rc = load("inputs:\n  - {type: kafka, brokers: k, topics: t}\n  - type: forward\n"
+              "outputs:\n  - type: elasticsearch\n",
+              &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_string_equal(cfg.inputs[1].name, "forward.1");
+    sl_config_free(&cfg);
+
+    expect_errors(FWD_INPUT("    ack: stored\n"),
+                  "t.yaml:3: 'ack: stored' is not supported by this build yet\n");
+    expect_errors(FWD_INPUT("    ack: never\n"),
+                  "t.yaml:3: invalid value 'never' for 'ack' (valid: delivered)\n");
+    expect_errors(FWD_INPUT("    listen: 24224\n    brokers: x\n"),
+                  "t.yaml:3: 'listen' must be host:port (port 0..65535), got '24224'\n"
+                  "t.yaml:4: unknown key 'brokers' in forward input (valid: type, name, listen, "
+                  "tag_prefix, ack, shared_key, self_hostname, handshake_timeout, "
+                  "max_frame_size, max_connections, idle_timeout)\n");
+    expect_errors(FWD_INPUT("    listen: \"h:65536\"\n    tag_prefx: a\n"),
+                  "t.yaml:3: 'listen' must be host:port (port 0..65535), got 'h:65536'\n"
+                  "t.yaml:4: unknown key 'tag_prefx' in forward input (did you mean "
+                  "'tag_prefix'?)\n");
+    expect_errors(FWD_INPUT("    max_frame_size: 512\n    max_connections: 0\n"
+                            "    handshake_timeout: 0\n    tag_prefix: \"\"\n"),
+                  "t.yaml:3: 'max_frame_size' must be at least 1KiB, got '512'\n"
+                  "t.yaml:4: 'max_connections' must be between 1 and 65536, got '0'\n"
+                  "t.yaml:5: 'handshake_timeout' must be at least 1ms, got '0'\n"
+                  "t.yaml:6: 'tag_prefix' must not be empty\n");
+    expect_errors("service: {memory_limit: 5MiB}\n" FWD_INPUT(""),
+                  "t.yaml:3: 'max_frame_size' (6291456) is larger than service.memory_limit "
+                  "(5242880)\n");
+    unsetenv("SLUICE_T_FWD_KEY");
+    expect_errors(FWD_INPUT("    shared_key: ${env:SLUICE_T_FWD_KEY}\n"),
+                  "t.yaml:3: environment variable SLUICE_T_FWD_KEY is not set\n");
 }
 
 static void test_match_and_hosts(void **state)
@@ -537,6 +633,7 @@ static void test_all_errors_reported(void **state)
                   "    topics: t\n"
                   "    formt: json\n"
                   "  - type: forward\n"
+                  "    ack: stored\n"
                   "outputs:\n"
                   "  - type: elasticsearch\n"
                   "    concurrency: 100\n"
@@ -547,9 +644,9 @@ static void test_all_errors_reported(void **state)
                   "debug)\n"
                   "t.yaml:7: unknown key 'formt' in kafka input (did you mean 'format'?)\n"
                   "t.yaml:5: missing required key 'brokers' in kafka input\n"
-                  "t.yaml:8: input type 'forward' is not supported by this build yet\n"
-                  "t.yaml:11: 'concurrency' must be between 1 and 64, got '100'\n"
-                  "t.yaml:12: invalid pattern '{a' in 'match': unbalanced '{' at offset 0\n");
+                  "t.yaml:9: 'ack: stored' is not supported by this build yet\n"
+                  "t.yaml:12: 'concurrency' must be between 1 and 64, got '100'\n"
+                  "t.yaml:13: invalid pattern '{a' in 'match': unbalanced '{' at offset 0\n");
 }
 
 static void test_env_secrets(void **state)
@@ -789,6 +886,9 @@ static void test_shipped_example(void **state)
     assert_string_equal(cfg.inputs[0].kafka.topics[1], "^audit\\..*");
     assert_string_equal(cfg.inputs[0].kafka.metadata_key, "_kafka");
     assert_string_equal(cfg.outputs[0].name, "es");
+    assert_int_equal(cfg.inputs[1].type, SL_INPUT_FORWARD);
+    assert_string_equal(cfg.inputs[1].name, "fwd");
+    assert_string_equal(cfg.inputs[1].forward.tag_prefix, "fwd");
     sl_config_free(&cfg);
 }
 
@@ -805,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_types_not_supported),
+        cmocka_unit_test(test_forward_input),
         cmocka_unit_test(test_match_and_hosts),
         cmocka_unit_test(test_librdkafka),
         cmocka_unit_test(test_id_and_templates),

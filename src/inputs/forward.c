@@ -1,0 +1,1091 @@
+/* Forward input: a Fluentd Forward protocol v1 server (PROTOCOLS.md 1.9) on the loop.
+ *
+ * At-least-once with `ack: delivered`: every event of a connection is registered in that
+ * connection's ack tracker under a running index. A request with a `chunk` option leaves an
+ * entry (index after its last event, ack bytes) in the connection's FIFO; the ack is written
+ * when the tracker's finished prefix covers that index, i.e. when every event of this chunk and
+ * of every earlier chunk on the connection is delivered, 409-on-create, or durably
+ * dead-lettered. Acks therefore leave in request order, and an ack never covers data we did not
+ * take in. When the connection closes first its tracker is revoked: late results are counted but
+ * not acked, and the client resends the chunk; the events' ids (`<chunk>-<index>`, used as the
+ * Elasticsearch _id) make the resend overwrite instead of duplicate.
+ *
+ * Memory: each connection's read buffer grows only to the frame being cut (at most
+ * max_frame_size) and is charged to the budget, like the JSON scratch buffer and the gzip output
+ * buffer (shared by all connections: decoding is synchronous on the loop). When the pipeline
+ * signals backpressure no connection is read (TCP flow control pushes back on the clients);
+ * frames already buffered wait, unprocessed and unacked, until the budget can resume.
+ *
+ * Connections are freed only from a timer callback (after the current epoll batch, which may
+ * still hold an event for them), and never closed from inside an ack-tracker callback (the
+ * tracker is being walked there): a connection that must go is marked and closed by the reap
+ * timer. */
+#include "inputs/forward.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "codec/forward.h"
+#include "codec/msgpack.h"
+#include "core/log.h"
+
+#define TICK_MS 100
+#define TICK_PAUSED_MS 10
+#define RBUF_MIN (64u * 1024)
+/* A buffer grown for one big frame is shrunk back once it is mostly empty, so a single large
+ * request does not keep its budget share for the connection's lifetime. */
+#define RBUF_KEEP (256u * 1024)
+#define SCRATCH_KEEP (1u << 20)
+#define ZBUF_MIN (256u * 1024)
+#define ZBUF_KEEP (1u << 20)
+/* Bytes read from one connection per wakeup, so one fast client cannot starve the others. */
+#define READ_BURST (1u << 20)
+#define ACCEPT_BURST 64
+/* Chunk strings up to this length are used verbatim in ids; longer or non-string chunks are
+ * hashed, keeping ids within Elasticsearch's 512-byte _id limit. */
+#define CHUNK_ID_MAX 200
+
+struct ackent {
+    struct ackent *next;
+    int64_t end; /* running index after the chunk's last event */
+    size_t len;
+    uint8_t bytes[]; /* {"ack": <chunk>} */
+};
+
+enum cstate { C_AUTH, C_OPEN };
+
+struct fconn {
+    struct sl_fwd_in *f;
+    struct fconn *prev, *next;
+    struct sl_io io;
+    uint64_t id;
+    char peer[64];
+    enum cstate state;
+    bool closed;            /* fd closed, on the dead list */
+    bool doomed;            /* close at the next reap (set where closing is not allowed) */
+    bool eof;               /* the peer finished sending; stays open only to write acks */
+    bool close_after_write; /* PONG false: close once it is written */
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    struct sl_mp_framer fr;
+    uint8_t *wbuf;
+    size_t wlen, wpos, wcap;
+    struct sl_acktrack *trk;
+    int64_t next_index; /* running index of the next event */
+    int64_t done_next;  /* every event with a smaller index is finished */
+    struct ackent *ack_head, *ack_tail;
+    size_t ack_bytes;
+    uint64_t frame_seq;
+    uint8_t nonce[16], auth[16];
+    uint64_t opened_ms, last_ms;
+};
+
+struct sl_fwd_in {
+    struct sl_pipeline *p;
+    const struct sl_input_cfg *cfg;
+    const struct sl_forward_input_cfg *fc;
+    const char *name;
+    char host[256];
+    size_t host_len;
+    int lfd, ufd;
+    struct sl_io lio, uio;
+    int port;
+    char addr[96];
+    struct fconn *conns, *dead;
+    size_t n_conns;
+    uint64_t next_conn_id;
+    char boot[17]; /* random per process: ids of chunkless requests never repeat across runs */
+    struct sl_timer tick, reap;
+    bool paused, stopping, accept_off;
+    uint64_t accept_off_until;
+    uint64_t paused_since, paused_ms, pauses;
+    struct sl_counters ctr;
+    uint64_t connections_total, connections_rejected, protocol_errors, bytes_read, frames,
+        acks_sent, handshake_failures, heartbeats, idle_closed;
+    char *scratch;
+    size_t scratch_cap;
+    char *tagbuf;
+    size_t tag_cap;
+    uint8_t *zbuf;
+    size_t zcap;
+    struct sl_fwd_zarena *zarena;
+};
+
+/* ---------------------------------------------------------------- budget helpers */
+
+static void charge(struct sl_fwd_in *f, size_t old_cap, size_t new_cap)
+{
+    if (new_cap > old_cap)
+        sl_budget_charge(&f->p->budget, new_cap - old_cap);
+    else if (old_cap > new_cap)
+        sl_budget_release(&f->p->budget, old_cap - new_cap);
+}
+
+static void *resize(struct sl_fwd_in *f, void *ptr, size_t *cap, size_t want)
+{
+    void *n = want ? realloc(ptr, want) : (free(ptr), NULL);
+    if (want && !n) abort(); /* the pipeline cannot promise anything without memory */
+    charge(f, *cap, want);
+    *cap = want;
+    return n;
+}
+
+static char *scratch(struct sl_fwd_in *f, size_t need)
+{
+    if (need > f->scratch_cap) f->scratch = resize(f, f->scratch, &f->scratch_cap, need);
+    return f->scratch;
+}
+
+/* ---------------------------------------------------------------- connection lifetime */
+
+static void conn_update_events(struct fconn *c);
+static void conn_close(struct fconn *c, const char *why);
+static int conn_process(struct fconn *c);
+static void update_backpressure(struct sl_fwd_in *f);
+
+static void reap_cb(struct sl_timer *t)
+{
+    struct sl_fwd_in *f = t->arg;
+    for (struct fconn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->doomed) conn_close(c, NULL);
+    }
+    while (f->dead) {
+        struct fconn *c = f->dead;
+        f->dead = c->next;
+        free(c);
+    }
+}
+
+static void schedule_reap(struct sl_fwd_in *f)
+{
+    if (!f->reap.active) sl_timer_start(f->p->loop, &f->reap, 0);
+}
+
+static void doom(struct fconn *c)
+{
+    c->doomed = true;
+    schedule_reap(c->f);
+}
+
+static bool reading(const struct fconn *c)
+{
+    const struct sl_fwd_in *f = c->f;
+    return !c->closed && !c->doomed && !c->eof && !c->close_after_write && !f->paused &&
+           !f->stopping;
+}
+
+static void conn_update_events(struct fconn *c)
+{
+    if (c->closed) return;
+    uint32_t ev = (reading(c) ? EPOLLIN : 0) | (c->wpos < c->wlen ? EPOLLOUT : 0);
+    /* Without any event the fd leaves epoll; a reset while paused is then seen on resume. */
+    sl_loop_io_set(c->f->p->loop, &c->io, ev);
+}
+
+/* Whether a connection that stopped reading has anything left to do. */
+static bool finished(const struct fconn *c)
+{
+    return c->wpos == c->wlen && (c->close_after_write || (c->eof && !c->ack_head));
+}
+
+static void conn_write(struct fconn *c)
+{
+    while (!c->closed && c->wpos < c->wlen) {
+        ssize_t w = send(c->io.fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
+        if (w > 0) {
+            c->wpos += (size_t)w;
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            SL_DEBUG(c->f->name, "%s: write failed: %s", c->peer, strerror(errno));
+            doom(c);
+            return;
+        }
+    }
+    if (c->wpos == c->wlen) c->wpos = c->wlen = 0;
+    if (finished(c)) doom(c);
+    conn_update_events(c);
+}
+
+static void queue_write(struct fconn *c, const void *p, size_t n)
+{
+    if (c->wlen + n > c->wcap) {
+        size_t want = c->wcap ? c->wcap : 256;
+        while (want < c->wlen + n)
+            want *= 2;
+        c->wbuf = resize(c->f, c->wbuf, &c->wcap, want);
+    }
+    memcpy(c->wbuf + c->wlen, p, n);
+    c->wlen += n;
+}
+
+/* Writes every ack whose events (and all earlier ones) are finished. Called from the tracker's
+ * advance callback, so it must not close the connection (doom it instead). */
+static void flush_acks(struct fconn *c)
+{
+    if (c->closed) return;
+    bool any = false;
+    while (c->ack_head && c->ack_head->end <= c->done_next) {
+        struct ackent *a = c->ack_head;
+        c->ack_head = a->next;
+        if (!c->ack_head) c->ack_tail = NULL;
+        queue_write(c, a->bytes, a->len);
+        size_t sz = sizeof *a + a->len;
+        c->ack_bytes -= sz;
+        sl_budget_release(&c->f->p->budget, sz);
+        free(a);
+        c->f->acks_sent++;
+        any = true;
+    }
+    if (any || finished(c)) conn_write(c);
+}
+
+static void on_advance(struct sl_acktrack *trk, int64_t commit_next, void *owner)
+{
+    (void)trk;
+    struct fconn *c = owner;
+    c->done_next = commit_next;
+    flush_acks(c);
+}
+
+static void conn_close(struct fconn *c, const char *why)
+{
+    struct sl_fwd_in *f = c->f;
+    if (c->closed) return;
+    if (why) SL_DEBUG(f->name, "%s: closing: %s", c->peer, why);
+    c->closed = true;
+    sl_loop_io_set(f->p->loop, &c->io, 0);
+    close(c->io.fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        f->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    f->n_conns--;
+    c->prev = NULL;
+    c->next = f->dead;
+    f->dead = c;
+    /* Events still in flight finish into the revoked tracker: counted, never acked. */
+    if (c->trk) sl_acktrack_revoke(c->trk);
+    c->trk = NULL;
+    while (c->ack_head) {
+        struct ackent *a = c->ack_head;
+        c->ack_head = a->next;
+        free(a);
+    }
+    sl_budget_release(&f->p->budget, c->ack_bytes);
+    c->ack_bytes = 0;
+    c->rbuf = resize(f, c->rbuf, &c->rcap, 0);
+    c->wbuf = resize(f, c->wbuf, &c->wcap, 0);
+    schedule_reap(f);
+}
+
+static void protocol_error(struct fconn *c, const char *what, const char *msg)
+{
+    struct sl_fwd_in *f = c->f;
+    f->protocol_errors++;
+    SL_WARN(f->name, "protocol_error",
+            "%s: %s: %s; closing this connection (requests not acked are resent by the client)",
+            c->peer, what, msg);
+}
+
+/* ---------------------------------------------------------------- events */
+
+struct dctx {
+    struct fconn *c;
+    bool ready;
+    struct sl_output *out;
+    const char *tag;
+    size_t tag_len;
+    char idbase[CHUNK_ID_MAX + 64];
+    size_t idbase_len;
+};
+
+/* Tag, route and id prefix, once per request (every event of a request has the same ones). */
+static void frame_setup(struct dctx *d, const struct sl_fwd_request *req)
+{
+    struct fconn *c = d->c;
+    struct sl_fwd_in *f = c->f;
+    const char *pre = f->fc->tag_prefix;
+    if (pre) {
+        size_t pl = strlen(pre), need = pl + 1 + req->tag_len;
+        if (need > f->tag_cap) f->tagbuf = resize(f, f->tagbuf, &f->tag_cap, need);
+        memcpy(f->tagbuf, pre, pl);
+        f->tagbuf[pl] = '.';
+        memcpy(f->tagbuf + pl + 1, req->tag, req->tag_len);
+        d->tag = f->tagbuf;
+        d->tag_len = need;
+    } else {
+        d->tag = req->tag;
+        d->tag_len = req->tag_len;
+    }
+    d->out = sl_pipeline_route(f->p, d->tag, d->tag_len);
+    const struct sl_fwd_options *o = &req->opt;
+    int n;
+    if (o->chunk && o->chunk_is_str && o->chunk_str_len <= CHUNK_ID_MAX) {
+        memcpy(d->idbase, o->chunk_str, o->chunk_str_len);
+        n = (int)o->chunk_str_len;
+    } else if (o->chunk) {
+        char hex[129];
+        const void *parts[] = {o->chunk};
+        size_t lens[] = {o->chunk_len};
+        if (sl_fwd_sha512_hex(parts, lens, 1, hex) != 0) abort();
+        n = snprintf(d->idbase, sizeof d->idbase, "h%.32s", hex);
+    } else {
+        n = snprintf(d->idbase, sizeof d->idbase, "%s.%llu.%llu", f->boot,
+                     (unsigned long long)c->id, (unsigned long long)c->frame_seq);
+    }
+    d->idbase_len = (size_t)n;
+    d->ready = true;
+}
+
+/* {"msgpack":"<base64 of the entry>"}: a record that cannot be JSON is kept losslessly. */
+static void raw_payload(struct sl_fwd_in *f, const struct sl_fwd_event *ev, struct sl_event *e)
+{
+    char *s = scratch(f, 4 * ((ev->entry_len + 2) / 3) + 16);
+    memcpy(s, "{\"msgpack\":\"", 12);
+    size_t n = 12 + sl_mp_base64(ev->entry, ev->entry_len, s + 12);
+    memcpy(s + n, "\"}", 2);
+    e->payload = s;
+    e->payload_len = n + 2;
+}
+
+static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl_fwd_event *ev)
+{
+    struct dctx *d = ctx;
+    struct fconn *c = d->c;
+    struct sl_fwd_in *f = c->f;
+    if (!d->ready) frame_setup(d, req);
+    uint64_t seq = sl_acktrack_add(c->trk, c->next_index++);
+    if (seq == UINT64_MAX) abort();
+    f->ctr.received++;
+    char id[sizeof d->idbase + 24];
+    int il = snprintf(id, sizeof id, "%.*s-%zu", (int)d->idbase_len, d->idbase, ev->index);
+    struct sl_event e = {
+        .input = f->name,
+        .tag = d->tag,
+        .tag_len = d->tag_len,
+        .src_id = id,
+        .src_id_len = (size_t)il,
+        .time_ns = ev->error || ev->time_ns == 0 ? sl_wall_ns() : ev->time_ns,
+        .ack = {.trk = c->trk, .seq = seq, .ctr = &f->ctr},
+    };
+    const char *why = ev->error;
+    const char *etype = "invalid_event";
+    if (!why) {
+        const char *jerr = NULL;
+        ssize_t r = sl_mp_to_json(ev->record, ev->record_len, f->scratch, f->scratch_cap, &jerr);
+        if (r > (ssize_t)f->scratch_cap) {
+            scratch(f, (size_t)r);
+            r = sl_mp_to_json(ev->record, ev->record_len, f->scratch, f->scratch_cap, &jerr);
+        }
+        if (r < 0) {
+            why = jerr ? jerr : "record cannot be converted to JSON";
+            etype = "json_conversion_error";
+        } else {
+            e.payload = f->scratch;
+            e.payload_len = (size_t)r;
+        }
+    }
+    if (why) {
+        f->ctr.parse_errors++;
+        raw_payload(f, ev, &e);
+        SL_WARN(f->name, "invalid_event", "%s: tag %.*s: %s; dead-lettered", c->peer,
+                (int)d->tag_len, d->tag, why);
+        sl_pipeline_dead_letter(f->p, &e, "invalid event", 0, etype, strlen(etype), why,
+                                strlen(why), false, NULL, NULL, 0, 0);
+        return 0;
+    }
+    if (!d->out) {
+        f->ctr.unmatched++;
+        bool drop = f->p->cfg->service.unmatched == SL_UNMATCHED_DROP;
+        SL_WARN(f->name, "unmatched", "tag %.*s matches no output; its events are %s",
+                (int)d->tag_len, d->tag, drop ? "dropped (counted)" : "dead-lettered");
+        if (drop) {
+            sl_ack(&e.ack, SL_FATE_DROPPED);
+        } else {
+            static const char msg[] = "no output's match pattern matches this tag";
+            sl_pipeline_dead_letter(f->p, &e, "unmatched tag", 0, "unmatched_tag", 13, msg,
+                                    sizeof msg - 1, false, NULL, NULL, 0, 0);
+        }
+        return 0;
+    }
+    struct sl_json_scan scan;
+    if (f->p->n_paths) {
+        /* Only index templates and id fields need values from the record. */
+        memset(&scan, 0, sizeof scan);
+        for (size_t i = 0; i < f->p->n_paths; i++)
+            scan.paths[i] = f->p->paths[i];
+        scan.n_paths = f->p->n_paths;
+        if (sl_json_scan_object(e.payload, e.payload_len, &scan) == 0) e.scan = &scan;
+    }
+    d->out->ops->submit(d->out->impl, &e);
+    return 0;
+}
+
+static void push_ack(struct fconn *c, const struct sl_fwd_options *o)
+{
+    struct sl_fwd_in *f = c->f;
+    size_t cap = o->chunk_len + 16;
+    struct ackent *a = malloc(sizeof *a + cap);
+    if (!a) abort();
+    struct sl_mp_wbuf w;
+    sl_mp_wbuf_init(&w, a->bytes, cap);
+    sl_fwd_ack(o->chunk, o->chunk_len, &w);
+    if (w.overflow || w.len > cap) abort(); /* cap covers the map and key headers */
+    a->len = w.len;
+    a->end = c->next_index;
+    a->next = NULL;
+    if (c->ack_tail)
+        c->ack_tail->next = a;
+    else
+        c->ack_head = a;
+    c->ack_tail = a;
+    c->ack_bytes += sizeof *a + a->len;
+    sl_budget_charge(&f->p->budget, sizeof *a + a->len);
+    flush_acks(c);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+static void send_pong_fail(struct fconn *c, const char *reason)
+{
+    uint8_t buf[256];
+    struct sl_mp_wbuf w;
+    sl_mp_wbuf_init(&w, buf, sizeof buf);
+    sl_fwd_pong(0, reason, strlen(reason), "", 0, NULL, &w);
+    queue_write(c, buf, w.len);
+    c->close_after_write = true;
+    c->f->handshake_failures++;
+    SL_WARN(c->f->name, "handshake", "%s: handshake failed: %s", c->peer, reason);
+    conn_write(c);
+}
+
+static void handle_ping(struct fconn *c, const uint8_t *frame, size_t n)
+{
+    struct sl_fwd_in *f = c->f;
+    struct sl_fwd_ping ping;
+    char err[SL_FWD_ERRLEN];
+    if (sl_fwd_parse_ping(frame, n, &ping, err, sizeof err) != 0) {
+        send_pong_fail(c, err);
+        return;
+    }
+    const char *key = f->fc->shared_key;
+    if (sl_fwd_verify_ping(&ping, c->nonce, sizeof c->nonce, key, strlen(key)) != 0) {
+        send_pong_fail(c, "shared_key mismatch");
+        return;
+    }
+    char digest[129];
+    if (sl_fwd_ping_digest(ping.salt, ping.salt_len, f->host, f->host_len, c->nonce,
+                           sizeof c->nonce, key, strlen(key), digest) != 0) {
+        send_pong_fail(c, "internal error computing the digest");
+        return;
+    }
+    uint8_t buf[512];
+    struct sl_mp_wbuf w;
+    sl_mp_wbuf_init(&w, buf, sizeof buf);
+    sl_fwd_pong(1, "", 0, f->host, f->host_len, digest, &w);
+    if (w.overflow) {
+        send_pong_fail(c, "self_hostname too long");
+        return;
+    }
+    queue_write(c, buf, w.len);
+    c->state = C_OPEN;
+    SL_DEBUG(f->name, "%s: authenticated (client host %.*s)", c->peer, (int)ping.host_len,
+             ping.host);
+    conn_write(c);
+}
+
+/* ---------------------------------------------------------------- frames */
+
+/* Returns 0, or -1 when the connection must close (protocol error, logged). */
+static int process_frame(struct fconn *c, const uint8_t *frame, size_t n)
+{
+    struct sl_fwd_in *f = c->f;
+    f->frames++;
+    if (c->state == C_AUTH) {
+        handle_ping(c, frame, n);
+        return 0;
+    }
+    struct sl_fwd_request req;
+    char err[SL_FWD_ERRLEN + 64];
+    struct dctx d = {.c = c};
+    int rc;
+    for (;;) {
+        struct sl_fwd_decode_opts o = {.zbuf = f->zbuf, .zcap = f->zcap, .zarena = f->zarena};
+        rc = sl_fwd_decode(frame, n, &o, &req, on_event, &d, err, sizeof err);
+        /* The inflated size is unknown until inflating: start small and retry larger up to
+         * the frame limit. A rejected frame yielded no events, so a retry repeats nothing. */
+        size_t max = f->fc->max_frame_size;
+        if (rc == SL_FWD_ERROR && f->zcap < max &&
+            (strncmp(err, "decompressed size exceeds", 25) == 0 ||
+             strncmp(err, "gzip payload but no decompression buffer", 40) == 0)) {
+            size_t want = f->zcap ? f->zcap * 2 : ZBUF_MIN;
+            if (want < 4 * n) want = 4 * n;
+            if (want > max) want = max;
+            f->zbuf = resize(f, f->zbuf, &f->zcap, want);
+            continue;
+        }
+        break;
+    }
+    if (f->zcap > ZBUF_KEEP) f->zbuf = resize(f, f->zbuf, &f->zcap, 0);
+    if (f->scratch_cap > SCRATCH_KEEP) f->scratch = resize(f, f->scratch, &f->scratch_cap, 0);
+    c->frame_seq++;
+    if (rc == SL_FWD_ERROR) {
+        protocol_error(c, "invalid request", err);
+        return -1;
+    }
+    if (req.mode != SL_FWD_KEEPALIVE && req.opt.chunk) push_ack(c, &req.opt);
+    return 0;
+}
+
+/* Cuts and processes the complete frames in the read buffer. Returns -1 when the connection
+ * must close. */
+static int conn_process(struct fconn *c)
+{
+    struct sl_fwd_in *f = c->f;
+    size_t off = 0;
+    int rc = 0;
+    while (!c->closed && !c->doomed && !c->close_after_write && !f->paused && off < c->rlen) {
+        size_t n = 0;
+        const char *err = NULL;
+        enum sl_mp_frame_status st = sl_mp_framer_scan(&c->fr, c->rbuf + off, c->rlen - off,
+                                                       f->fc->max_frame_size, &n, &err);
+        if (st == SL_MP_FRAME_MORE) {
+            /* Grow toward the frame's known minimum size, so it can arrive in few reads. */
+            if (n > c->rcap - off && c->rcap < f->fc->max_frame_size) {
+                size_t want = c->rcap * 2 > n ? c->rcap * 2 : n;
+                if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
+                if (off) {
+                    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+                    c->rlen -= off;
+                    off = 0;
+                }
+                c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+            }
+            break;
+        }
+        if (st == SL_MP_FRAME_ERROR) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s (max_frame_size %llu)", err ? err : "invalid frame",
+                     (unsigned long long)f->fc->max_frame_size);
+            protocol_error(c, "cannot cut a request from the stream", msg);
+            rc = -1;
+            break;
+        }
+        sl_mp_framer_reset(&c->fr);
+        if (process_frame(c, c->rbuf + off, n) != 0) {
+            rc = -1;
+            break;
+        }
+        off += n;
+        if (!f->paused && sl_pipeline_backpressure(f->p)) {
+            /* Leave the rest buffered: it is neither taken in nor acked until we resume. */
+            update_backpressure(f);
+        }
+    }
+    if (c->closed) return rc;
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    if (c->rcap > RBUF_KEEP && c->rlen <= RBUF_MIN / 2) {
+        size_t want = RBUF_MIN;
+        c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+    }
+    return rc;
+}
+
+static void conn_read(struct fconn *c)
+{
+    struct sl_fwd_in *f = c->f;
+    size_t left = READ_BURST;
+    while (reading(c) && left > 0) {
+        if (c->rcap == 0) c->rbuf = resize(f, c->rbuf, &c->rcap, RBUF_MIN);
+        if (c->rlen == c->rcap) {
+            /* Full of one unfinished frame that the framer has not sized yet: grow. */
+            size_t want = c->rcap * 2;
+            if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
+            if (want <= c->rcap) {
+                protocol_error(c, "request too large", "exceeds max_frame_size");
+                conn_close(c, NULL);
+                return;
+            }
+            c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+        }
+        ssize_t r = recv(c->io.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (r > 0) {
+            c->rlen += (size_t)r;
+            f->bytes_read += (uint64_t)r;
+            left -= (size_t)r < left ? (size_t)r : left;
+            c->last_ms = sl_now_ms();
+            if (conn_process(c) != 0) {
+                conn_close(c, NULL);
+                return;
+            }
+        } else if (r == 0) {
+            c->eof = true;
+            if (c->rlen) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "%zu bytes of an incomplete request", c->rlen);
+                protocol_error(c, "connection closed inside a request", msg);
+                conn_close(c, NULL);
+                return;
+            }
+            if (c->state == C_AUTH || finished(c)) {
+                conn_close(c, "end of stream");
+                return;
+            }
+            /* Half-closed: the client may still wait for acks of what it sent. */
+            conn_update_events(c);
+            return;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else {
+            SL_DEBUG(f->name, "%s: read failed: %s", c->peer, strerror(errno));
+            conn_close(c, NULL);
+            return;
+        }
+    }
+}
+
+static void conn_io(struct sl_io *io, uint32_t events)
+{
+    struct fconn *c = io->arg;
+    struct sl_fwd_in *f = c->f;
+    if (c->closed) return;
+    if (events & EPOLLOUT) conn_write(c);
+    if (!c->closed && !c->doomed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        if (reading(c))
+            conn_read(c);
+        else if (events & (EPOLLHUP | EPOLLERR))
+            conn_close(c, "peer gone"); /* whatever it sent unacked is resent elsewhere */
+    }
+    if (!c->closed) {
+        if (c->doomed)
+            conn_close(c, NULL);
+        else
+            conn_update_events(c);
+    }
+    /* Records dead-lettered in this burst are acked once their lines are durable. */
+    sl_pipeline_dl_commit(f->p);
+}
+
+/* ---------------------------------------------------------------- accept, heartbeat */
+
+static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t n)
+{
+    char h[64], s[16];
+    if (getnameinfo(sa, len, h, sizeof h, s, sizeof s, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(out, n, "?");
+        return;
+    }
+    snprintf(out, n, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, s);
+}
+
+static void conn_new(struct sl_fwd_in *f, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    struct fconn *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->f = f;
+    c->id = ++f->next_conn_id;
+    peer_name(sa, len, c->peer, sizeof c->peer);
+    c->io = (struct sl_io){.fd = fd, .cb = conn_io, .arg = c};
+    sl_mp_framer_reset(&c->fr);
+    c->trk = sl_acktrack_new(c, on_advance);
+    if (!c->trk) abort();
+    c->opened_ms = c->last_ms = sl_now_ms();
+    c->state = f->fc->shared_key ? C_AUTH : C_OPEN;
+    int one = 1;
+    /* Acks are small and a client waits for each: do not let Nagle hold them back. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->next = f->conns;
+    if (f->conns) f->conns->prev = c;
+    f->conns = c;
+    f->n_conns++;
+    f->connections_total++;
+    SL_DEBUG(f->name, "%s: connected (%zu open)", c->peer, f->n_conns);
+    if (c->state == C_AUTH) {
+        if (getrandom(c->nonce, sizeof c->nonce, 0) != (ssize_t)sizeof c->nonce ||
+            getrandom(c->auth, sizeof c->auth, 0) != (ssize_t)sizeof c->auth) {
+            SL_ERROR(f->name, "getrandom", "getrandom failed: %s", strerror(errno));
+            conn_close(c, NULL);
+            return;
+        }
+        uint8_t buf[128];
+        struct sl_mp_wbuf w;
+        sl_mp_wbuf_init(&w, buf, sizeof buf);
+        sl_fwd_helo(c->nonce, c->auth, 1, &w);
+        queue_write(c, buf, w.len);
+        conn_write(c);
+    } else {
+        conn_update_events(c);
+    }
+}
+
+static void listen_io(struct sl_io *io, uint32_t events)
+{
+    (void)events;
+    struct sl_fwd_in *f = io->arg;
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(f->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            /* EMFILE and friends leave the listener readable: stop polling it for a while
+             * instead of spinning. */
+            SL_WARN(f->name, "accept", "accept: %s; not accepting for 1 s", strerror(errno));
+            f->accept_off = true;
+            f->accept_off_until = sl_now_ms() + 1000;
+            sl_loop_io_set(f->p->loop, &f->lio, 0);
+            return;
+        }
+        if (f->n_conns >= f->fc->max_connections) {
+            char peer[64];
+            peer_name((struct sockaddr *)&ss, len, peer, sizeof peer);
+            f->connections_rejected++;
+            SL_WARN(f->name, "max_connections", "%s: refused: max_connections (%u) reached", peer,
+                    (unsigned)f->fc->max_connections);
+            close(fd);
+            continue;
+        }
+        conn_new(f, fd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void udp_io(struct sl_io *io, uint32_t events)
+{
+    (void)events;
+    struct sl_fwd_in *f = io->arg;
+    for (int i = 0; i < 64; i++) {
+        char buf[128];
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        ssize_t r = recvfrom(f->ufd, buf, sizeof buf, 0, (struct sockaddr *)&ss, &len);
+        if (r < 0) return;
+        f->heartbeats++;
+        /* fluentd answers every datagram with one 0x00 byte to its source. */
+        static const char zero = 0;
+        sendto(f->ufd, &zero, 1, MSG_DONTWAIT, (struct sockaddr *)&ss, len);
+    }
+}
+
+/* ---------------------------------------------------------------- backpressure, timers */
+
+static void set_paused(struct sl_fwd_in *f, bool pause)
+{
+    if (f->paused == pause) return;
+    f->paused = pause;
+    if (pause) {
+        f->pauses++;
+        f->paused_since = sl_now_ms();
+    } else {
+        f->paused_ms += sl_now_ms() - f->paused_since;
+    }
+    SL_DEBUG(f->name, "%s reading %zu connections (budget %llu/%llu bytes)",
+             pause ? "stopped" : "resumed", f->n_conns, (unsigned long long)f->p->budget.used,
+             (unsigned long long)f->p->budget.limit);
+    for (struct fconn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (!pause && !f->stopping && conn_process(c) != 0) {
+            conn_close(c, NULL);
+            continue;
+        }
+        conn_update_events(c);
+    }
+}
+
+static void update_backpressure(struct sl_fwd_in *f)
+{
+    if (f->stopping) {
+        set_paused(f, true);
+        return;
+    }
+    if (!f->paused && sl_pipeline_backpressure(f->p)) {
+        /* Send what is batched now: waiting for batch_max_wait would only hold memory longer. */
+        for (size_t i = 0; i < f->p->n_outputs; i++)
+            f->p->outputs[i].ops->flush(f->p->outputs[i].impl);
+        set_paused(f, true);
+    } else if (f->paused && sl_budget_can_resume(&f->p->budget) &&
+               !sl_pipeline_backpressure(f->p)) {
+        set_paused(f, false);
+    }
+}
+
+static void tick_cb(struct sl_timer *t)
+{
+    struct sl_fwd_in *f = t->arg;
+    uint64_t now = sl_now_ms();
+    update_backpressure(f);
+    if (f->accept_off && now >= f->accept_off_until && !f->stopping && f->lfd >= 0) {
+        f->accept_off = false;
+        sl_loop_io_set(f->p->loop, &f->lio, EPOLLIN);
+    }
+    for (struct fconn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->doomed) continue;
+        if (c->state == C_AUTH && !c->close_after_write &&
+            now - c->opened_ms >= f->fc->handshake_timeout_ms) {
+            f->handshake_failures++;
+            SL_WARN(f->name, "handshake", "%s: no valid PING within handshake_timeout (%llu ms)",
+                    c->peer, (unsigned long long)f->fc->handshake_timeout_ms);
+            conn_close(c, NULL);
+        } else if (f->fc->idle_timeout_ms && c->state == C_OPEN && !c->ack_head &&
+                   c->wpos == c->wlen && now - c->last_ms >= f->fc->idle_timeout_ms) {
+            f->idle_closed++;
+            conn_close(c, "idle_timeout");
+        }
+    }
+    sl_pipeline_dl_commit(f->p);
+    sl_timer_start(f->p->loop, &f->tick, f->paused ? TICK_PAUSED_MS : TICK_MS);
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static int split_listen(const char *s, char *host, size_t hn, char *port, size_t pn)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon) return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= hn || strlen(colon + 1) >= pn) return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    snprintf(port, pn, "%s", colon + 1);
+    return 0;
+}
+
+static int open_sockets(struct sl_fwd_in *f, char *err, size_t errlen)
+{
+    char host[256], port[16];
+    if (split_listen(f->fc->listen, host, sizeof host, port, sizeof port) != 0) {
+        snprintf(err, errlen, "%s: invalid listen address %s", f->name, f->fc->listen);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *ai = NULL;
+    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "%s: listen %s: %s", f->name, f->fc->listen, gai_strerror(gai));
+        return -1;
+    }
+    f->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (f->lfd < 0 || setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(f->lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(f->lfd, 512) != 0 ||
+        getsockname(f->lfd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, errlen, "%s: listen %s: %s", f->name, f->fc->listen, strerror(errno));
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    /* The heartbeat socket takes the port the listener got (which matters for port 0). */
+    f->ufd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (f->ufd < 0 || bind(f->ufd, (struct sockaddr *)&ss, sl) != 0) {
+        snprintf(err, errlen, "%s: UDP heartbeat socket on %s: %s", f->name, f->fc->listen,
+                 strerror(errno));
+        return -1;
+    }
+    char hbuf[64], sbuf[16];
+    getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof hbuf, sbuf, sizeof sbuf,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    f->port = atoi(sbuf);
+    snprintf(f->addr, sizeof f->addr, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, sbuf);
+    f->lio = (struct sl_io){.fd = f->lfd, .cb = listen_io, .arg = f};
+    f->uio = (struct sl_io){.fd = f->ufd, .cb = udp_io, .arg = f};
+    sl_loop_io_set(f->p->loop, &f->lio, EPOLLIN);
+    sl_loop_io_set(f->p->loop, &f->uio, EPOLLIN);
+    return 0;
+}
+
+struct sl_fwd_in *sl_fwd_in_new(struct sl_pipeline *p, const struct sl_input_cfg *cfg, char *err,
+                                size_t errlen)
+{
+    struct sl_fwd_in *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->p = p;
+    f->cfg = cfg;
+    f->fc = &cfg->forward;
+    f->name = cfg->name;
+    f->lfd = f->ufd = -1;
+    f->tick = (struct sl_timer){.cb = tick_cb, .arg = f};
+    f->reap = (struct sl_timer){.cb = reap_cb, .arg = f};
+    if (f->fc->self_hostname)
+        snprintf(f->host, sizeof f->host, "%s", f->fc->self_hostname);
+    else if (gethostname(f->host, sizeof f->host - 1) != 0)
+        snprintf(f->host, sizeof f->host, "localhost");
+    f->host_len = strlen(f->host);
+    uint8_t rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(err, errlen, "%s: getrandom: %s", f->name, strerror(errno));
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(f->boot + 2 * i, 3, "%02x", rnd[i]);
+    f->zarena = malloc(sizeof *f->zarena);
+    if (!f->zarena) {
+        snprintf(err, errlen, "%s: out of memory", f->name);
+        goto fail;
+    }
+    sl_budget_charge(&p->budget, sizeof *f->zarena);
+    scratch(f, RBUF_MIN);
+    if (open_sockets(f, err, errlen) != 0) goto fail;
+    sl_timer_start(p->loop, &f->tick, TICK_MS);
+    SL_INFO(f->name,
+            "listening on %s (tcp, udp heartbeat) ack=delivered handshake=%s "
+            "max_frame_size=%llu max_connections=%u",
+            f->addr, f->fc->shared_key ? "on" : "off", (unsigned long long)f->fc->max_frame_size,
+            (unsigned)f->fc->max_connections);
+    return f;
+fail:
+    sl_fwd_in_close(f);
+    return NULL;
+}
+
+static void close_listeners(struct sl_fwd_in *f)
+{
+    if (f->lfd >= 0) {
+        sl_loop_io_set(f->p->loop, &f->lio, 0);
+        close(f->lfd);
+        f->lfd = -1;
+    }
+    if (f->ufd >= 0) {
+        sl_loop_io_set(f->p->loop, &f->uio, 0);
+        close(f->ufd);
+        f->ufd = -1;
+    }
+}
+
+void sl_fwd_in_stop(struct sl_fwd_in *f)
+{
+    f->stopping = true;
+    close_listeners(f);
+    update_backpressure(f);
+}
+
+void sl_fwd_in_close(struct sl_fwd_in *f)
+{
+    if (!f) return;
+    close_listeners(f);
+    while (f->conns)
+        conn_close(f->conns, NULL);
+    sl_timer_stop(f->p->loop, &f->tick);
+    sl_timer_stop(f->p->loop, &f->reap);
+    reap_cb(&f->reap);
+    f->scratch = resize(f, f->scratch, &f->scratch_cap, 0);
+    f->tagbuf = resize(f, f->tagbuf, &f->tag_cap, 0);
+    f->zbuf = resize(f, f->zbuf, &f->zcap, 0);
+    if (f->zarena) sl_budget_release(&f->p->budget, sizeof *f->zarena);
+    free(f->zarena);
+    free(f);
+}
+
+const struct sl_counters *sl_fwd_in_counters(const struct sl_fwd_in *f)
+{
+    return &f->ctr;
+}
+
+const char *sl_fwd_in_name(const struct sl_fwd_in *f)
+{
+    return f->name;
+}
+
+int sl_fwd_in_port(const struct sl_fwd_in *f)
+{
+    return f->port;
+}
+
+void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out)
+{
+    *out = (struct sl_fwd_in_info){
+        .paused = f->paused,
+        .connections = f->n_conns,
+        .connections_total = f->connections_total,
+        .connections_rejected = f->connections_rejected,
+        .protocol_errors = f->protocol_errors,
+        .bytes_read = f->bytes_read,
+        .frames = f->frames,
+        .acks_sent = f->acks_sent,
+        .handshake_failures = f->handshake_failures,
+        .heartbeats = f->heartbeats,
+    };
+}
+
+void sl_fwd_in_log_stats(struct sl_fwd_in *f)
+{
+    const struct sl_counters *c = &f->ctr;
+    uint64_t paused = f->paused_ms + (f->paused ? sl_now_ms() - f->paused_since : 0);
+    SL_INFO(f->name,
+            "received=%llu delivered=%llu dead_lettered=%llu dropped=%llu in_flight=%llu "
+            "parse_errors=%llu unmatched=%llu connections=%zu connections_total=%llu "
+            "rejected=%llu protocol_errors=%llu handshake_failures=%llu bytes_read=%llu "
+            "frames=%llu acks=%llu heartbeats=%llu pauses=%llu paused_ms=%llu budget=%llu/%llu",
+            (unsigned long long)c->received, (unsigned long long)c->delivered,
+            (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
+            (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
+            (unsigned long long)c->parse_errors, (unsigned long long)c->unmatched, f->n_conns,
+            (unsigned long long)f->connections_total, (unsigned long long)f->connections_rejected,
+            (unsigned long long)f->protocol_errors, (unsigned long long)f->handshake_failures,
+            (unsigned long long)f->bytes_read, (unsigned long long)f->frames,
+            (unsigned long long)f->acks_sent, (unsigned long long)f->heartbeats,
+            (unsigned long long)f->pauses, (unsigned long long)paused,
+            (unsigned long long)f->p->budget.used, (unsigned long long)f->p->budget.limit);
+}
+
+static const char *ops_name(const void *impl)
+{
+    return sl_fwd_in_name(impl);
+}
+
+static const struct sl_counters *ops_counters(const void *impl)
+{
+    return sl_fwd_in_counters(impl);
+}
+
+static void ops_stop(void *impl)
+{
+    sl_fwd_in_stop(impl);
+}
+
+static void ops_close(void *impl)
+{
+    sl_fwd_in_close(impl);
+}
+
+static void ops_log_stats(void *impl)
+{
+    sl_fwd_in_log_stats(impl);
+}
+
+const struct sl_input_ops sl_fwd_in_ops = {
+    .name = ops_name,
+    .counters = ops_counters,
+    .stop = ops_stop,
+    .close = ops_close,
+    .log_stats = ops_log_stats,
+};
