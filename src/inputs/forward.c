@@ -41,6 +41,7 @@
 
 #define TICK_MS 100
 #define TICK_PAUSED_MS 10
+#define PARTIAL_DEADLOCK_MS 2000
 #define RBUF_MIN (64u * 1024)
 /* A buffer grown for one big frame is shrunk back once it is mostly empty, so a single large
  * request does not keep its budget share for the connection's lifetime. */
@@ -109,9 +110,10 @@ struct sl_fwd_in {
     bool paused, stopping, accept_off;
     uint64_t accept_off_until;
     uint64_t paused_since, paused_ms, pauses;
+    uint64_t stuck_since; /* paused with nothing in flight since (0: not stuck) */
     struct sl_counters ctr;
     uint64_t connections_total, connections_rejected, protocol_errors, bytes_read, frames,
-        acks_sent, handshake_failures, heartbeats, idle_closed;
+        acks_sent, handshake_failures, heartbeats, idle_closed, partial_closed;
     char *scratch;
     size_t scratch_cap;
     char *tagbuf;
@@ -829,11 +831,38 @@ static void update_backpressure(struct sl_fwd_in *f)
     }
 }
 
+/* Partial requests wait in read buffers that count against the budget. If they alone fill it,
+ * nothing is in flight whose completion could free memory and no connection is read, so the
+ * input would stay paused for good. Then the connection holding the most is closed without an
+ * ack: its client resends the request later, which loses nothing. */
+static void break_partial_deadlock(struct sl_fwd_in *f, uint64_t now)
+{
+    if (!f->paused || f->stopping || sl_pipeline_pending(f->p) != 0 ||
+        !sl_budget_full(&f->p->budget)) {
+        f->stuck_since = 0;
+        return;
+    }
+    if (!f->stuck_since) f->stuck_since = now;
+    if (now - f->stuck_since < PARTIAL_DEADLOCK_MS) return;
+    struct fconn *big = NULL;
+    for (struct fconn *c = f->conns; c; c = c->next)
+        if (!c->doomed && !c->closed && c->rlen && (!big || c->rcap > big->rcap)) big = c;
+    if (!big) return;
+    f->partial_closed++;
+    SL_WARN(f->name, "partial_deadlock",
+            "%s: its unfinished request holds %zu bytes while the budget is full and nothing is "
+            "in flight; closing it without an ack so the client resends",
+            big->peer, big->rcap);
+    conn_close(big, NULL);
+    f->stuck_since = now; /* give the freed memory a period to take effect */
+}
+
 static void tick_cb(struct sl_timer *t)
 {
     struct sl_fwd_in *f = t->arg;
     uint64_t now = sl_now_ms();
     update_backpressure(f);
+    break_partial_deadlock(f, now);
     if (f->accept_off && now >= f->accept_off_until && !f->stopping && f->lfd >= 0) {
         f->accept_off = false;
         sl_loop_io_set(f->p->loop, &f->lio, EPOLLIN);
@@ -1044,7 +1073,8 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
             "received=%llu delivered=%llu dead_lettered=%llu dropped=%llu in_flight=%llu "
             "parse_errors=%llu unmatched=%llu connections=%zu connections_total=%llu "
             "rejected=%llu protocol_errors=%llu handshake_failures=%llu bytes_read=%llu "
-            "frames=%llu acks=%llu heartbeats=%llu pauses=%llu paused_ms=%llu budget=%llu/%llu",
+            "frames=%llu acks=%llu heartbeats=%llu idle_closed=%llu partial_closed=%llu "
+            "pauses=%llu paused_ms=%llu budget=%llu/%llu",
             (unsigned long long)c->received, (unsigned long long)c->delivered,
             (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
             (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
@@ -1053,6 +1083,7 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
             (unsigned long long)f->protocol_errors, (unsigned long long)f->handshake_failures,
             (unsigned long long)f->bytes_read, (unsigned long long)f->frames,
             (unsigned long long)f->acks_sent, (unsigned long long)f->heartbeats,
+            (unsigned long long)f->idle_closed, (unsigned long long)f->partial_closed,
             (unsigned long long)f->pauses, (unsigned long long)paused,
             (unsigned long long)f->p->budget.used, (unsigned long long)f->p->budget.limit);
 }
