@@ -5,7 +5,8 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 librdkafka-dev libcurl4-openssl-dev libyaml-dev zlib1g-dev libssl-dev libcmocka-dev
 openssl kcat python3 python3-confluent-kafka python3-elasticsearch python3-msgpack python3-fluent-logger
-python3-prometheus-client"
+python3-prometheus-client
+chromium chromium-driver python3-selenium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -365,7 +365,7 @@ static void status_handler(const struct sl_http_request *req, struct sl_http_res
         sl_buf_json_str(b, o->name, strlen(o->name));
         sl_buf_printf(b,
                       ",\"requests\":%llu,\"bytes_sent\":%llu,\"delivered\":%llu,"
-                      "\"dead_lettered\":%llu,\"pending\":%llu,\"retries\":{",
+                      "\"dead_lettered\":%llu,\"in_flight\":%llu,\"retries\":{",
                       (unsigned long long)st->requests, (unsigned long long)st->bytes_sent,
                       (unsigned long long)st->delivered, (unsigned long long)st->dead_lettered,
                       (unsigned long long)o->ops->pending(o->impl));

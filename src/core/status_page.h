@@ -17,6 +17,7 @@ static const char sl_status_page_html[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>sluice</title>\n"
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<style>\n"
     "body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#222}\n"
     "header{background:#1f2d3d;color:#fff;padding:10px "
