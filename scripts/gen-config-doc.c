@@ -98,8 +98,9 @@ static int check_example(const char *path)
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = '\0';
-    const struct section_def *sections[] = {&service_section, &dead_letter_section, &kafka_section,
-                                            &forward_section, &es_section};
+    const struct section_def *sections[] = {&service_section, &dead_letter_section,
+                                            &kafka_section,   &forward_section,
+                                            &es_section,      &fwd_out_section};
     int missing = 0;
     for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
         for (size_t i = 0; i < sections[s]->n_keys; i++) {
@@ -125,8 +126,8 @@ int main(int argc, char **argv)
         "sluice reads one YAML file (`sluice -c FILE`; `sluice check -c FILE` only validates it).\n"
         "It has three top-level keys: `service` (optional), `inputs` and `outputs` (lists, each\n"
         "with at least one entry). Every item of `inputs` and `outputs` has a `type`; this build\n"
-        "has `kafka` and `forward` inputs and `elasticsearch` outputs. A commented example with\n"
-        "every key is in [`examples/sluice.yaml`](../examples/sluice.yaml).\n\n"
+        "has `kafka` and `forward` inputs and `elasticsearch` and `forward` outputs. A commented\n"
+        "example with every key is in [`examples/sluice.yaml`](../examples/sluice.yaml).\n\n"
         "## Value syntax\n\n"
         "- **size**: a whole number of bytes, optionally with a unit: `B`, `KB`/`MB`/`GB`\n"
         "  (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024), case-insensitive, with at most\n"
@@ -179,6 +180,24 @@ int main(int argc, char **argv)
     printf("Rules across keys: `user` and `password` go together; `api_key` excludes them;\n"
            "`retry_max` must be at least `retry_base`; `batch_max_bytes` must not exceed\n"
            "`service.memory_limit`. Component names (given or default) must be unique.\n\n");
+    printf("## Forward output (`outputs: - type: forward`)\n\n");
+    table("", &fwd_out_section);
+    printf(
+        "Records are sent as PackedForward requests `[tag, bin(entries), {\"size\": N,\n"
+        "\"chunk\": C[, \"compressed\": \"gzip\"]}]`, one tag per request, each entry\n"
+        "`[EventTime, record]` with the record's JSON object converted to a msgpack map (a record\n"
+        "that cannot be converted, nests deeper than 64 levels, or alone exceeds\n"
+        "`batch_max_bytes`, is dead-lettered). The chunk id (base64 of 16 random bytes) is kept\n"
+        "for every resend of the same request. With `require_ack` a request is delivered when the\n"
+        "server answers `{\"ack\": C}`; a wrong ack, end of stream, error or `ack_timeout` drops\n"
+        "that connection (a late ack must not match a later request) and the request is resent\n"
+        "after a backoff, forever; Kafka offsets advance only after the ack. Receivers do not\n"
+        "deduplicate resent chunks, so with `kafka_fields` every record from Kafka carries\n"
+        "`kafka_topic` (string), `kafka_partition` and `kafka_offset` (integers) (names\n"
+        "configurable, added after the record's own fields) from which the far side derives the\n"
+        "same ids. A failed connect or handshake moves to the next of `servers` (wrapping\n"
+        "around). `batch_max_bytes` must not exceed 4MiB; `retry_max` must be at least\n"
+        "`retry_base`.\n\n");
     printf(
         "## Errors\n\n"
         "Loading reports every problem it finds, one per line, as `FILE:LINE: message`, where "
@@ -192,8 +211,8 @@ int main(int argc, char **argv)
         "number of bytes)\n"
         "sluice.yaml:9: duplicate key 'topics' (first at line 7)\n"
         "sluice.yaml:5: missing required key 'brokers' in kafka input\n"
-        "sluice.yaml:12: output type 'forward' is not supported by this build yet\n"
-        "sluice.yaml:12: unknown output type 's3' (valid: elasticsearch)\n"
+        "sluice.yaml:12: output type 'file' is not supported by this build yet\n"
+        "sluice.yaml:12: unknown output type 's3' (valid: elasticsearch, forward)\n"
         "sluice.yaml:14: invalid value 'zstd' for 'compression' (valid: none, gzip)\n"
         "sluice.yaml:15: 'concurrency' must be between 1 and 64, got '100'\n"
         "sluice.yaml:16: 'tls_verify' must be true or false (or yes/no, on/off), got 'maybe'\n"

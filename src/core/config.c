@@ -1,11 +1,11 @@
 /* Configuration loader.
  *
  * The YAML file is loaded with libyaml's document API, then walked against one table of known keys
- * per section (service_keys, dead_letter_keys, kafka_keys, forward_keys, es_keys). The tables are
- * the single source of truth: they drive parsing, defaults (applied by feeding each default string
- * through the same setter a user value goes through, so a documented default can never drift from
- * the real one) and docs/configuration.md (scripts/gen-config-doc.c includes this file and prints
- * them).
+ * per section (service_keys, dead_letter_keys, kafka_keys, forward_keys, es_keys, fwd_out_keys).
+ * The tables are the single source of truth: they drive parsing, defaults (applied by feeding each
+ * default string through the same setter a user value goes through, so a documented default can
+ * never drift from the real one) and docs/configuration.md (scripts/gen-config-doc.c includes this
+ * file and prints them).
  *
  * Every problem is reported, not just the first: the walk keeps going after an error and only the
  * final count decides the result. Messages are "FILE:LINE: message", one per line.
@@ -468,6 +468,16 @@ static int check_url(struct loader *L, const struct key_def *k, const struct val
     return -1;
 }
 
+static int valid_host_port(const char *s, long min_port);
+
+/* A Forward server to connect to: host:port with a port 1..65535. */
+static int check_server(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    if (valid_host_port(v->s, 1) == 0) return 0;
+    err(L, v->line, "'%s' entry '%s' must be host:port", k->name, q(L, v->secret ? v->raw : v->s));
+    return -1;
+}
+
 static int check_pattern(struct loader *L, const struct key_def *k, const struct val *v)
 {
     char msg[128];
@@ -700,6 +710,7 @@ static const char *const compression_values[] = {"none", "gzip", NULL};
 #define FWD(f) offsetof(struct sl_input_cfg, forward.f)
 #define OUT(f) offsetof(struct sl_output_cfg, f)
 #define ES(f) offsetof(struct sl_output_cfg, es.f)
+#define FO(f) offsetof(struct sl_output_cfg, fwd.f)
 
 static const struct key_def dead_letter_keys[] = {
     {.name = "path",
@@ -1082,12 +1093,154 @@ static const struct section_def es_section = {
     .n_keys = sizeof(es_keys) / sizeof(es_keys[0]),
 };
 
+static const struct key_def fwd_out_keys[] = {
+    {.name = "type",
+     .type = VT_TYPE,
+     .required = true,
+     .doc_type = "forward",
+     .doc = "Selects this output: Fluentd Forward protocol client (PackedForward over TCP)."},
+    {.name = "name",
+     .type = VT_STRING,
+     .off = OUT(name),
+     .doc_def = "forward.<index>",
+     .check = check_name,
+     .doc = "Name in metrics and logs; index is the position in outputs."},
+    {.name = "match",
+     .type = VT_LIST,
+     .off = OUT(match),
+     .count_off = OUT(n_match),
+     .def = "**",
+     .split = true,
+     .check = check_pattern,
+     .doc = "fluentd tag patterns (*, **, {a,b}); space-separated string or a list."},
+    {.name = "servers",
+     .type = VT_LIST,
+     .off = FO(servers),
+     .count_off = FO(n_servers),
+     .def = "127.0.0.1:24224",
+     .check = check_server,
+     .doc = "Forward servers as host:port; the next one is used when connecting or the "
+            "handshake fails (a list or one string)."},
+    {.name = "require_ack",
+     .type = VT_BOOL,
+     .off = FO(require_ack),
+     .def = "true",
+     .doc = "Send a chunk id and count a batch delivered only when the server acks it "
+            "(at-least-once). false: delivered once written (at-most-once at the receiver)."},
+    {.name = "ack_timeout",
+     .type = VT_DURATION,
+     .off = FO(ack_timeout_ms),
+     .def = "30s",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "Time from starting to write a request to its ack; then the connection is dropped "
+            "and the batch resent with the same chunk id."},
+    {.name = "batch_max_bytes",
+     .type = VT_SIZE,
+     .off = FO(batch_max_bytes),
+     .def = "4MiB",
+     .min_value = 1024,
+     .min_text = "1KiB",
+     .doc = "Largest request before compression; at most 4MiB (Fluent Bit drops bigger ones)."},
+    {.name = "batch_max_wait",
+     .type = VT_DURATION,
+     .off = FO(batch_max_wait_ms),
+     .def = "1s",
+     .doc = "Send a non-empty batch after this long."},
+    {.name = "concurrency",
+     .type = VT_UINT32,
+     .off = FO(concurrency),
+     .def = "1",
+     .min = 1,
+     .max = 64,
+     .doc = "Connections, each with at most one request awaiting its ack."},
+    {.name = "compression",
+     .type = VT_ENUM,
+     .off = FO(compression),
+     .def = "none",
+     .values = compression_values,
+     .doc = "gzip sends CompressedPackedForward (compressed: gzip)."},
+    {.name = "gzip_level",
+     .type = VT_INT,
+     .off = FO(gzip_level),
+     .def = "1",
+     .min = 1,
+     .max = 9,
+     .doc = "gzip level when compression is gzip."},
+    {.name = "shared_key",
+     .type = VT_STRING,
+     .off = FO(shared_key),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(no handshake)",
+     .doc = "Answer the server's HELO with PING and verify its PONG digest; use ${env:NAME} or "
+            "${file:PATH}."},
+    {.name = "self_hostname",
+     .type = VT_STRING,
+     .off = FO(self_hostname),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(host name)",
+     .doc = "Client host name sent in PING (part of its digest)."},
+    {.name = "connect_timeout",
+     .type = VT_DURATION,
+     .off = FO(connect_timeout_ms),
+     .def = "10s",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "Limit for the TCP connect plus the handshake."},
+    {.name = "retry_base",
+     .type = VT_DURATION,
+     .off = FO(retry_base_ms),
+     .def = "200ms",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "First retry backoff; doubles with jitter."},
+    {.name = "retry_max",
+     .type = VT_DURATION,
+     .off = FO(retry_max_ms),
+     .def = "30s",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "Backoff cap (at least retry_base)."},
+    {.name = "kafka_fields",
+     .type = VT_BOOL,
+     .off = FO(kafka_fields),
+     .def = "true",
+     .doc = "Add the Kafka topic, partition and offset of records from Kafka as top-level "
+            "fields, so the far side can derive the same ids."},
+    {.name = "kafka_topic_key",
+     .type = VT_STRING,
+     .off = FO(kafka_topic_key),
+     .def = "kafka_topic",
+     .check = check_not_empty,
+     .doc = "Field name of the topic (a string)."},
+    {.name = "kafka_partition_key",
+     .type = VT_STRING,
+     .off = FO(kafka_partition_key),
+     .def = "kafka_partition",
+     .check = check_not_empty,
+     .doc = "Field name of the partition (an integer)."},
+    {.name = "kafka_offset_key",
+     .type = VT_STRING,
+     .off = FO(kafka_offset_key),
+     .def = "kafka_offset",
+     .check = check_not_empty,
+     .doc = "Field name of the offset (an integer)."},
+};
+
+static const struct section_def fwd_out_section = {
+    .where = "in forward output",
+    .keys = fwd_out_keys,
+    .n_keys = sizeof(fwd_out_keys) / sizeof(fwd_out_keys[0]),
+};
+
 static const char *const top_keys[] = {"service", "inputs", "outputs"};
 static const char *const input_types[] = {"kafka", "forward"};
-static const char *const output_types[] = {"elasticsearch"};
+static const char *const output_types[] = {"elasticsearch", "forward"};
 /* Types a later build adds (inputs and outputs share the list): "not supported by this build
- * yet" instead of "unknown". A forward output is one of them. */
-static const char *const future_types[] = {"forward", "file", "stdout"};
+ * yet" instead of "unknown". */
+static const char *const future_types[] = {"file", "stdout"};
 
 /* ---- generic setters ---------------------------------------------------------------------------
  */
@@ -1626,7 +1779,9 @@ static void load_inputs(struct loader *L, struct sl_config *cfg, yaml_node_t *li
 
 static void load_outputs(struct loader *L, struct sl_config *cfg, yaml_node_t *list)
 {
-    static const struct component c = {"output", output_types, 1, &es_section};
+    static const struct component c = {"output", output_types, 2, NULL};
+    static const struct section_def *const sections[] = {&es_section, &fwd_out_section};
+    static const enum sl_output_type types[] = {SL_OUTPUT_ELASTICSEARCH, SL_OUTPUT_FORWARD};
     size_t index = 0;
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++, index++) {
@@ -1639,14 +1794,15 @@ static void load_outputs(struct loader *L, struct sl_config *cfg, yaml_node_t *l
             err(L, node_line(item), "too many outputs (max %d)", SL_CFG_MAX_OUTPUTS);
             return;
         }
-        if (component_type(L, &c, item) < 0) continue;
+        int t = component_type(L, &c, item);
+        if (t < 0) continue;
         struct sl_output_cfg *out = &cfg->outputs[cfg->n_outputs++];
-        out->type = SL_OUTPUT_ELASTICSEARCH;
+        out->type = types[t];
         out->line = node_line(item);
         unsigned before = L->n_errors;
-        apply_defaults(L, c.section, out);
-        default_name(L, &out->name, "elasticsearch", index, out->line);
-        load_section(L, c.section, out, item);
+        apply_defaults(L, sections[t], out);
+        default_name(L, &out->name, output_types[t], index, out->line);
+        load_section(L, sections[t], out, item);
         L->output_clean[cfg->n_outputs - 1] = L->n_errors == before;
     }
 }
@@ -1668,6 +1824,19 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
         struct sl_output_cfg *o = &cfg->outputs[i];
         struct sl_es_output_cfg *es = &o->es;
         if (!L->output_clean[i]) continue;
+        if (o->type == SL_OUTPUT_FORWARD) {
+            const struct sl_fwd_output_cfg *fo = &o->fwd;
+            /* Fluent Bit's in_forward closes the connection on a request above its 6,144,000
+             * byte buffer (PROTOCOLS.md 1.8), which would turn into an endless resend loop.
+             * (4MiB is also the smallest memory_limit, so a batch always fits the budget.) */
+            if (fo->batch_max_bytes > 4 * MIB)
+                err(L, o->line, "'batch_max_bytes' (%llu) is larger than 4MiB",
+                    (unsigned long long)fo->batch_max_bytes);
+            if (fo->retry_max_ms < fo->retry_base_ms)
+                err(L, o->line, "'retry_max' (%llums) is less than 'retry_base' (%llums)",
+                    (unsigned long long)fo->retry_max_ms, (unsigned long long)fo->retry_base_ms);
+            continue;
+        }
         if (!es->user != !es->password)
             err(L, o->line, "'user' and 'password' must be set together");
         if (es->api_key && es->user)
@@ -1888,6 +2057,7 @@ void sl_config_free(struct sl_config *cfg)
         free_section(cfg->inputs[i].type == SL_INPUT_FORWARD ? &forward_section : &kafka_section,
                      &cfg->inputs[i]);
     for (size_t i = 0; i < cfg->n_outputs; i++)
-        free_section(&es_section, &cfg->outputs[i]);
+        free_section(cfg->outputs[i].type == SL_OUTPUT_FORWARD ? &fwd_out_section : &es_section,
+                     &cfg->outputs[i]);
     memset(cfg, 0, sizeof(*cfg));
 }

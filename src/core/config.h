@@ -104,15 +104,38 @@ struct sl_es_output_cfg {
     bool tls_verify;              /* default true */
 };
 
-enum sl_output_type { SL_OUTPUT_ELASTICSEARCH = 1 };
+/* The Forward output (Fluentd Forward protocol client). See src/outputs/forward.c. */
+struct sl_fwd_output_cfg {
+    char *servers[SL_CFG_MAX_LIST]; /* host:port; default ["127.0.0.1:24224"]; failover in order */
+    size_t n_servers;
+    bool require_ack;                /* default true: a batch is delivered only once acked */
+    uint64_t ack_timeout_ms;         /* default 30 s: from the first byte written to the ack */
+    uint64_t batch_max_bytes;        /* default 4 MiB, at most 4 MiB (uncompressed request) */
+    uint64_t batch_max_wait_ms;      /* default 1 s */
+    uint32_t concurrency;            /* connections, each with at most one request; default 1 */
+    enum sl_compression compression; /* default none */
+    int gzip_level;                  /* 1..9; default 1 */
+    char *shared_key;                /* NULL = no handshake */
+    char *self_hostname;             /* NULL = gethostname() at start */
+    uint64_t connect_timeout_ms;     /* default 10 s: TCP connect plus handshake */
+    uint64_t retry_base_ms;          /* default 200 ms */
+    uint64_t retry_max_ms;           /* default 30 s */
+    bool kafka_fields;               /* default true: Kafka coordinates go into each record */
+    char *kafka_topic_key;           /* default "kafka_topic" */
+    char *kafka_partition_key;       /* default "kafka_partition" */
+    char *kafka_offset_key;          /* default "kafka_offset" */
+};
+
+enum sl_output_type { SL_OUTPUT_ELASTICSEARCH = 1, SL_OUTPUT_FORWARD };
 
 struct sl_output_cfg {
     enum sl_output_type type;
-    char *name;                   /* default "elasticsearch.<index>" */
+    char *name;                   /* default "<type>.<index>" */
     int line;
     char *match[SL_CFG_MAX_LIST]; /* tag patterns; default ["**"] */
     size_t n_match;
-    struct sl_es_output_cfg es;
+    struct sl_es_output_cfg es;   /* type elasticsearch */
+    struct sl_fwd_output_cfg fwd; /* type forward */
 };
 
 struct sl_config {

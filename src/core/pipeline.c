@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "outputs/elasticsearch.h"
+#include "outputs/forward.h"
 
 /* A dead-letter record on its way: once written (pending) it needs only its ack; when the store
  * refused it (blocked) it keeps a private copy of everything so it can be written later. */
@@ -47,11 +48,16 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
     if (!p->dlq) return -1;
     for (size_t i = 0; i < cfg->n_outputs; i++) {
         const struct sl_output_cfg *oc = &cfg->outputs[i];
-        if (oc->type != SL_OUTPUT_ELASTICSEARCH) {
+        int rc;
+        if (oc->type == SL_OUTPUT_ELASTICSEARCH) {
+            rc = sl_es_output_new(p, oc, err, errlen);
+        } else if (oc->type == SL_OUTPUT_FORWARD) {
+            rc = sl_fwd_output_new(p, oc, err, errlen);
+        } else {
             snprintf(err, errlen, "output %s: unsupported type", oc->name);
             return -1;
         }
-        if (sl_es_output_new(p, oc, err, errlen) != 0) return -1;
+        if (rc != 0) return -1;
     }
     return 0;
 }

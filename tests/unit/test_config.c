@@ -421,8 +421,7 @@ static void test_types_not_supported(void **state)
                   "t.yaml:4: unknown input type 'kinesis' (valid: kafka, forward)\n"
                   "t.yaml:5: input type 'file' is not supported by this build yet\n"
                   "t.yaml:7: output type 'stdout' is not supported by this build yet\n"
-                  "t.yaml:8: unknown output type 's3' (valid: elasticsearch)\n"
-                  "t.yaml:9: output type 'forward' is not supported by this build yet\n");
+                  "t.yaml:8: unknown output type 's3' (valid: elasticsearch, forward)\n");
     expect_errors(MINIMAL_IO "  - type: file\n",
                   "t.yaml:7: output type 'file' is not supported by this build yet\n");
 }
@@ -519,6 +518,114 @@ static void test_forward_input(void **state)
     unsetenv("SLUICE_T_FWD_KEY");
     expect_errors(FWD_INPUT("    shared_key: ${env:SLUICE_T_FWD_KEY}\n"),
                   "t.yaml:3: environment variable SLUICE_T_FWD_KEY is not set\n");
+}
+
+/* A kafka input and a forward output at line 5 with the given extra lines from line 6. */
+#define FWD_OUTPUT(extra)                                                                          \
+    "inputs:\n"                                                                                    \
+    "  - {type: kafka, brokers: k:9092, topics: t}\n"                                              \
+    "outputs:\n"                                                                                   \
+    "  - type: elasticsearch\n"                                                                    \
+    "  - type: forward\n" extra
+
+static void test_forward_output(void **state)
+{
+    (void)state;
+    struct sl_config cfg;
+    int rc = load(FWD_OUTPUT(""), &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    const struct sl_output_cfg *o = &cfg.outputs[1];
+    assert_int_equal(o->type, SL_OUTPUT_FORWARD);
+    assert_string_equal(o->name, "forward.1");
+    assert_int_equal(o->n_match, 1);
+    assert_string_equal(o->match[0], "**");
+    assert_int_equal(o->fwd.n_servers, 1);
+    assert_string_equal(o->fwd.servers[0], "127.0.0.1:24224");
+    assert_true(o->fwd.require_ack);
+    assert_int_equal(o->fwd.ack_timeout_ms, 30000);
+    assert_int_equal(o->fwd.batch_max_bytes, 4ull << 20);
+    assert_int_equal(o->fwd.batch_max_wait_ms, 1000);
+    assert_int_equal(o->fwd.concurrency, 1);
+    assert_int_equal(o->fwd.compression, SL_COMPRESSION_NONE);
+    assert_int_equal(o->fwd.gzip_level, 1);
+    assert_null(o->fwd.shared_key);
+    assert_null(o->fwd.self_hostname);
+    assert_int_equal(o->fwd.connect_timeout_ms, 10000);
+    assert_int_equal(o->fwd.retry_base_ms, 200);
+    assert_int_equal(o->fwd.retry_max_ms, 30000);
+    assert_true(o->fwd.kafka_fields);
+    assert_string_equal(o->fwd.kafka_topic_key, "kafka_topic");
+    assert_string_equal(o->fwd.kafka_partition_key, "kafka_partition");
+    assert_string_equal(o->fwd.kafka_offset_key, "kafka_offset");
+    assert_int_equal(cfg.outputs[0].type, SL_OUTPUT_ELASTICSEARCH);
+    sl_config_free(&cfg);
+
+    rc = load(FWD_OUTPUT("    name: relay\n"
+                         "    match: \"a.** b\"\n"
+                         "    servers: [\"10.0.0.1:24224\", \"fwd-2.example:24225\", \"[::1]:1\"]\n"
+                         "    require_ack: false\n"
+                         "    ack_timeout: 5s\n"
+                         "    batch_max_bytes: 1MiB\n"
+                         "    batch_max_wait: 100ms\n"
+                         "    concurrency: 3\n"
+                         "    compression: gzip\n"
+                         "    gzip_level: 6\n"
+                         "    shared_key: k3y\n"
+                         "    self_hostname: me\n"
+                         "    connect_timeout: 2s\n"
+                         "    retry_base: 50ms\n"
+                         "    retry_max: 1s\n"
+                         "    kafka_fields: off\n"
+                         "    kafka_topic_key: t\n"
+                         "    kafka_partition_key: p\n"
+                         "    kafka_offset_key: o\n"),
+              &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    o = &cfg.outputs[1];
+    assert_string_equal(o->name, "relay");
+    assert_int_equal(o->n_match, 2);
+    assert_int_equal(o->fwd.n_servers, 3);
+    assert_string_equal(o->fwd.servers[1], "fwd-2.example:24225");
+    assert_false(o->fwd.require_ack);
+    assert_int_equal(o->fwd.ack_timeout_ms, 5000);
+    assert_int_equal(o->fwd.batch_max_bytes, 1ull << 20);
+    assert_int_equal(o->fwd.batch_max_wait_ms, 100);
+    assert_int_equal(o->fwd.concurrency, 3);
+    assert_int_equal(o->fwd.compression, SL_COMPRESSION_GZIP);
+    assert_int_equal(o->fwd.gzip_level, 6);
+    assert_string_equal(o->fwd.shared_key, "k3y");
+    assert_string_equal(o->fwd.self_hostname, "me");
+    assert_int_equal(o->fwd.connect_timeout_ms, 2000);
+    assert_int_equal(o->fwd.retry_base_ms, 50);
+    assert_int_equal(o->fwd.retry_max_ms, 1000);
+    assert_false(o->fwd.kafka_fields);
+    assert_string_equal(o->fwd.kafka_topic_key, "t");
+    assert_string_equal(o->fwd.kafka_partition_key, "p");
+    assert_string_equal(o->fwd.kafka_offset_key, "o");
+    sl_config_free(&cfg);
+
+    expect_errors(FWD_OUTPUT("    servers: [a:1, nohost, \"b:0\", \"c:99999\"]\n"),
+                  "t.yaml:6: 'servers' entry 'nohost' must be host:port\n"
+                  "t.yaml:6: 'servers' entry 'b:0' must be host:port\n"
+                  "t.yaml:6: 'servers' entry 'c:99999' must be host:port\n");
+    expect_errors(FWD_OUTPUT("    batch_max_bytes: 5MiB\n"),
+                  "t.yaml:5: 'batch_max_bytes' (5242880) is larger than 4MiB\n");
+    expect_errors(FWD_OUTPUT("    retry_base: 2s\n    retry_max: 1s\n"),
+                  "t.yaml:5: 'retry_max' (1000ms) is less than 'retry_base' (2000ms)\n");
+    expect_errors(FWD_OUTPUT("    concurrency: 0\n"),
+                  "t.yaml:6: 'concurrency' must be between 1 and 64, got '0'\n");
+    expect_errors(FWD_OUTPUT("    compression: zstd\n"),
+                  "t.yaml:6: invalid value 'zstd' for 'compression' (valid: none, gzip)\n");
+    expect_errors(FWD_OUTPUT("    hosts: [http://x:9200]\n"),
+                  "t.yaml:6: unknown key 'hosts' in forward output (valid: type, name, match, "
+                  "servers, require_ack, ack_timeout, batch_max_bytes, batch_max_wait, "
+                  "concurrency, compression, gzip_level, shared_key, self_hostname, "
+                  "connect_timeout, retry_base, retry_max, kafka_fields, kafka_topic_key, "
+                  "kafka_partition_key, kafka_offset_key)\n");
+    expect_errors(FWD_OUTPUT("    kafka_topic_key: \"\"\n"),
+                  "t.yaml:6: 'kafka_topic_key' must not be empty\n");
+    expect_errors(FWD_OUTPUT("    name: es2\n") "  - {type: forward, name: es2}\n",
+                  "t.yaml:7: duplicate name 'es2' (also used at line 5)\n");
 }
 
 static void test_match_and_hosts(void **state)
@@ -889,6 +996,9 @@ static void test_shipped_example(void **state)
     assert_int_equal(cfg.inputs[1].type, SL_INPUT_FORWARD);
     assert_string_equal(cfg.inputs[1].name, "fwd");
     assert_string_equal(cfg.inputs[1].forward.tag_prefix, "fwd");
+    assert_int_equal(cfg.outputs[1].type, SL_OUTPUT_FORWARD);
+    assert_string_equal(cfg.outputs[1].name, "relay");
+    assert_int_equal(cfg.outputs[1].fwd.n_servers, 2);
     sl_config_free(&cfg);
 }
 
@@ -906,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_types_not_supported),
         cmocka_unit_test(test_forward_input),
+        cmocka_unit_test(test_forward_output),
         cmocka_unit_test(test_match_and_hosts),
         cmocka_unit_test(test_librdkafka),
         cmocka_unit_test(test_id_and_templates),
