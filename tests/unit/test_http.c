@@ -501,7 +501,8 @@ static void test_status_page(void **state)
     /* the only <link> is the inline favicon (a data: URL fetches nothing) */
     const char *lk = strstr(r.body, "<link");
     assert_non_null(lk);
-    assert_int_equal(strncmp(lk, "<link rel=\"icon\" href=\"data:,\">", 32), 0);
+    static const char favicon[] = "<link rel=\"icon\" href=\"data:,\">";
+    assert_int_equal(strncmp(lk, favicon, sizeof favicon - 1), 0);
     assert_null(strstr(lk + 1, "<link"));
     assert_null(strstr(r.body, "@import"));
     assert_null(strstr(r.body, "innerHTML"));
