@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build asan fuzz check unit demo install clean format
+.PHONY: all deps build asan fuzz check unit demo bench install clean format
 
 PREFIX ?= /usr/local
 
@@ -42,6 +42,11 @@ install: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS) --target sluice
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# Not a test: prints events/s, MB/s, CPU per event, peak RSS and the ratio to a bare librdkafka
+# consumer on the same backlog (docs/performance.md).
+bench: build
+	/usr/bin/python3 bench/run.py --build $(BUILD)
 
 demo: build
 	/usr/bin/python3 scripts/demo.py --build $(BUILD)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,6 +442,14 @@ static int run(const char *path, const char *replay_dir)
 {
     static struct app a;
     char err[8192];
+    /* Blocked before any thread exists (librdkafka's, the fetcher wake-up thread) so every
+     * thread inherits the mask: otherwise SIGTERM could land on a thread that does not block
+     * it and kill the process instead of draining it. The loop reads them from a signalfd. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (sl_config_load(path, &a.cfg, err, sizeof err) != 0) {
         fputs(err, stderr);
         return 2;
@@ -517,11 +526,6 @@ static int run(const char *path, const char *replay_dir)
         SL_ERROR("sluice", NULL, "service.http_listen: %s", err);
         return 1;
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigprocmask(SIG_BLOCK, &set, NULL);
     a.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     a.sig_io = (struct sl_io){.fd = a.sigfd, .cb = sig_cb, .arg = &a};
     sl_loop_io_set(a.loop, &a.sig_io, EPOLLIN);

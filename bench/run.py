@@ -1,0 +1,408 @@
+#!/usr/bin/python3
+"""`make bench` (issue 5): sluice against a bare librdkafka consumer on one pre-produced backlog.
+
+  mockkafka (P partitions, N x ~250 B JSON, produced before anything reads)
+     |-> bench/ceiling   bare high-level consumer that only counts (librdkafka defaults)
+     |-> bench/ceiling   the same with the prefetch settings sluice derives from memory_limit 32MiB
+     |-> sluice          -> esemu --count-only   (default config, memory_limit 32MiB)
+     |-> sluice          the same with compression: gzip / id: none / memory_limit 128MiB
+  Forward in -> esemu: not built yet (the Forward input does not exist).
+
+Every run reads the whole backlog from offset 0 with a new consumer group, so one mock cluster
+serves them all. The mock keeps only ~5 MB per partition (PROTOCOLS.md 3.6), so the backlog is
+spread over enough partitions to stay far below that, and the script refuses to print numbers
+unless every low watermark is 0 and the high watermarks add up to N.
+
+Runs are interleaved (ceiling, ceiling-32, sluice..., then again) so a neighbour's load on this
+shared machine spreads over all variants; each number is the median of --repeat runs.
+
+What is measured, per run:
+  events/s   ceiling: N / (last - first message returned by poll);
+             sluice:  created / (esemu last_doc_ns - first_doc_ns), the emulator's clock
+  MB/s       payload (record value) bytes of the backlog / the same interval
+  CPU us/ev  user+system CPU of the consumer process, all threads, from its start until the N-th
+             record (ceiling: getrusage at the N-th message; sluice: /proc/PID/stat when esemu
+             holds N documents, before SIGTERM) / N. Includes start-up and the group join.
+  peak RSS   ceiling: ru_maxrss; sluice: VmHWM (max of samples and final-stats)
+  ratio      events/s divided by the median events/s of the default-settings ceiling
+Only the Python standard library is used; processes run under neutral names (harness.exe_alias).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+TICK = os.sysconf("SC_CLK_TCK")
+
+SLUICE_VARIANTS = {
+    # name: (memory_limit, extra output keys)
+    "sluice": ("32MiB", {}),
+    "sluice-gzip": ("32MiB", {"compression": "gzip"}),
+    "sluice-id-none": ("32MiB", {"id": "none"}),
+    "sluice-128MiB": ("128MiB", {}),
+}
+ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB"]
+LABEL = {
+    "ceiling": "ceiling: bare consumer, librdkafka defaults",
+    "ceiling-32MiB": "ceiling: bare consumer, sluice's 32MiB prefetch",
+    "sluice": "sluice -> esemu, memory_limit 32MiB",
+    "sluice-gzip": "sluice -> esemu, 32MiB, compression gzip",
+    "sluice-id-none": "sluice -> esemu, 32MiB, id none",
+    "sluice-128MiB": "sluice -> esemu, memory_limit 128MiB",
+    "forward": "Forward in -> esemu",
+}
+
+
+def sluice_prefetch(memory_limit_bytes):
+    """The librdkafka settings sluice derives from memory_limit with one Kafka input
+    (src/main.c: prefetch = limit / 4; src/inputs/kafka.c: sl_kafka_in_new). run_sluice checks
+    them against the `prefetch:` line sluice logs, so a change there is noticed."""
+    prefetch = memory_limit_bytes // 4
+    fetch = max(prefetch // 4, 1048576)
+    return {
+        "fetch.max.bytes": fetch,
+        "queued.max.messages.kbytes": fetch * 2 // 1024,
+        "queued.min.messages": fetch * 2 // 128,
+        "max.partition.fetch.bytes": min(fetch, 1048576),
+        "fetch.wait.max.ms": 100,
+    }
+
+
+def parse_size(s):
+    m = re.fullmatch(r"(\d+)(KiB|MiB|GiB)?", s)
+    mult = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, None: 1}[m.group(2)]
+    return int(m.group(1)) * mult
+
+
+def cpu_ticks(pid):
+    """utime+stime of the whole process (all threads) in clock ticks, or None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    try:
+        rdk = subprocess.run(["pkg-config", "--modversion", "rdkafka"], capture_output=True,
+                             text=True).stdout.strip()
+    except OSError:
+        rdk = "?"
+    return (f"{os.cpu_count()} CPUs ({model}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+            f"Linux {platform.release()}, librdkafka {rdk or '?'}")
+
+
+class Bench:
+    def __init__(self, args, H, procs):
+        self.args, self.H, self.procs = args, H, procs
+        self.n = args.records
+        self.wd = procs.tmpdir(prefix="bench-")
+        self.ceiling_bin = os.path.join(args.build, "bench", "ceiling")
+        self.payload_bytes = None
+        self.runs = {}  # variant -> [result dicts]
+        self.problems = []
+        self.seq = 0
+
+    def setup(self):
+        H, a = self.H, self.args
+        self.mk = self.procs.add(H.MockKafka(topics=[f"logs:{a.partitions}"], workdir=self.wd))
+        self.es = self.procs.add(H.EsEmu(count_only=True, workdir=self.wd))
+        t0 = time.monotonic()
+        self.mk.produce("logs", self.n, size=a.size)
+        produced = self.mk.wait_produced(600)
+        print(f"backlog: produced {produced:,} records of ~{a.size} B on {a.partitions} partitions "
+              f"in {time.monotonic() - t0:.1f} s", flush=True)
+        return self.verify_backlog("before the runs")
+
+    def verify_backlog(self, when):
+        wm = self.mk.watermarks("logs")
+        low = {p: lo for p, (lo, hi) in wm.items() if lo != 0}
+        total = sum(hi for lo, hi in wm.values())
+        st = self.mk.status()
+        ok = not low and total == self.n and st.get("broker_dropped") == 0
+        print(f"backlog check {when}: {len(wm)} partitions, low watermarks all 0: {not low}, "
+              f"high watermarks sum {total:,} (want {self.n:,}), broker_dropped "
+              f"{st.get('broker_dropped')}, max per partition {max(h for _, h in wm.values()):,}",
+              flush=True)
+        if not ok:
+            self.problems.append(f"backlog incomplete {when}: low={dict(list(low.items())[:5])} "
+                                 f"sum={total} broker_dropped={st.get('broker_dropped')}")
+        return ok
+
+    def group(self, variant):
+        self.seq += 1
+        return f"bench-{variant}-{os.getpid()}-{self.seq}"
+
+    def run_ceiling(self, variant):
+        args = [self.H.exe_alias(self.ceiling_bin, "bench-consumer"), "-b", self.mk.bootstrap,
+                "-t", "logs", "-g", self.group(variant), "-n", str(self.n), "-T",
+                str(self.args.timeout)]
+        if variant == "ceiling-32MiB":
+            for k, v in sluice_prefetch(32 << 20).items():
+                args += ["-X", f"{k}={v}"]
+        mk0 = cpu_ticks(self.mk.proc.pid)
+        p = subprocess.run(args, capture_output=True, text=True, timeout=self.args.timeout + 60)
+        mk1 = cpu_ticks(self.mk.proc.pid)
+        try:
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self.problems.append(f"{variant}: no result (exit {p.returncode}) {p.stderr[-300:]}")
+            return None
+        if r["count"] != self.n or p.returncode != 0:
+            self.problems.append(f"{variant}: consumed {r['count']} of {self.n}")
+            return None
+        if self.payload_bytes is None:
+            self.payload_bytes = r["bytes"]
+        elif self.payload_bytes != r["bytes"]:
+            self.problems.append(f"{variant}: payload bytes {r['bytes']} != {self.payload_bytes}")
+        wall = r["wall_s"]
+        return {"eps": self.n / wall, "wall_s": wall, "cpu_s": r["cpu_us"] / 1e6,
+                "cpu_window_s": r["cpu_window_us"] / 1e6, "rss_kb": r["maxrss_kb"],
+                "mock_cpu_s": (mk1 - mk0) / TICK}
+
+    def sluice_config(self, variant, group):
+        mem, extra = SLUICE_VARIANTS[variant]
+        out = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+        rdk = "".join(f', {k}: "{v}"' for k, v in self.args.librdkafka)
+        # Everything else is sluice's default; session/heartbeat only because the mock cluster
+        # delays a new member's join by session.timeout.ms - 1000 (PROTOCOLS.md 3.6).
+        return f"""service:
+  memory_limit: {mem}
+  dead_letter: {{path: {self.wd}/dead-letter-{group}}}
+inputs:
+  - type: kafka
+    brokers: {self.mk.bootstrap}
+    group_id: {group}
+    topics: [logs]
+    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"{rdk}}}
+outputs:
+  - type: elasticsearch
+    hosts: [{self.es.url}]
+{out}"""
+
+    def run_sluice(self, variant):
+        H = self.H
+        self.es.reset()
+        group = self.group(variant)
+        mk0, es0 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
+        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd))
+        deadline = time.monotonic() + self.args.timeout
+        cpu = None
+        hwm = 0
+        while time.monotonic() < deadline and sl.alive():
+            st = self.es.stats()
+            if int(st["created"]) + int(st["conflicts_409"]) >= self.n:
+                cpu = cpu_ticks(sl.pid)
+                hwm = H.proc_status(sl.pid).get("VmHWM", 0)
+                break
+            time.sleep(0.05)
+        mk1, es1 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
+        rc = sl.terminate(120)
+        st = self.es.stats()
+        fs = sl.final_stats() or {}
+        inp = next(iter((fs.get("inputs") or {}).values()), {})
+        pauses = sl.stat_values("pauses")
+        paused_ms = sl.stat_values("paused_ms")
+        pre = sl.lines(r"prefetch: ")
+        want = sluice_prefetch(parse_size(SLUICE_VARIANTS[variant][0]))
+        if pre:
+            got = {k: int(v) for k, v in re.findall(r"([a-z.]+)=(\d+)", pre[0].split("prefetch:")[1])}
+            for k, v in got.items():
+                if want.get(k) != v:
+                    self.problems.append(f"{variant}: sluice logs {k}={v}, bench/run.py assumes "
+                                         f"{want.get(k)} (update sluice_prefetch)")
+        bad = []
+        if cpu is None:
+            bad.append(f"esemu has {st['created']} of {self.n} documents after the timeout")
+        if int(st["created"]) != self.n:
+            bad.append(f"created {st['created']} (409 conflicts {st['conflicts_409']})")
+        if rc != 0:
+            bad.append(f"exit code {rc}")
+        if inp.get("dead_lettered") or inp.get("dropped"):
+            bad.append(f"dead_lettered {inp.get('dead_lettered')} dropped {inp.get('dropped')}")
+        if bad:
+            self.problems.append(f"{variant}: " + "; ".join(bad) + f"\n{sl.log_tail(10)}")
+            return None
+        a, b = int(st["first_doc_ns"]), int(st["last_doc_ns"])
+        wall = (b - a) / 1e9
+        return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK,
+                "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
+                "mock_cpu_s": (mk1 - mk0) / TICK, "esemu_cpu_s": (es1 - es0) / TICK,
+                "bulk_requests": int(st["bulk_requests"]),
+                "wire_mb": int(st["bulk_body_bytes"]) / 1e6,
+                "pauses": pauses[-1] if pauses else None,
+                "paused_ms": paused_ms[-1] if paused_ms else None}
+
+    def run(self, variant):
+        if variant.startswith("ceiling"):
+            r = self.run_ceiling(variant)
+        else:
+            r = self.run_sluice(variant)
+        if r:
+            self.runs.setdefault(variant, []).append(r)
+            extra = ""
+            if "pauses" in r:
+                extra = f", pauses {r['pauses']} ({r['paused_ms']} ms)"
+            print(f"  {variant:<15} {r['eps']:>10,.0f} events/s  CPU {r['cpu_s']:.2f} s  "
+                  f"peak RSS {r['rss_kb'] / 1024:.1f} MiB  mock CPU {r['mock_cpu_s']:.2f} s"
+                  f"{extra}  (load {loadavg()})", flush=True)
+        else:
+            print(f"  {variant:<15} FAILED: {self.problems[-1]}", flush=True)
+
+
+def med(runs, key):
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def table(b, variants):
+    ceil = med(b.runs.get("ceiling", []), "eps")
+    rows = [("run", "events/s", "MB/s", "CPU us/event", "peak RSS MiB", "sluice/ceiling", "n")]
+    for v in variants + ["forward"]:
+        if v == "forward":
+            rows.append((LABEL[v], "not built yet", "", "", "", "", ""))
+            continue
+        runs = b.runs.get(v, [])
+        if not runs:
+            rows.append((LABEL[v], "no valid run", "", "", "", "", "0"))
+            continue
+        eps = med(runs, "eps")
+        lo, hi = min(r["eps"] for r in runs), max(r["eps"] for r in runs)
+        mbs = med([{"x": b.payload_bytes / r["wall_s"] / 1e6} for r in runs], "x") \
+            if b.payload_bytes else None
+        ratio = f"{eps / ceil:.2f}" if ceil and v != "ceiling" else ("1.00" if ceil else "?")
+        rows.append((LABEL[v], f"{eps:,.0f} ({lo / 1000:,.0f}k-{hi / 1000:,.0f}k)",
+                     f"{mbs:.1f}" if mbs else "?", f"{med(runs, 'cpu_s') * 1e6 / b.n:.2f}",
+                     f"{med(runs, 'rss_kb') / 1024:.1f}", ratio, str(len(runs))))
+    return rows
+
+
+def details(b, variants):
+    rows = [("run", "consumer CPU s", "mock CPU s", "esemu CPU s", "bulk requests",
+             "bulk MB on wire", "pauses", "paused ms")]
+    for v in variants:
+        runs = b.runs.get(v, [])
+        if not runs:
+            continue
+
+        def f(key, fmt):
+            x = med(runs, key)
+            return "" if x is None else format(x, fmt)
+        rows.append((v, f("cpu_s", ".2f"), f("mock_cpu_s", ".2f"), f("esemu_cpu_s", ".2f"),
+                     f("bulk_requests", ".0f"), f("wire_mb", ".1f"), f("pauses", ".0f"),
+                     f("paused_ms", ".0f")))
+    return rows
+
+
+def render(rows):
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(rows[0])) + " |",
+           "|" + "|".join("-" * (x + 2) for x in w) + "|"]
+    for r in rows[1:]:
+        out.append("| " + " | ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i])
+                                     for i, c in enumerate(r)) + " |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(SOURCE, "build"), help="cmake build directory")
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=96,
+                    help="enough that each stays far below the mock's ~5 MB retention")
+    ap.add_argument("--size", type=int, default=250, help="record size in bytes")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per variant; the median is shown")
+    ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
+    ap.add_argument("--json", help="also write every run's numbers to this file")
+    ap.add_argument("--librdkafka", action="append", default=[], metavar="KEY=VALUE",
+                    type=lambda s: tuple(s.split("=", 1)),
+                    help="extra librdkafka property for the sluice runs (experiments; the "
+                         "prefetch check then compares against what sluice logs)")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        if v not in ALL:
+            ap.error(f"unknown variant {v}")
+
+    os.environ["SLUICE_BUILD"] = args.build
+    os.environ.setdefault("SLUICE_SOURCE", SOURCE)
+    sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+    import harness as H
+
+    need = [H.MOCKKAFKA_BIN, H.ESEMU_BIN]
+    if any(v.startswith("ceiling") for v in variants):
+        need.append(os.path.join(args.build, "bench", "ceiling"))
+    if any(v.startswith("sluice") for v in variants):
+        need.append(H.SLUICE_BIN)
+    missing = [p for p in need if not os.access(p, os.X_OK)]
+    if missing:
+        print(f"bench: missing binaries (build first): {' '.join(missing)}")
+        return 1
+
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([sys.executable] + sys.argv)}")
+    load0 = loadavg()
+    print(f"load average before: {load0}", flush=True)
+    with H.Procs() as procs:
+        b = Bench(args, H, procs)
+        if not b.setup():
+            print("REFUSING to measure: the mock cluster does not hold the whole backlog")
+            print("\n".join(b.problems))
+            return 1
+        for rep in range(args.repeat):
+            print(f"round {rep + 1}/{args.repeat}", flush=True)
+            for v in variants:
+                b.run(v)
+        ok = b.verify_backlog("after the runs")
+        load1 = loadavg()
+        print()
+        print(f"{args.records:,} records x ~{args.size} B JSON, {args.partitions} partitions, "
+              f"payload {b.payload_bytes or 0:,} B; median of {args.repeat} "
+              f"(range in parentheses); load average before {load0}, after {load1}")
+        print(render(table(b, variants)))
+        print()
+        print("medians of the other counters (CPU seconds for the whole run; mock and esemu "
+              "CPU from their /proc/PID/stat over the run):")
+        print(render(details(b, variants)))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"machine": machine(), "load_before": load0, "load_after": load1,
+                           "records": args.records, "partitions": args.partitions,
+                           "payload_bytes": b.payload_bytes, "runs": b.runs,
+                           "problems": b.problems}, f, indent=1)
+        if b.problems or not ok:
+            print("\nPROBLEMS (these runs are not in the table):")
+            print("\n".join(b.problems))
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
