@@ -947,6 +947,12 @@ static const struct key_def forward_keys[] = {
      .off = FWD(idle_timeout_ms),
      .def = "300s",
      .doc = "A connection that sent nothing and awaits no ack this long is closed; 0 = never."},
+    {.name = "id_from_kafka_fields",
+     .type = VT_BOOL,
+     .off = FWD(id_from_kafka_fields),
+     .def = "false",
+     .doc = "Take kafka_topic/kafka_partition/kafka_offset from each record as its Kafka "
+            "coordinates (ids)."},
 };
 
 static const struct section_def forward_section = {

@@ -27,28 +27,28 @@ enum sl_id_mode { SL_ID_KAFKA = 0, SL_ID_NONE, SL_ID_FIELD };
 enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
 
 struct sl_service_cfg {
-    uint64_t memory_limit;        /* bytes; default 64 MiB; minimum 4 MiB */
-    char *http_listen;            /* default "127.0.0.1:2020"; NULL when set to "" or "off" */
-    char *dead_letter_path;       /* directory; default "./dead-letter" */
+    uint64_t memory_limit;         /* bytes; default 64 MiB; minimum 4 MiB */
+    char *http_listen;             /* default "127.0.0.1:2020"; NULL when set to "" or "off" */
+    char *dead_letter_path;        /* directory; default "./dead-letter" */
     uint64_t dead_letter_max_size; /* bytes; default 1 GiB */
-    char *storage_path;           /* default "./buffer" */
-    uint64_t shutdown_timeout_ms; /* default 30 s */
-    enum sl_unmatched unmatched;  /* default dead_letter */
-    enum sl_log_level log_level;  /* default info */
-    uint64_t log_interval_ms;     /* rate limit window per (component, kind); default 10 s */
-    uint64_t stats_interval_ms;   /* periodic stats log line; default 10 s; 0 = off */
+    char *storage_path;            /* default "./buffer" */
+    uint64_t shutdown_timeout_ms;  /* default 30 s */
+    enum sl_unmatched unmatched;   /* default dead_letter */
+    enum sl_log_level log_level;   /* default info */
+    uint64_t log_interval_ms;      /* rate limit window per (component, kind); default 10 s */
+    uint64_t stats_interval_ms;    /* periodic stats log line; default 10 s; 0 = off */
 };
 
 struct sl_kafka_input_cfg {
-    char *brokers;                /* required */
-    char *group_id;               /* default "sluice" */
+    char *brokers;                 /* required */
+    char *group_id;                /* default "sluice" */
     char *topics[SL_CFG_MAX_LIST]; /* required, >= 1; entries starting with ^ are regexes */
     size_t n_topics;
-    char *tag;                    /* template; default "kafka.${topic}" */
-    enum sl_format format;        /* default json */
+    char *tag;                             /* template; default "kafka.${topic}" */
+    enum sl_format format;                 /* default json */
     enum sl_on_parse_error on_parse_error; /* default dead_letter */
-    char *time_key;               /* NULL = use the Kafka timestamp */
-    char *metadata_key;           /* NULL = off; else add {"topic","partition","offset","key"} */
+    char *time_key;                        /* NULL = use the Kafka timestamp */
+    char *metadata_key; /* NULL = off; else add {"topic","partition","offset","key"} */
     struct sl_kv librdkafka[SL_CFG_MAX_LIST]; /* passed through verbatim */
     size_t n_librdkafka;
 };
@@ -58,23 +58,24 @@ struct sl_kafka_input_cfg {
 enum sl_fwd_ack_mode { SL_FWD_ACK_DELIVERED = 0, SL_FWD_ACK_STORED };
 
 struct sl_forward_input_cfg {
-    char *listen;                 /* host:port; default "0.0.0.0:24224"; port 0 = any free port */
-    char *tag_prefix;             /* NULL = none; else tags become "<prefix>.<tag>" */
-    enum sl_fwd_ack_mode ack;     /* default delivered (stored is rejected by the loader) */
-    char *shared_key;             /* NULL = no handshake */
-    char *self_hostname;          /* NULL = gethostname() at start */
+    char *listen;                  /* host:port; default "0.0.0.0:24224"; port 0 = any free port */
+    char *tag_prefix;              /* NULL = none; else tags become "<prefix>.<tag>" */
+    enum sl_fwd_ack_mode ack;      /* default delivered (stored is rejected by the loader) */
+    char *shared_key;              /* NULL = no handshake */
+    char *self_hostname;           /* NULL = gethostname() at start */
     uint64_t handshake_timeout_ms; /* default 10 s */
-    uint64_t max_frame_size;      /* bytes; default 6 MiB */
-    uint32_t max_connections;     /* default 1024 */
-    uint64_t idle_timeout_ms;     /* default 300 s; 0 = never */
+    uint64_t max_frame_size;       /* bytes; default 6 MiB */
+    uint32_t max_connections;      /* default 1024 */
+    uint64_t idle_timeout_ms;      /* default 300 s; 0 = never */
+    bool id_from_kafka_fields;     /* default false */
 };
 
 enum sl_input_type { SL_INPUT_KAFKA = 1, SL_INPUT_FORWARD };
 
 struct sl_input_cfg {
     enum sl_input_type type;
-    char *name;                   /* default "<type>.<index>" (index in the inputs list, from 0) */
-    int line;                     /* line of the list item in the file, for messages */
+    char *name; /* default "<type>.<index>" (index in the inputs list, from 0) */
+    int line;   /* line of the list item in the file, for messages */
     struct sl_kafka_input_cfg kafka;     /* type kafka */
     struct sl_forward_input_cfg forward; /* type forward */
 };
@@ -85,23 +86,23 @@ enum sl_es_op { SL_ES_OP_CREATE = 0, SL_ES_OP_INDEX };
 struct sl_es_output_cfg {
     char *hosts[SL_CFG_MAX_LIST]; /* default ["http://127.0.0.1:9200"]; failover in order */
     size_t n_hosts;
-    char *index;                  /* template; default "logs-${topic}-%Y.%m.%d" */
-    enum sl_id_mode id;           /* default kafka */
-    char *id_field;               /* path when id is "field:<path>" */
-    enum sl_es_op op;             /* default create */
-    uint64_t batch_max_bytes;     /* default 5 MiB */
-    uint64_t batch_max_wait_ms;   /* default 1 s */
-    uint32_t concurrency;         /* in-flight requests; default 4; 1..64 */
+    char *index;                     /* template; default "logs-${topic}-%Y.%m.%d" */
+    enum sl_id_mode id;              /* default kafka */
+    char *id_field;                  /* path when id is "field:<path>" */
+    enum sl_es_op op;                /* default create */
+    uint64_t batch_max_bytes;        /* default 5 MiB */
+    uint64_t batch_max_wait_ms;      /* default 1 s */
+    uint32_t concurrency;            /* in-flight requests; default 4; 1..64 */
     enum sl_compression compression; /* default none */
-    int gzip_level;               /* 1..9; default 1 */
-    uint64_t request_timeout_ms;  /* default 60 s */
-    uint64_t retry_base_ms;       /* first backoff; default 200 ms */
-    uint64_t retry_max_ms;        /* backoff cap; default 30 s */
-    char *user;                   /* basic auth, with password */
+    int gzip_level;                  /* 1..9; default 1 */
+    uint64_t request_timeout_ms;     /* default 60 s */
+    uint64_t retry_base_ms;          /* first backoff; default 200 ms */
+    uint64_t retry_max_ms;           /* backoff cap; default 30 s */
+    char *user;                      /* basic auth, with password */
     char *password;
-    char *api_key;                /* "ApiKey <value>" header */
+    char *api_key; /* "ApiKey <value>" header */
     char *ca_file;
-    bool tls_verify;              /* default true */
+    bool tls_verify; /* default true */
 };
 
 /* The Forward output (Fluentd Forward protocol client). See src/outputs/forward.c. */
@@ -130,7 +131,7 @@ enum sl_output_type { SL_OUTPUT_ELASTICSEARCH = 1, SL_OUTPUT_FORWARD };
 
 struct sl_output_cfg {
     enum sl_output_type type;
-    char *name;                   /* default "<type>.<index>" */
+    char *name; /* default "<type>.<index>" */
     int line;
     char *match[SL_CFG_MAX_LIST]; /* tag patterns; default ["**"] */
     size_t n_match;

@@ -365,6 +365,62 @@ static void raw_payload(struct sl_fwd_in *f, const struct sl_fwd_event *ev, stru
     e->payload_len = n + 2;
 }
 
+/* Interned topic names: events keep the pointer for the process lifetime. */
+static const char *intern_topic(const uint8_t *p, size_t n)
+{
+    static char *tab[256];
+    static size_t ntab;
+    for (size_t i = 0; i < ntab; i++)
+        if (strlen(tab[i]) == n && memcmp(tab[i], p, n) == 0) return tab[i];
+    if (ntab == 256 || memchr(p, 0, n)) {
+        /* the record then keeps its chunk-based id: still delivered, but a resend from the
+         * Kafka side is no longer recognised as the same document */
+        SL_WARN("forward", "topics_full",
+                "more than 256 distinct kafka_topic values (or a NUL "
+                "in one); records of further topics get chunk-based ids");
+        return NULL;
+    }
+    tab[ntab] = strndup((const char *)p, n);
+    return tab[ntab] ? tab[ntab++] : NULL;
+}
+
+static void kafka_coords(const uint8_t *rec, size_t len, struct sl_event *e)
+{
+    struct sl_mp_reader r;
+    struct sl_mp_obj m, k, v;
+    sl_mp_reader_init(&r, rec, len);
+    if (sl_mp_read(&r, &m) != 0 || m.type != SL_MP_MAP) return;
+    const char *topic = NULL;
+    int64_t part = -1, off = -1;
+    for (uint32_t i = 0; i < m.n; i++) {
+        if (sl_mp_read(&r, &k) != 0) return;
+        if (k.type != SL_MP_STR) {
+            if (sl_mp_skip(&r) != 0) return;
+            continue;
+        }
+        size_t save = r.pos;
+        if (sl_mp_read(&r, &v) != 0) return;
+        if (k.n == 11 && memcmp(k.p, "kafka_topic", 11) == 0 && v.type == SL_MP_STR)
+            topic = intern_topic(v.p, v.n);
+        else if (k.n == 15 && memcmp(k.p, "kafka_partition", 15) == 0 && v.type == SL_MP_UINT &&
+                 v.v.u <= INT32_MAX)
+            part = (int64_t)v.v.u;
+        else if (k.n == 12 && memcmp(k.p, "kafka_offset", 12) == 0 && v.type == SL_MP_UINT &&
+                 v.v.u <= INT64_MAX)
+            off = (int64_t)v.v.u;
+        else {
+            r.pos = save;
+            if (sl_mp_skip(&r) != 0) return;
+        }
+    }
+    if (topic && part >= 0 && off >= 0) {
+        e->topic = topic;
+        e->topic_len = strlen(topic);
+        e->partition = (int32_t)part;
+        e->offset = off;
+    }
+}
+
 static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl_fwd_event *ev)
 {
     struct dctx *d = ctx;
@@ -385,6 +441,7 @@ static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl
         .time_ns = ev->error || ev->time_ns == 0 ? sl_wall_ns() : ev->time_ns,
         .ack = {.trk = c->trk, .seq = seq, .ctr = &f->ctr},
     };
+    if (f->fc->id_from_kafka_fields && !ev->error) kafka_coords(ev->record, ev->record_len, &e);
     const char *why = ev->error;
     const char *etype = "invalid_event";
     if (!why) {

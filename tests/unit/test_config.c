@@ -501,7 +501,7 @@ static void test_forward_input(void **state)
                   "t.yaml:3: 'listen' must be host:port (port 0..65535), got '24224'\n"
                   "t.yaml:4: unknown key 'brokers' in forward input (valid: type, name, listen, "
                   "tag_prefix, ack, shared_key, self_hostname, handshake_timeout, "
-                  "max_frame_size, max_connections, idle_timeout)\n");
+                  "max_frame_size, max_connections, idle_timeout, id_from_kafka_fields)\n");
     expect_errors(FWD_INPUT("    listen: \"h:65536\"\n    tag_prefx: a\n"),
                   "t.yaml:3: 'listen' must be host:port (port 0..65535), got 'h:65536'\n"
                   "t.yaml:4: unknown key 'tag_prefx' in forward input (did you mean "
