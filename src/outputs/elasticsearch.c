@@ -47,8 +47,9 @@ static const char *retry_names[RR_COUNT] = {"transport",    "timeout",   "http_4
 struct es_rec {
     struct sl_ackref ack;
     const char *input; /* interned by the input, valid for the process lifetime */
-    const char *tag;
-    const char *topic;
+    const char *topic; /* interned too */
+    uint32_t tag_off;  /* the tag is copied into the batch's tags buffer: inputs may pass */
+    uint16_t tag_len;  /* a tag that lives only during submit (Forward frames) */
     int64_t time_ns;
     int64_t offset;
     int32_t partition;
@@ -66,6 +67,8 @@ struct batch {
     size_t len, cap;
     struct es_rec *recs;
     size_t n, cap_recs;
+    char *tags;
+    size_t tags_len, tags_cap;
     char *gz;
     size_t gz_len;
     uint64_t charged;
@@ -313,7 +316,28 @@ static void batch_free(struct batch *b)
     free(b->gz);
     free(b->body);
     free(b->recs);
+    free(b->tags);
     free(b);
+}
+
+/* Copies a tag into the batch; returns its offset, or UINT32_MAX when out of memory. */
+static uint32_t batch_add_tag(struct batch *b, const char *tag, size_t len)
+{
+    if (b->tags_len + len > b->tags_cap) {
+        size_t ncap = b->tags_cap ? b->tags_cap * 2 : 4096;
+        while (ncap < b->tags_len + len)
+            ncap *= 2;
+        char *nt = realloc(b->tags, ncap);
+        if (!nt) return UINT32_MAX;
+        sl_budget_charge(&b->o->p->budget, ncap - b->tags_cap);
+        b->charged += ncap - b->tags_cap;
+        b->tags = nt;
+        b->tags_cap = ncap;
+    }
+    memcpy(b->tags + b->tags_len, tag, len);
+    uint32_t off = (uint32_t)b->tags_len;
+    b->tags_len += len;
+    return off;
 }
 
 static int batch_add_rec(struct batch *b, const struct es_rec *r)
@@ -378,6 +402,11 @@ static struct batch *batch_subset(struct batch *src, const size_t *idx, size_t n
         memcpy(b->body + b->len, src->body + r.off, r.len);
         r.off = (uint32_t)b->len;
         b->len += r.len;
+        r.tag_off = batch_add_tag(b, src->tags + r.tag_off, r.tag_len);
+        if (r.tag_off == UINT32_MAX) {
+            batch_free(b);
+            return NULL;
+        }
         b->recs[b->n++] = r;
     }
     return b;
@@ -389,8 +418,8 @@ static void rec_event(const struct batch *b, const struct es_rec *r, struct sl_e
 {
     memset(ev, 0, sizeof *ev);
     ev->input = r->input;
-    ev->tag = r->tag;
-    ev->tag_len = strlen(r->tag);
+    ev->tag = b->tags + r->tag_off;
+    ev->tag_len = r->tag_len;
     ev->topic = r->topic;
     ev->topic_len = r->topic ? strlen(r->topic) : 0;
     ev->partition = r->partition;
@@ -893,8 +922,8 @@ static void es_submit(void *impl, const struct sl_event *ev)
     struct es_rec r = {
         .ack = ev->ack,
         .input = ev->input,
-        .tag = ev->tag,
         .topic = ev->topic,
+        .tag_len = (uint16_t)(ev->tag_len < UINT16_MAX ? ev->tag_len : UINT16_MAX),
         .time_ns = ev->time_ns,
         .offset = ev->offset,
         .partition = ev->partition,
@@ -902,6 +931,8 @@ static void es_submit(void *impl, const struct sl_event *ev)
         .src_off = (uint32_t)alen,
         .len = (uint32_t)item,
     };
+    r.tag_off = batch_add_tag(b, ev->tag, r.tag_len);
+    if (r.tag_off == UINT32_MAX) abort();
     memcpy(b->body + b->len, action, alen);
     memcpy(b->body + b->len + alen, ev->payload, ev->payload_len);
     b->body[b->len + item - 1] = '\n';
