@@ -38,6 +38,7 @@ struct app {
     struct sl_io sig_io;
     int sigfd;
     struct sl_timer stats;
+    const char *log_file;
     bool stop;
     int stop_signal;
     struct sl_http_server *http;
@@ -69,6 +70,15 @@ static void sig_cb(struct sl_io *io, uint32_t events)
     struct app *a = io->arg;
     struct signalfd_siginfo si;
     while (read(a->sigfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            /* log rotation: the old file was renamed; continue in a new one at the path */
+            if (sl_log_open(a->log_file) != 0)
+                SL_ERROR("sluice", "log_reopen", "SIGHUP: cannot reopen %s: %s",
+                         a->log_file ? a->log_file : "(stderr)", strerror(errno));
+            else
+                SL_INFO("sluice", "SIGHUP: log file reopened");
+            continue;
+        }
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             if (!a->stop) SL_INFO("sluice", "signal %d: draining", (int)si.ssi_signo);
             a->stop = true;
@@ -449,12 +459,20 @@ static int run(const char *path, const char *replay_dir)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (sl_config_load(path, &a.cfg, err, sizeof err) != 0) {
         fputs(err, stderr);
         return 2;
     }
     sl_log_init(a.cfg.service.log_level, a.cfg.service.log_interval_ms);
+    sl_log_set_format(a.cfg.service.log_format);
+    if (sl_log_open(a.cfg.service.log_file) != 0) {
+        fprintf(stderr, "sluice: cannot open log_file %s: %s\n", a.cfg.service.log_file,
+                strerror(errno));
+        return 1;
+    }
+    a.log_file = a.cfg.service.log_file;
     /* Batch bodies are hundreds of KiB. With glibc's dynamic mmap threshold, the first free of
      * one raises the threshold and later bodies come from the heap, where freed space is kept
      * rather than returned: RSS then creeps above what the budget accounts for. A fixed
@@ -521,7 +539,7 @@ static int run(const char *path, const char *replay_dir)
         }
         a.n_in++;
     }
-    a.stall_after_ms = 60000; /* cfg.service.stall_after_ms once config.c has the key */
+    a.stall_after_ms = a.cfg.service.stall_after_ms;
     if (a.cfg.service.http_listen && http_start(&a, err, sizeof err) < 0) {
         SL_ERROR("sluice", NULL, "service.http_listen: %s", err);
         return 1;

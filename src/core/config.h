@@ -25,6 +25,7 @@ enum sl_format { SL_FORMAT_JSON = 0, SL_FORMAT_TEXT };
 enum sl_on_parse_error { SL_PARSE_ERROR_DEAD_LETTER = 0, SL_PARSE_ERROR_AS_TEXT };
 enum sl_id_mode { SL_ID_KAFKA = 0, SL_ID_NONE, SL_ID_FIELD };
 enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
+enum sl_log_format { SL_LOG_TEXT = 0, SL_LOG_JSON };
 
 struct sl_service_cfg {
     uint64_t memory_limit;         /* bytes; default 64 MiB; minimum 4 MiB */
@@ -36,6 +37,9 @@ struct sl_service_cfg {
     enum sl_unmatched unmatched;   /* default dead_letter */
     enum sl_log_level log_level;   /* default info */
     uint64_t log_interval_ms;      /* rate limit window per (component, kind); default 10 s */
+    enum sl_log_format log_format; /* default text */
+    char *log_file;                /* NULL = stderr; reopened on SIGHUP */
+    uint64_t stall_after_ms;       /* /healthz turns 503 after this long without progress; 60 s */
     uint64_t stats_interval_ms;    /* periodic stats log line; default 10 s; 0 = off */
 };
 

@@ -22,6 +22,8 @@ static struct slot slots[SL_LOG_SLOTS];
 static size_t n_slots;
 static enum sl_log_level max_level = SL_LOG_INFO;
 static uint64_t interval = 10000;
+static enum sl_log_format log_fmt = SL_LOG_TEXT;
+static FILE *out_file; /* NULL: stderr */
 
 static const char *level_names[] = {"error", "warn", "info", "debug"};
 
@@ -29,6 +31,22 @@ void sl_log_init(enum sl_log_level level, uint64_t interval_ms)
 {
     max_level = level;
     interval = interval_ms;
+}
+
+void sl_log_set_format(enum sl_log_format format)
+{
+    log_fmt = format;
+}
+
+int sl_log_open(const char *path)
+{
+    if (!path) return 0;
+    FILE *f = fopen(path, "ae");
+    if (!f) return -1;
+    setvbuf(f, NULL, _IOLBF, 0);
+    if (out_file) fclose(out_file);
+    out_file = f;
+    return 0;
 }
 
 uint64_t sl_now_ms(void)
@@ -81,9 +99,23 @@ void sl_log(enum sl_log_level level, const char *component, const char *kind, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (suppressed)
-        fprintf(stderr, "%s %s %s: %s (suppressed %llu similar)\n", ts, level_names[level],
-                component, msg, (unsigned long long)suppressed);
-    else
-        fprintf(stderr, "%s %s %s: %s\n", ts, level_names[level], component, msg);
+    FILE *o = out_file ? out_file : stderr;
+    if (log_fmt == SL_LOG_JSON) {
+        /* escaped: messages carry peer data (topic names, error reasons from Elasticsearch) */
+        char emsg[sizeof msg * 6], ecomp[256 * 6];
+        size_t cl = strlen(component);
+        if (cl > 255) cl = 255;
+        emsg[sl_json_escape(msg, strlen(msg), emsg)] = 0;
+        ecomp[sl_json_escape(component, cl, ecomp)] = 0;
+        fprintf(o,
+                "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"kind\":\"%s\","
+                "\"msg\":\"%s\",\"suppressed\":%llu}\n",
+                ts, level_names[level], ecomp, kind ? kind : "", emsg,
+                (unsigned long long)suppressed);
+    } else if (suppressed) {
+        fprintf(o, "%s %s %s: %s (suppressed %llu similar)\n", ts, level_names[level], component,
+                msg, (unsigned long long)suppressed);
+    } else {
+        fprintf(o, "%s %s %s: %s\n", ts, level_names[level], component, msg);
+    }
 }

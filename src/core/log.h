@@ -9,6 +9,11 @@
 #include "core/config.h"
 
 void sl_log_init(enum sl_log_level level, uint64_t interval_ms);
+/* Text ("TIME LEVEL COMPONENT: message") or one JSON object per line. */
+void sl_log_set_format(enum sl_log_format format);
+/* Appends to path instead of stderr (NULL: stderr). Called again (SIGHUP) it reopens the file,
+ * so rotation by rename works. Returns 0, or -1 with errno (logging then stays where it was). */
+int sl_log_open(const char *path);
 /* kind names the error class ("bulk_retry", "parse_error"...); NULL means never rate-limited
  * (use for start-up, shutdown and one-off lines only). */
 void sl_log(enum sl_log_level level, const char *component, const char *kind, const char *fmt, ...)
