@@ -24,6 +24,7 @@
 #include "inputs/replay.h"
 #include "tools/deadletter_cli.h"
 #include "tools/dlfile.h"
+#include "tools/replay_kafka.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "0.0.0"
@@ -49,19 +50,22 @@ struct app {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sluice -c FILE            run the pipeline described by FILE\n"
-               "       sluice check -c FILE      validate FILE; errors as FILE:LINE: message\n"
-               "       sluice dead-letter list DIR          summarise a dead-letter store\n"
-               "       sluice dead-letter show DIR [--reason TEXT] [--limit N] [--full]\n"
-               "       sluice dead-letter replay -c FILE [DIR]\n"
-               "                                 send dead letters again through FILE's outputs\n"
-               "                                 (DIR defaults to FILE's dead_letter.path); files\n"
-               "                                 done are moved to DIR/replayed/\n"
-               "       sluice --version | --help\n"
-               "\n"
-               "Moves log records from Kafka to Elasticsearch in bounded memory, at least once.\n"
-               "Signals: SIGTERM/SIGINT drain in-flight records, commit offsets and exit 0.\n"
-               "Configuration keys: docs/configuration.md; example: examples/sluice.yaml.\n");
+    fprintf(f,
+            "usage: sluice -c FILE            run the pipeline described by FILE\n"
+            "       sluice check -c FILE      validate FILE; errors as FILE:LINE: message\n"
+            "       sluice dead-letter list DIR          summarise a dead-letter store\n"
+            "       sluice dead-letter show DIR [--reason TEXT] [--limit N] [--full]\n"
+            "       sluice dead-letter replay -c FILE [DIR]\n"
+            "                                 send dead letters again through FILE's outputs\n"
+            "                                 (DIR defaults to FILE's dead_letter.path); files\n"
+            "                                 done are moved to DIR/replayed/\n"
+            "       sluice dead-letter replay --to-kafka BROKERS TOPIC [--librdkafka k=v]... DIR\n"
+            "                                 send the original payloads to a Kafka topic\n"
+            "       sluice --version | --help\n"
+            "\n"
+            "Moves log records from Kafka to Elasticsearch in bounded memory, at least once.\n"
+            "Signals: SIGTERM/SIGINT drain in-flight records, commit offsets and exit 0.\n"
+            "Configuration keys: docs/configuration.md; example: examples/sluice.yaml.\n");
 }
 
 static void sig_cb(struct sl_io *io, uint32_t events)
@@ -614,6 +618,23 @@ int main(int argc, char **argv)
     const char *replay_dir = NULL;
     if (argc > 2 && strcmp(argv[1], "dead-letter") == 0 && strcmp(argv[2], "replay") != 0)
         return sl_dead_letter_cli(argc - 2, argv + 2, stdout, stderr);
+    if (argc > 3 && strcmp(argv[1], "dead-letter") == 0 && strcmp(argv[3], "--to-kafka") == 0) {
+        /* dead-letter replay --to-kafka BROKERS TOPIC [--librdkafka k=v]... DIR */
+        const char *props[64];
+        int np = 0;
+        if (argc < 7) {
+            usage(stderr);
+            return 2;
+        }
+        for (int i = 6; i < argc - 1; i++) {
+            if (strcmp(argv[i], "--librdkafka") != 0 || i + 1 >= argc - 1 || np == 64) {
+                usage(stderr);
+                return 2;
+            }
+            props[np++] = argv[++i];
+        }
+        return sl_replay_to_kafka(argv[4], argv[5], argv[argc - 1], props, np, stdout, stderr);
+    }
     if (argc > 2 && strcmp(argv[1], "dead-letter") == 0) {
         /* dead-letter replay -c FILE [DIR] */
         argv += 2;
