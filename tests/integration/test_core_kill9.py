@@ -30,7 +30,8 @@ def main():
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
             es = procs.add(H.EsEmu(workdir=wd))
             cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group=GROUP)
-            mk.produce("logs", N, group=GROUP)
+            # paced so that all five kills land while records flow (sluice alone drains 300k in ~2 s)
+            mk.produce("logs", N, group=GROUP, rate=6000)
             kills = []
             for k in range(KILLS):
                 sl = procs.add(H.Sluice(cfg, wd))
@@ -49,6 +50,9 @@ def main():
                 kills.append((round(delay, 2), before))
                 H.log(f"kill {k + 1}/{KILLS}: {delay:.2f}s after assignment, esemu docs {before}")
             sl = procs.add(H.Sluice(cfg, wd))
+            # a SIGTERM before sluice has even started would kill any process: wait until it
+            # holds partitions, as an operator's stop would find it
+            ck.check(sl.wait_log(r"assigned \d+ partitions", 60), "final run: sluice got partitions")
             got = es.wait_docs(N, timeout_s=200, label="kill9 final run", stall_s=40)
             ck.check(got >= N, f"esemu reached {N} docs after {KILLS} SIGKILLs (got {got})",
                      sl.log_tail())
