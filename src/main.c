@@ -217,6 +217,106 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
     return 0;
 }
 
+/* Per-input extras read at scrape time: paused time and the losses-in-waiting each input type
+ * counts (commit failures, stalled partitions, protocol errors). */
+#define KAFKA_FN(field)                                                                            \
+    static double m_kafka_##field(void *ctx)                                                       \
+    {                                                                                              \
+        struct sl_kafka_in_info i;                                                                 \
+        sl_kafka_in_info(ctx, &i);                                                                 \
+        return (double)i.field;                                                                    \
+    }
+#define FWD_FN(field)                                                                              \
+    static double m_fwd_##field(void *ctx)                                                         \
+    {                                                                                              \
+        struct sl_fwd_in_info i;                                                                   \
+        sl_fwd_in_info(ctx, &i);                                                                   \
+        return (double)i.field;                                                                    \
+    }
+KAFKA_FN(paused_ms)
+KAFKA_FN(commit_failures)
+KAFKA_FN(stall_recoveries)
+KAFKA_FN(rebalances)
+FWD_FN(paused_ms)
+FWD_FN(protocol_errors)
+FWD_FN(connections)
+FWD_FN(partial_closed)
+
+static double m_kafka_paused_s(void *ctx)
+{
+    return m_kafka_paused_ms(ctx) / 1000.0;
+}
+
+static double m_fwd_paused_s(void *ctx)
+{
+    return m_fwd_paused_ms(ctx) / 1000.0;
+}
+
+static double m_dead_letter_bytes(void *ctx)
+{
+    return (double)sl_dlq_bytes(((struct app *)ctx)->pipe.dlq);
+}
+
+static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
+{
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb;
+    if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
+                                  "Records whose payload did not parse (dead-lettered or kept as "
+                                  "text per on_parse_error).",
+                                  "input", err, errlen)) ||
+        !(um = sl_metrics_counter(m, "sluice_records_unmatched_total",
+                                  "Records whose tag matched no output (dead-lettered or dropped "
+                                  "per service.unmatched).",
+                                  "input", err, errlen)) ||
+        !(ps = sl_metrics_counter(m, "sluice_input_paused_seconds_total",
+                                  "Time the input spent paused for backpressure.", "input", err,
+                                  errlen)) ||
+        !(cf = sl_metrics_counter(m, "sluice_kafka_commit_failures_total",
+                                  "Offset commits the group coordinator refused (retried by the "
+                                  "next commit).",
+                                  "input", err, errlen)) ||
+        !(sr = sl_metrics_counter(m, "sluice_kafka_stalled_partition_recoveries_total",
+                                  "Partitions that stopped fetching and were re-fetched.", "input",
+                                  err, errlen)) ||
+        !(rb = sl_metrics_counter(m, "sluice_kafka_rebalances_total",
+                                  "Rebalance callbacks (assignments and revocations).", "input",
+                                  err, errlen)) ||
+        !(fpe = sl_metrics_counter(m, "sluice_forward_protocol_errors_total",
+                                   "Malformed Forward requests (their connection was closed, no "
+                                   "ack).",
+                                   "input", err, errlen)) ||
+        !(fc = sl_metrics_gauge(m, "sluice_forward_connections", "Open Forward connections.",
+                                "input", err, errlen)) ||
+        !(fpc = sl_metrics_counter(m, "sluice_forward_partial_closed_total",
+                                   "Connections closed because their unfinished request held a "
+                                   "full budget.",
+                                   "input", err, errlen)) ||
+        !(dlb = sl_metrics_gauge(m, "sluice_dead_letter_bytes",
+                                 "Bytes in the dead-letter store (counted against max_size).", NULL,
+                                 err, errlen)))
+        return -1;
+    sl_metric_bind_fn(dlb, NULL, m_dead_letter_bytes, a);
+    for (size_t i = 0; i < a->n_in; i++) {
+        struct sl_input *in = &a->in[i];
+        const struct sl_counters *c = in->ops->counters(in->impl);
+        const char *v[] = {in->ops->name(in->impl)};
+        sl_metric_bind_u64(pe, v, &c->parse_errors);
+        sl_metric_bind_u64(um, v, &c->unmatched);
+        if (in->ops == &sl_kafka_in_ops) {
+            sl_metric_bind_fn(ps, v, m_kafka_paused_s, in->impl);
+            sl_metric_bind_fn(cf, v, m_kafka_commit_failures, in->impl);
+            sl_metric_bind_fn(sr, v, m_kafka_stall_recoveries, in->impl);
+            sl_metric_bind_fn(rb, v, m_kafka_rebalances, in->impl);
+        } else if (in->ops == &sl_fwd_in_ops) {
+            sl_metric_bind_fn(ps, v, m_fwd_paused_s, in->impl);
+            sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);
+            sl_metric_bind_fn(fc, v, m_fwd_connections, in->impl);
+            sl_metric_bind_fn(fpc, v, m_fwd_partial_closed, in->impl);
+        }
+    }
+    return 0;
+}
+
 static int metrics_setup(struct app *a, char *err, size_t errlen)
 {
     struct sl_metrics *m = a->metrics = sl_metrics_new(0);
@@ -275,6 +375,7 @@ static int metrics_setup(struct app *a, char *err, size_t errlen)
                                  "1 while the partition is paused for backpressure.",
                                  "input,topic,partition", err, errlen);
     if (!pf.committed || !pf.hwm || !pf.lag || !pf.paused) return -1;
+    if (metrics_setup_inputs(a, m, err, errlen) != 0) return -1;
     return metrics_setup_outputs(a, m, err, errlen);
 }
 

@@ -1119,6 +1119,8 @@ void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out)
         .acks_sent = f->acks_sent,
         .handshake_failures = f->handshake_failures,
         .heartbeats = f->heartbeats,
+        .paused_ms = f->paused_ms + (f->paused ? sl_now_ms() - f->paused_since : 0),
+        .partial_closed = f->partial_closed,
     };
 }
 

@@ -24,7 +24,7 @@ int sl_fwd_in_port(const struct sl_fwd_in *f);
 struct sl_fwd_in_info {
     bool paused;
     uint64_t connections, connections_total, connections_rejected, protocol_errors, bytes_read,
-        frames, acks_sent, handshake_failures, heartbeats;
+        frames, acks_sent, handshake_failures, heartbeats, paused_ms, partial_closed;
 };
 void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out);
 

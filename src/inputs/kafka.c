@@ -731,6 +731,7 @@ void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
         .commits = k->commits,
         .commit_failures = k->commit_failures,
         .time_parse_errors = k->time_parse_errors,
+        .stall_recoveries = k->stall_recoveries,
         .assigned = k->assignment ? k->assignment->cnt : 0,
     };
 }
