@@ -92,7 +92,11 @@ def main():
                      "the multi-line object arrived as one document with its content")
             ck.eq(sl.terminate(30), 0, "exit code after SIGTERM")
             peak = sl.rss.peak_hwm_kb
-            ck.check(peak < (16 + 16) * 1024, f"peak RSS {peak / 1024:.1f} MiB < 16 + 16 MiB")
+            if os.environ.get("SLUICE_SANITIZED") == "1":
+                # ASan's shadow memory and quarantine are not sluice's memory
+                H.log(f"NOTE peak RSS {peak / 1024:.1f} MiB not checked: sanitizer build")
+            else:
+                ck.check(peak < (16 + 16) * 1024, f"peak RSS {peak / 1024:.1f} MiB < 16 + 16 MiB")
             H.check_conservation(ck, sl.final_stats())
             H.check_broker_dropped(ck, mk)
     except Exception as e:  # noqa: BLE001
