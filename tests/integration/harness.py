@@ -483,7 +483,7 @@ class RssSampler(threading.Thread):
 class Sluice:
     _n = 0
 
-    def __init__(self, config_text, workdir, env=None):
+    def __init__(self, config_text, workdir, env=None, wrapper=()):
         Sluice._n += 1
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -492,7 +492,8 @@ class Sluice:
         with open(self.config_path, "w") as f:
             f.write(config_text)
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([exe_alias(SLUICE_BIN, "it-shipper"), "-c", self.config_path],
+        self.proc = subprocess.Popen([*wrapper, exe_alias(SLUICE_BIN, "it-shipper"), "-c",
+                                      self.config_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._err, stderr=self._err,
                                      start_new_session=True, env=env)
