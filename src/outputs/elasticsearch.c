@@ -26,6 +26,7 @@
 #include "codec/bulk.h"
 #include "core/log.h"
 
+#define BODY_POOL 8
 #define FILTER_PATH "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
 
 enum retry_reason {
@@ -119,6 +120,12 @@ struct es_out {
     char *auth_header;
     struct sl_output_stats st;
     uint64_t retries[RR_COUNT];
+    /* Full-size bodies kept for reuse: mapping and faulting in a fresh ~1 MiB body for every
+     * batch was a quarter of sluice's CPU in the benchmark profile (docs/performance.md). The
+     * pool holds at most BODY_POOL bodies; their bytes stay charged to the budget, so memory
+     * stays bounded by what was already allowed in flight. */
+    char *body_pool[BODY_POOL];
+    size_t n_body_pool, pool_max;
 };
 
 /* ---------------------------------------------------------------- templates */
@@ -282,7 +289,8 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
     struct batch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->o = o;
-    b->body = malloc(cap);
+    bool pooled = cap == o->eff_max && o->n_body_pool > 0;
+    b->body = pooled ? o->body_pool[--o->n_body_pool] : malloc(cap);
     b->recs = malloc(cap_recs * sizeof *b->recs);
     if (!b->body || !b->recs) {
         free(b->body);
@@ -297,13 +305,19 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
     if (o->all) o->all->all_prev = b;
     o->all = b;
     b->charged = sizeof *b + cap + cap_recs * sizeof *b->recs;
-    sl_budget_charge(&o->p->budget, b->charged);
+    /* a pooled body's bytes are still charged: the charge moves from the pool to the batch */
+    sl_budget_charge(&o->p->budget, b->charged - (pooled ? cap : 0));
     return b;
 }
 
 static void batch_free(struct batch *b)
 {
     struct es_out *o = b->o;
+    if (b->cap == o->eff_max && o->n_body_pool < o->pool_max) {
+        o->body_pool[o->n_body_pool++] = b->body; /* stays charged, as pool memory */
+        b->body = NULL;
+        b->charged -= b->cap;
+    }
     sl_budget_release(&o->p->budget, b->charged);
     sl_timer_stop(o->p->loop, &b->timer);
     if (b->all_prev)
@@ -990,6 +1004,11 @@ static void es_destroy(void *impl)
         }
         batch_free(b);
     }
+    for (size_t i = 0; i < o->n_body_pool; i++) {
+        sl_budget_release(&o->p->budget, o->eff_max);
+        free(o->body_pool[i]);
+    }
+    o->n_body_pool = 0;
     sl_timer_stop(o->p->loop, &o->linger);
     sl_timer_stop(o->p->loop, &o->curl_timer);
     for (size_t i = 0; i < o->n_easy_pool; i++)
@@ -1059,6 +1078,10 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
     o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
+    /* Idle pooled bodies stay charged: at most half the budget, well under the 3/4 resume mark,
+     * so a quiet pipeline never holds its own inputs paused. */
+    o->pool_max = p->budget.limit / 2 / o->eff_max;
+    if (o->pool_max > BODY_POOL) o->pool_max = BODY_POOL;
     if (o->es->api_key) {
         size_t n = strlen(o->es->api_key) + 32;
         o->auth_header = malloc(n);
