@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build asan fuzz check unit demo bench install clean format
+.PHONY: all deps build asan fuzz check unit demo bench reliability install clean format
 
 PREFIX ?= /usr/local
 
@@ -36,6 +36,12 @@ check: build asan fuzz
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
+
+# The crash, fault, rebalance, hostile-input and memcheck tests (docs/reliability.md). A short
+# setting of each also runs in make check; RELIABILITY_LONG=1 runs the long crash loop (50 kill -9
+# on 1,000,000 records).
+reliability: build
+	cd $(BUILD) && RELIABILITY_LONG=$(RELIABILITY_LONG) ctest --output-on-failure -L reliability
 
 # make install PREFIX=/usr DESTDIR=/tmp/pkg: the binary, docs, example config, systemd unit.
 install: deps

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """At-least-once across crashes: 300,000 records; sluice is killed with SIGKILL at 5 random moments
-(1-4 s after each start) and restarted with the same group, then left to finish.
+(1-4 s after each start) and restarted with the same group, then left to finish (with
+RELIABILITY_LONG=1: 1,000,000 records and 50 kills).
 
 A user must see every seq in Elasticsearch, and no seq twice (the Kafka-derived _id plus op create
 turn redeliveries into 409 conflicts, which esemu counts; we expect some and report them).
@@ -12,9 +13,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-N = 300_000
-PARTS = 8
-KILLS = 5
+# RELIABILITY_LONG=1 (make reliability RELIABILITY_LONG=1): 50 kills on 1,000,000 records; the
+# producer is throttled on the group's commits, so the mock never drops unconsumed data.
+LONG = os.environ.get("RELIABILITY_LONG") == "1"
+N = 1_000_000 if LONG else 300_000
+PARTS = 16 if LONG else 8
+KILLS = 50 if LONG else 5
+RATE = 2_000 if LONG else 6_000  # so the kills keep landing while records flow
 GROUP = "sluice-kill9"
 
 
@@ -31,7 +36,7 @@ def main():
             es = procs.add(H.EsEmu(workdir=wd))
             cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group=GROUP)
             # paced so that all five kills land while records flow (sluice alone drains 300k in ~2 s)
-            mk.produce("logs", N, group=GROUP, rate=6000)
+            mk.produce("logs", N, group=GROUP, rate=RATE)
             kills = []
             for k in range(KILLS):
                 sl = procs.add(H.Sluice(cfg, wd))
@@ -53,7 +58,8 @@ def main():
             # a SIGTERM before sluice has even started would kill any process: wait until it
             # holds partitions, as an operator's stop would find it
             ck.check(sl.wait_log(r"assigned \d+ partitions", 60), "final run: sluice got partitions")
-            got = es.wait_docs(N, timeout_s=200, label="kill9 final run", stall_s=40)
+            got = es.wait_docs(N, timeout_s=600 if LONG else 200, label="kill9 final run",
+                               stall_s=40)
             ck.check(got >= N, f"esemu reached {N} docs after {KILLS} SIGKILLs (got {got})",
                      sl.log_tail())
             ck.check(mk.wait_produced(60) == N, "mockkafka produced everything")
