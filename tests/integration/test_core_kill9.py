@@ -70,7 +70,7 @@ def main():
             H.check_broker_dropped(ck, mk)
             stats = es.stats()
             docs = es.dump()
-            r = H.check_every_seq_once(ck, docs, range(N), "after kill -9 x5")
+            r = H.check_every_seq_once(ck, docs, range(N), f"after kill -9 x{KILLS}")
             ck.check(r["unique"] == r["docs"] == N,
                      f"unique seq count == doc count == {N} ({r['unique']}, {r['docs']})")
             c409 = int(stats.get("conflicts_409", 0))
