@@ -43,6 +43,10 @@ enum sl_fate { SL_FATE_DELIVERED, SL_FATE_DEAD_LETTERED, SL_FATE_DROPPED };
 
 void sl_ack(const struct sl_ackref *ref, enum sl_fate fate);
 
+/* Lifetimes: `input` and `topic` must stay valid for the process lifetime (inputs intern them;
+ * outputs keep those pointers with records in flight). Everything else, `tag` included, is
+ * borrowed for the submit call only: outputs copy what they keep (the Forward input passes tags
+ * that live in its request frame). */
 struct sl_event {
     const char *input; /* input name */
     const char *tag;
