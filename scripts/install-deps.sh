@@ -3,7 +3,7 @@
 # 12; as another user it only reports what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
-librdkafka-dev libcurl4-openssl-dev libyaml-dev zlib1g-dev libssl-dev libcmocka-dev
+librdkafka-dev libcurl4-openssl-dev libyaml-dev libpcre2-dev zlib1g-dev libssl-dev libcmocka-dev
 openssl kcat python3 python3-confluent-kafka python3-elasticsearch python3-msgpack python3-fluent-logger
 python3-prometheus-client groff-base
 chromium chromium-driver python3-selenium"
