@@ -27,6 +27,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "codec/json.h"
+#include "codec/rxparse.h"
 #include "core/tagmatch.h"
 
 #define MIB (1024ull * 1024ull)
@@ -34,6 +36,8 @@
 #define SECRET_FILE_MAX (64 * 1024)
 #define QUOTE_MAX 64
 #define N_QBUF 4
+/* keys in one section's table (the elasticsearch output has the most) */
+#define SECTION_KEYS_MAX 64
 
 struct loader;
 struct key_def;
@@ -85,6 +89,8 @@ struct key_def {
     bool nullable; /* YAML null leaves the field NULL */
     bool split;    /* VT_LIST: split each entry on whitespace */
     int (*check)(struct loader *L, const struct key_def *k, const struct val *v);
+    /* VT_KVMAP: checks each key (check then applies to each value) */
+    int (*check_key)(struct loader *L, const struct key_def *k, const char *key, int line);
     int (*set)(struct loader *L, const struct key_def *k, void *base, const struct val *v);
     const struct section_def *section;
 };
@@ -505,9 +511,14 @@ static int check_template(struct loader *L, const struct key_def *k, const struc
             }
             size_t n = (size_t)(end - p - 2);
             const char *name = p + 2;
-            bool ok = n == 5 && strncmp(name, "topic", 5) == 0;
-            if (strftime && n == 3 && strncmp(name, "tag", 3) == 0) ok = true;
-            if (strftime && n > 7 && strncmp(name, "record.", 7) == 0) {
+            /* `valid` lists the accepted placeholders as written in messages */
+            char ph[40];
+            bool ok = false;
+            if (n + 3 < sizeof ph) {
+                snprintf(ph, sizeof ph, "${%.*s}", (int)n, name);
+                ok = strstr(valid, ph) != NULL;
+            }
+            if (n > 7 && strncmp(name, "record.", 7) == 0 && strstr(valid, "${record.")) {
                 ok = true;
                 /* The path is dotted field names; an empty one can never match a field. */
                 for (const char *c = name + 6; c < end; c++) {
@@ -694,13 +705,52 @@ static int set_fwd_ack(struct loader *L, const struct key_def *k, void *base, co
     return -1;
 }
 
+/* A field path as written in edits: dotted names, none empty. */
+static int check_path_key(struct loader *L, const struct key_def *k, const char *key, int line)
+{
+    if (check_dotted_path(key) == 0) return 0;
+    err(L, line, "'%s' key '%s' is not a field path (dotted names, none empty)", k->name,
+        q(L, key));
+    return -1;
+}
+
+static int check_path(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    return check_path_key(L, k, v->s, v->line);
+}
+
+static int check_add_field(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    return check_template(L, k, v, false, "${topic}, ${partition}, ${offset}, ${tag}");
+}
+
+static int check_type_name(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    static const char *const names[] = {"int", "integer", "float", "bool", "boolean", "string"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(v->s, names[i]) == 0) return 0;
+    }
+    err(L, v->line, "invalid type '%s' in '%s' (valid: int, float, bool, string)", q(L, v->raw),
+        k->name);
+    return -1;
+}
+
+/* A top-level field name: where Elasticsearch and Kibana look for @timestamp. */
+static int check_field_name(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    if (*v->s && !strchr(v->s, '.')) return 0;
+    err(L, v->line, "'%s' must be a top-level field name (no dots), got '%s'", k->name,
+        q(L, v->raw));
+    return -1;
+}
+
 /* ---- key tables --------------------------------------------------------------------------------
  */
 
 static const char *const unmatched_values[] = {"dead_letter", "drop", NULL};
 static const char *const log_level_values[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_format_values[] = {"text", "json", NULL};
-static const char *const format_values[] = {"json", "text", NULL};
+static const char *const format_values[] = {"json", "text", "regexp", NULL};
 static const char *const on_parse_error_values[] = {"dead_letter", "as_text", NULL};
 static const char *const op_values[] = {"create", "index", NULL};
 static const char *const compression_values[] = {"none", "gzip", NULL};
@@ -712,6 +762,43 @@ static const char *const compression_values[] = {"none", "gzip", NULL};
 #define OUT(f) offsetof(struct sl_output_cfg, f)
 #define ES(f) offsetof(struct sl_output_cfg, es.f)
 #define FO(f) offsetof(struct sl_output_cfg, fwd.f)
+
+/* Field edits, the same keys on every input and output; BASE is IN or OUT. */
+#define EDIT_KEYS(BASE)                                                                            \
+    {.name = "remove_keys",                                                                        \
+     .type = VT_LIST,                                                                              \
+     .off = BASE(edits.remove_keys),                                                               \
+     .count_off = BASE(edits.n_remove_keys),                                                       \
+     .check = check_path,                                                                          \
+     .doc_def = "[]",                                                                              \
+     .doc = "Fields to delete (dotted paths for nested fields); applied first."},                  \
+        {.name = "rename_keys",                                                                    \
+         .type = VT_KVMAP,                                                                         \
+         .off = BASE(edits.rename_keys),                                                           \
+         .count_off = BASE(edits.n_rename_keys),                                                   \
+         .check_key = check_path_key,                                                              \
+         .check = check_path,                                                                      \
+         .doc_def = "{}",                                                                          \
+         .doc = "from: to field paths; the value moves (after remove_keys)."},                     \
+        {.name = "add_fields",                                                                     \
+         .type = VT_KVMAP,                                                                         \
+         .off = BASE(edits.add_fields),                                                            \
+         .count_off = BASE(edits.n_add_fields),                                                    \
+         .check_key = check_path_key,                                                              \
+         .check = check_add_field,                                                                 \
+         .doc_def = "{}",                                                                          \
+         .doc = "path: value, set on every record (replacing a field there); values are strings "   \
+                "with ${topic} ${partition} ${offset} ${tag} ${env:NAME}; a value that is only "   \
+                "${partition} or ${offset} is a number."},                                         \
+        {.name = "include_tag_key",                                                                \
+         .type = VT_BOOL,                                                                          \
+         .off = BASE(edits.include_tag_key),                                                       \
+         .def = "false",                                                                           \
+         .doc = "Adds the record's tag under tag_key (as fluentd's include_tag_key)."},            \
+    {                                                                                              \
+        .name = "tag_key", .type = VT_STRING, .off = BASE(edits.tag_key), .def = "tag",            \
+        .check = check_path, .doc = "Field path for include_tag_key."                              \
+    }
 
 static const struct key_def dead_letter_keys[] = {
     {.name = "path",
@@ -854,20 +941,47 @@ static const struct key_def kafka_keys[] = {
      .off = KAF(format),
      .def = "json",
      .values = format_values,
-     .doc = "How message values are read."},
+     .doc = "How message values are read: json objects, text lines (as {\"message\": line}) "
+            "or regexp (named groups of pattern become fields)."},
+    {.name = "pattern",
+     .type = VT_STRING,
+     .off = KAF(pattern),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "format regexp: PCRE2 pattern with named groups (?<name>...), matched on bytes; a "
+            "line that does not match is a parse error (see on_parse_error)."},
+    {.name = "types",
+     .type = VT_KVMAP,
+     .off = KAF(types),
+     .count_off = KAF(n_types),
+     .check = check_type_name,
+     .doc_def = "{}",
+     .doc = "format regexp: field: int|float|bool|string; text that does not convert becomes "
+            "null and is counted."},
     {.name = "on_parse_error",
      .type = VT_ENUM,
      .off = KAF(on_parse_error),
      .def = "dead_letter",
      .values = on_parse_error_values,
-     .doc = "What happens to a value that is not valid JSON when format is json."},
+     .doc = "What happens to a value that is not valid JSON (format json) or does not match "
+            "pattern (format regexp): dead-lettered, or kept as {\"message\": text}."},
     {.name = "time_key",
      .type = VT_STRING,
      .off = KAF(time_key),
      .nullable = true,
      .check = check_not_empty,
      .doc_def = "(Kafka timestamp)",
-     .doc = "Record field holding the event time; unset = the Kafka message timestamp."},
+     .doc = "Record field holding the event time; unset = the Kafka message timestamp. A time "
+            "that does not parse leaves the Kafka timestamp and is counted."},
+    {.name = "time_format",
+     .type = VT_STRING,
+     .off = KAF(time_format),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(RFC 3339 or epoch)",
+     .doc = "strptime-style format of time_key (%Y %m %d %H %M %S %b %z %N %L %s ...); unset = "
+            "RFC 3339, epoch seconds or milliseconds recognised."},
     {.name = "metadata_key",
      .type = VT_STRING,
      .off = KAF(metadata_key),
@@ -881,8 +995,11 @@ static const struct key_def kafka_keys[] = {
      .count_off = KAF(n_librdkafka),
      .doc_def = "{}",
      .doc = "librdkafka properties passed through as strings (e.g. security.protocol)."},
+    EDIT_KEYS(IN),
 };
 
+_Static_assert(sizeof(kafka_keys) / sizeof(kafka_keys[0]) <= SECTION_KEYS_MAX,
+               "raise SECTION_KEYS_MAX");
 static const struct section_def kafka_section = {
     .where = "in kafka input",
     .keys = kafka_keys,
@@ -972,8 +1089,11 @@ static const struct key_def forward_keys[] = {
      .def = "false",
      .doc = "Take kafka_topic/kafka_partition/kafka_offset from each record as its Kafka "
             "coordinates (ids)."},
+    EDIT_KEYS(IN),
 };
 
+_Static_assert(sizeof(forward_keys) / sizeof(forward_keys[0]) <= SECTION_KEYS_MAX,
+               "raise SECTION_KEYS_MAX");
 static const struct section_def forward_section = {
     .where = "in forward input",
     .keys = forward_keys,
@@ -1110,8 +1230,79 @@ static const struct key_def es_keys[] = {
      .off = ES(tls_verify),
      .def = "true",
      .doc = "Verify server certificates and host names."},
+    {.name = "timestamp_key",
+     .type = VT_STRING,
+     .off = ES(timestamp_key),
+     .def = "@timestamp",
+     .nullable = true,
+     .check = check_field_name,
+     .doc = "The event time is added under this top-level field (RFC 3339 UTC, as precise as the "
+            "time) unless the record has it already; null turns it off."},
+    {.name = "pipeline",
+     .type = VT_STRING,
+     .off = ES(pipeline),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "Ingest pipeline for every document (the bulk request's pipeline parameter)."},
+    {.name = "data_stream",
+     .type = VT_STRING,
+     .off = ES(data_stream),
+     .nullable = true,
+     .check = check_index_template,
+     .doc_def = "(none)",
+     .doc = "Write to this data stream instead of index (same placeholders); forces op create. "
+            "It needs a matching index template with data_stream (see template_file)."},
+    {.name = "template_name",
+     .type = VT_STRING,
+     .off = ES(template_name),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "Name of the composable index template installed from template_file at start-up "
+            "and after a reconnect."},
+    {.name = "template_file",
+     .type = VT_STRING,
+     .off = ES(template_file),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "JSON body of _index_template/<template_name>; read and checked at start-up."},
+    {.name = "template_overwrite",
+     .type = VT_BOOL,
+     .off = ES(template_overwrite),
+     .def = "false",
+     .doc = "Replace an existing template of that name; false leaves one that exists alone."},
+    {.name = "ilm_policy_name",
+     .type = VT_STRING,
+     .off = ES(ilm_policy_name),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "Name of the ILM policy installed from ilm_policy_file before the template."},
+    {.name = "ilm_policy_file",
+     .type = VT_STRING,
+     .off = ES(ilm_policy_file),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "JSON body of _ilm/policy/<ilm_policy_name> ({\"policy\": {...}})."},
+    {.name = "ilm_policy_overwrite",
+     .type = VT_BOOL,
+     .off = ES(ilm_policy_overwrite),
+     .def = "false",
+     .doc = "Replace an existing policy of that name; false leaves one that exists alone."},
+    {.name = "setup_timeout",
+     .type = VT_DURATION,
+     .off = ES(setup_timeout_ms),
+     .def = "60s",
+     .doc = "Batches wait this long for the policy, template and data stream to be in place; "
+            "after it they are sent anyway and the setup keeps retrying (logged, counted)."},
+    EDIT_KEYS(OUT),
 };
 
+_Static_assert(sizeof(es_keys) / sizeof(es_keys[0]) <= SECTION_KEYS_MAX,
+               "raise SECTION_KEYS_MAX");
 static const struct section_def es_section = {
     .where = "in elasticsearch output",
     .keys = es_keys,
@@ -1252,8 +1443,11 @@ static const struct key_def fwd_out_keys[] = {
      .def = "kafka_offset",
      .check = check_not_empty,
      .doc = "Field name of the offset (an integer)."},
+    EDIT_KEYS(OUT),
 };
 
+_Static_assert(sizeof(fwd_out_keys) / sizeof(fwd_out_keys[0]) <= SECTION_KEYS_MAX,
+               "raise SECTION_KEYS_MAX");
 static const struct section_def fwd_out_section = {
     .where = "in forward output",
     .keys = fwd_out_keys,
@@ -1599,6 +1793,11 @@ static void load_kvmap(struct loader *L, const struct key_def *k, void *base, ya
             free((char *)v.s);
             continue;
         }
+        if ((k->check_key && k->check_key(L, k, key, line) < 0) ||
+            (k->check && k->check(L, k, &v) < 0)) {
+            free((char *)v.s);
+            continue;
+        }
         if (*n >= SL_CFG_MAX_LIST) {
             err(L, line, "too many entries in '%s' (max %d)", k->name, SL_CFG_MAX_LIST);
             free((char *)v.s);
@@ -1668,9 +1867,9 @@ static void load_value(struct loader *L, const struct key_def *k, void *base, ya
 static void load_section(struct loader *L, const struct section_def *sd, void *base,
                          yaml_node_t *map)
 {
-    const char *names[32];
-    bool seen[32] = {false};
-    assert(sd->n_keys <= 32);
+    const char *names[SECTION_KEYS_MAX];
+    bool seen[SECTION_KEYS_MAX] = {false};
+    assert(sd->n_keys <= SECTION_KEYS_MAX);
     for (size_t i = 0; i < sd->n_keys; i++)
         names[i] = sd->keys[i].name;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
@@ -1832,11 +2031,74 @@ static void load_outputs(struct loader *L, struct sl_config *cfg, yaml_node_t *l
     }
 }
 
+/* format regexp and its companions. */
+static void check_kafka_parsing(struct loader *L, const struct sl_input_cfg *in)
+{
+    const struct sl_kafka_input_cfg *kc = &in->kafka;
+    if (kc->format == SL_FORMAT_REGEXP) {
+        char why[256];
+        struct sl_rxparse *r = NULL;
+        if (!kc->pattern)
+            err(L, in->line, "'format: regexp' needs a 'pattern'");
+        else if (!(r = sl_rxparse_new(kc->pattern, kc->types, kc->n_types, why, sizeof why)))
+            err(L, in->line, "'pattern': %s", why);
+        sl_rxparse_free(r);
+    } else {
+        if (kc->pattern) err(L, in->line, "'pattern' is only used with 'format: regexp'");
+        if (kc->n_types) err(L, in->line, "'types' is only used with 'format: regexp'");
+    }
+    if (kc->time_format && !kc->time_key)
+        err(L, in->line, "'time_format' needs a 'time_key' to read the time from");
+}
+
+/* A JSON body sluice will send at start-up: better refused now than by Elasticsearch later. */
+static void check_json_file(struct loader *L, int line, const char *key, const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        err(L, line, "'%s': cannot open '%s': %s", key, q(L, path), strerror(errno));
+        if (fd >= 0) close(fd);
+        return;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > 1024 * 1024) {
+        err(L, line, "'%s': '%s' is not a regular file of at most 1MiB", key, q(L, path));
+        close(fd);
+        return;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    ssize_t n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+    close(fd);
+    struct sl_json_scan scan = {0};
+    if (n != st.st_size)
+        err(L, line, "'%s': cannot read '%s'", key, q(L, path));
+    else if (sl_json_scan_object(buf, (size_t)n, &scan) != 0)
+        err(L, line, "'%s': '%s' is not a JSON object: %s at byte %zu", key, q(L, path),
+            scan.err_msg, scan.err_offset);
+    free(buf);
+}
+
+static void check_es_resources(struct loader *L, const struct sl_output_cfg *o)
+{
+    const struct sl_es_output_cfg *es = &o->es;
+    if (!es->template_name != !es->template_file)
+        err(L, o->line, "'template_name' and 'template_file' must be set together");
+    else if (es->template_file)
+        check_json_file(L, o->line, "template_file", es->template_file);
+    if (!es->ilm_policy_name != !es->ilm_policy_file)
+        err(L, o->line, "'ilm_policy_name' and 'ilm_policy_file' must be set together");
+    else if (es->ilm_policy_file)
+        check_json_file(L, o->line, "ilm_policy_file", es->ilm_policy_file);
+    if (es->data_stream && es->op == SL_ES_OP_INDEX)
+        err(L, o->line, "a data stream takes only 'op: create' (Elasticsearch refuses index)");
+}
+
 /* Rules that span keys, checked once everything is loaded. */
 static void cross_checks(struct loader *L, struct sl_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_inputs; i++) {
         const struct sl_input_cfg *in = &cfg->inputs[i];
+        if (in->type == SL_INPUT_KAFKA && L->input_clean[i]) check_kafka_parsing(L, in);
         /* A frame is held whole (and its gzip payload inflated whole) before any of it can go
          * on: one larger than the whole memory budget could never be taken in. */
         if (in->type == SL_INPUT_FORWARD && L->input_clean[i] && L->service_clean &&
@@ -1869,6 +2131,7 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
         if (es->retry_max_ms < es->retry_base_ms)
             err(L, o->line, "'retry_max' (%llums) is less than 'retry_base' (%llums)",
                 (unsigned long long)es->retry_max_ms, (unsigned long long)es->retry_base_ms);
+        check_es_resources(L, o);
         if (L->service_clean && es->batch_max_bytes > cfg->service.memory_limit)
             err(L, o->line, "'batch_max_bytes' (%llu) is larger than service.memory_limit (%llu)",
                 (unsigned long long)es->batch_max_bytes,

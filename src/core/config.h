@@ -21,7 +21,7 @@ struct sl_kv {
 };
 
 enum sl_unmatched { SL_UNMATCHED_DEAD_LETTER = 0, SL_UNMATCHED_DROP };
-enum sl_format { SL_FORMAT_JSON = 0, SL_FORMAT_TEXT };
+enum sl_format { SL_FORMAT_JSON = 0, SL_FORMAT_TEXT, SL_FORMAT_REGEXP };
 enum sl_on_parse_error { SL_PARSE_ERROR_DEAD_LETTER = 0, SL_PARSE_ERROR_AS_TEXT };
 enum sl_id_mode { SL_ID_KAFKA = 0, SL_ID_NONE, SL_ID_FIELD };
 enum sl_log_level { SL_LOG_ERROR = 0, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
@@ -43,6 +43,19 @@ struct sl_service_cfg {
     uint64_t stats_interval_ms;    /* periodic stats log line; default 10 s; 0 = off */
 };
 
+/* Field edits, on an input (before routing) or an output (before sending). Paths are dotted
+ * ("a.b.c"); applied in this order: remove_keys, rename_keys, add_fields, include_tag_key. */
+struct sl_edit_cfg {
+    struct sl_kv add_fields[SL_CFG_MAX_LIST]; /* path -> template (${topic} ${partition}...) */
+    size_t n_add_fields;
+    char *remove_keys[SL_CFG_MAX_LIST];
+    size_t n_remove_keys;
+    struct sl_kv rename_keys[SL_CFG_MAX_LIST]; /* from path -> to path */
+    size_t n_rename_keys;
+    bool include_tag_key; /* default false */
+    char *tag_key;        /* default "tag" */
+};
+
 struct sl_kafka_input_cfg {
     char *brokers;                 /* required */
     char *group_id;                /* default "sluice" */
@@ -50,8 +63,12 @@ struct sl_kafka_input_cfg {
     size_t n_topics;
     char *tag;                             /* template; default "kafka.${topic}" */
     enum sl_format format;                 /* default json */
+    char *pattern;                         /* format regexp: PCRE2 with named groups */
+    struct sl_kv types[SL_CFG_MAX_LIST];   /* format regexp: field -> int|float|bool|string */
+    size_t n_types;
     enum sl_on_parse_error on_parse_error; /* default dead_letter */
     char *time_key;                        /* NULL = use the Kafka timestamp */
+    char *time_format;                     /* NULL = RFC 3339 or epoch numbers */
     char *metadata_key; /* NULL = off; else add {"topic","partition","offset","key"} */
     struct sl_kv librdkafka[SL_CFG_MAX_LIST]; /* passed through verbatim */
     size_t n_librdkafka;
@@ -82,6 +99,7 @@ struct sl_input_cfg {
     int line;   /* line of the list item in the file, for messages */
     struct sl_kafka_input_cfg kafka;     /* type kafka */
     struct sl_forward_input_cfg forward; /* type forward */
+    struct sl_edit_cfg edits;
 };
 
 enum sl_compression { SL_COMPRESSION_NONE = 0, SL_COMPRESSION_GZIP };
@@ -106,7 +124,17 @@ struct sl_es_output_cfg {
     char *password;
     char *api_key; /* "ApiKey <value>" header */
     char *ca_file;
-    bool tls_verify; /* default true */
+    bool tls_verify;     /* default true */
+    char *timestamp_key; /* default "@timestamp"; NULL = off */
+    char *pipeline;      /* ingest pipeline; NULL = none */
+    char *data_stream;   /* NULL = write to `index`; else this data stream, with op create */
+    char *template_name; /* composable index template installed at start-up */
+    char *template_file;
+    bool template_overwrite;
+    char *ilm_policy_name; /* ILM policy installed at start-up */
+    char *ilm_policy_file;
+    bool ilm_policy_overwrite;
+    uint64_t setup_timeout_ms; /* default 60 s: then send anyway, keep retrying the setup */
 };
 
 /* The Forward output (Fluentd Forward protocol client). See src/outputs/forward.c. */
@@ -141,6 +169,7 @@ struct sl_output_cfg {
     size_t n_match;
     struct sl_es_output_cfg es;   /* type elasticsearch */
     struct sl_fwd_output_cfg fwd; /* type forward */
+    struct sl_edit_cfg edits;
 };
 
 struct sl_config {

@@ -294,8 +294,9 @@ static void test_unknown_keys(void **state)
                   "t.yaml:1: unknown key 'servce' at top level (did you mean 'service'?)\n");
     expect_errors(WITH_INPUT("    zzz: 1\n"),
                   "t.yaml:5: unknown key 'zzz' in kafka input (valid: type, name, brokers, "
-                  "group_id, topics, tag, format, on_parse_error, time_key, metadata_key, "
-                  "librdkafka)\n");
+                  "group_id, topics, tag, format, pattern, types, on_parse_error, time_key, "
+                  "time_format, metadata_key, librdkafka, remove_keys, rename_keys, add_fields, "
+                  "include_tag_key, tag_key)\n");
     expect_errors(WITH_OUTPUT("    host: http://x:9200\n"),
                   "t.yaml:7: unknown key 'host' in elasticsearch output (did you mean 'hosts'?)\n");
 }
@@ -362,7 +363,7 @@ static void test_enums_and_ranges(void **state)
                   "debug)\n"
                   "t.yaml:3: invalid value 'keep' for 'unmatched' (valid: dead_letter, drop)\n");
     expect_errors(WITH_INPUT("    format: xml\n    on_parse_error: ignore\n"),
-                  "t.yaml:5: invalid value 'xml' for 'format' (valid: json, text)\n"
+                  "t.yaml:5: invalid value 'xml' for 'format' (valid: json, text, regexp)\n"
                   "t.yaml:6: invalid value 'ignore' for 'on_parse_error' (valid: dead_letter, "
                   "as_text)\n");
     expect_errors(WITH_OUTPUT("    concurrency: 0\n    gzip_level: 10\n    op: upsert\n"
@@ -501,7 +502,8 @@ static void test_forward_input(void **state)
                   "t.yaml:3: 'listen' must be host:port (port 0..65535), got '24224'\n"
                   "t.yaml:4: unknown key 'brokers' in forward input (valid: type, name, listen, "
                   "tag_prefix, ack, shared_key, self_hostname, handshake_timeout, "
-                  "max_frame_size, max_connections, idle_timeout, id_from_kafka_fields)\n");
+                  "max_frame_size, max_connections, idle_timeout, id_from_kafka_fields, "
+                  "remove_keys, rename_keys, add_fields, include_tag_key, tag_key)\n");
     expect_errors(FWD_INPUT("    listen: \"h:65536\"\n    tag_prefx: a\n"),
                   "t.yaml:3: 'listen' must be host:port (port 0..65535), got 'h:65536'\n"
                   "t.yaml:4: unknown key 'tag_prefx' in forward input (did you mean "
@@ -621,7 +623,8 @@ static void test_forward_output(void **state)
                   "servers, require_ack, ack_timeout, batch_max_bytes, batch_max_wait, "
                   "concurrency, compression, gzip_level, shared_key, self_hostname, "
                   "connect_timeout, retry_base, retry_max, kafka_fields, kafka_topic_key, "
-                  "kafka_partition_key, kafka_offset_key)\n");
+                  "kafka_partition_key, kafka_offset_key, remove_keys, rename_keys, add_fields, "
+                  "include_tag_key, tag_key)\n");
     expect_errors(FWD_OUTPUT("    kafka_topic_key: \"\"\n"),
                   "t.yaml:6: 'kafka_topic_key' must not be empty\n");
     expect_errors(FWD_OUTPUT("    name: es2\n") "  - {type: forward, name: es2}\n",
@@ -698,6 +701,88 @@ static void test_http_listen(void **state)
                  "t.yaml:1: 'http_listen' must be host:port or \"off\", got '%s'\n", bad[i]);
         expect_errors(yaml, want);
     }
+}
+
+/* format regexp, time formats, field edits and Elasticsearch resources (issue 7). */
+static void test_shaping_options(void **state)
+{
+    (void)state;
+    struct sl_config cfg;
+    int rc = load(WITH_INPUT("    format: regexp\n    pattern: '^(?<a>\\d+) (?<b>.*)$'\n"
+                             "    types: {a: int}\n    time_key: b\n"
+                             "    time_format: '%d/%b/%Y:%H:%M:%S %z'\n"
+                             "    remove_keys: [x.y, z]\n    rename_keys: {a: n.a}\n"
+                             "    add_fields: {env: prod, p: '${partition}', t: 'k-${topic}'}\n"
+                             "    include_tag_key: true\n"),
+                  &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    const struct sl_input_cfg *in = &cfg.inputs[0];
+    assert_int_equal(in->kafka.format, SL_FORMAT_REGEXP);
+    assert_string_equal(in->kafka.pattern, "^(?<a>\\d+) (?<b>.*)$");
+    assert_int_equal(in->kafka.n_types, 1);
+    assert_string_equal(in->kafka.time_format, "%d/%b/%Y:%H:%M:%S %z");
+    assert_int_equal(in->edits.n_remove_keys, 2);
+    assert_string_equal(in->edits.rename_keys[0].value, "n.a");
+    assert_int_equal(in->edits.n_add_fields, 3);
+    assert_string_equal(in->edits.add_fields[2].value, "k-${topic}");
+    assert_true(in->edits.include_tag_key);
+    assert_string_equal(in->edits.tag_key, "tag");
+    assert_string_equal(cfg.outputs[0].es.timestamp_key, "@timestamp");
+    assert_null(cfg.outputs[0].es.data_stream);
+    assert_int_equal(cfg.outputs[0].es.setup_timeout_ms, 60000);
+    sl_config_free(&cfg);
+
+    expect_errors(WITH_INPUT("    format: regexp\n"),
+                  "t.yaml:2: 'format: regexp' needs a 'pattern'\n");
+    expect_errors(
+        WITH_INPUT("    format: regexp\n    pattern: '^(?<a>x'\n"),
+        "t.yaml:2: 'pattern': invalid pattern at offset 7: missing closing parenthesis\n");
+    expect_errors(WITH_INPUT("    format: regexp\n    pattern: '^(?<a>x)'\n    types: {b: int}\n"),
+                  "t.yaml:2: 'pattern': types names 'b', which is not a named group of the "
+                  "pattern\n");
+    expect_errors(WITH_INPUT("    pattern: x\n    types: {b: long}\n    time_format: '%s'\n"),
+                  "t.yaml:6: invalid type 'long' in 'types' (valid: int, float, bool, string)\n");
+    expect_errors(WITH_INPUT("    pattern: x\n    types: {b: int}\n    time_format: '%s'\n"),
+                  "t.yaml:2: 'pattern' is only used with 'format: regexp'\n"
+                  "t.yaml:2: 'types' is only used with 'format: regexp'\n"
+                  "t.yaml:2: 'time_format' needs a 'time_key' to read the time from\n");
+    expect_errors(WITH_INPUT("    remove_keys: [a..b]\n    rename_keys: {.a: b, c: ''}\n"
+                             "    add_fields: {x: '${host}'}\n    tag_key: ''\n"),
+                  "t.yaml:5: 'remove_keys' key 'a..b' is not a field path (dotted names, none "
+                  "empty)\n"
+                  "t.yaml:6: 'rename_keys' key '.a' is not a field path (dotted names, none "
+                  "empty)\n"
+                  "t.yaml:6: 'rename_keys' key '' is not a field path (dotted names, none "
+                  "empty)\n"
+                  "t.yaml:7: unknown placeholder '${host}' in 'add_fields' (valid: ${topic}, "
+                  "${partition}, ${offset}, ${tag})\n"
+                  "t.yaml:8: 'tag_key' key '' is not a field path (dotted names, none empty)\n");
+    expect_errors(WITH_OUTPUT("    timestamp_key: a.b\n"),
+                  "t.yaml:7: 'timestamp_key' must be a top-level field name (no dots), got "
+                  "'a.b'\n");
+    expect_errors(WITH_OUTPUT("    template_name: t\n"
+                              "    ilm_policy_file: /nonexistent/p.json\n"
+                              "    ilm_policy_name: p\n    data_stream: logs-app\n"
+                              "    op: index\n"),
+                  "t.yaml:6: 'template_name' and 'template_file' must be set together\n"
+                  "t.yaml:6: 'ilm_policy_file': cannot open '/nonexistent/p.json': No such file "
+                  "or directory\n"
+                  "t.yaml:6: a data stream takes only 'op: create' (Elasticsearch refuses "
+                  "index)\n");
+    char path[] = "/tmp/sluice-tmpl-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{\"index_patterns\": [\"a-*\"],}", 28), 28);
+    close(fd);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, WITH_OUTPUT("    template_name: t\n    template_file: %s\n"), path);
+    char want[256];
+    snprintf(want, sizeof want,
+             "t.yaml:6: 'template_file': '%s' is not a JSON object: expected string key at "
+             "byte 27\n",
+             path);
+    expect_errors(yaml, want);
+    unlink(path);
 }
 
 static void test_cross_checks(void **state)
@@ -1022,6 +1107,7 @@ int main(void)
         cmocka_unit_test(test_id_and_templates),
         cmocka_unit_test(test_http_listen),
         cmocka_unit_test(test_cross_checks),
+        cmocka_unit_test(test_shaping_options),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_all_errors_reported),
         cmocka_unit_test(test_env_secrets),
