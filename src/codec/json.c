@@ -22,8 +22,6 @@
 
 #include "codec/json_internal.h"
 
-#define NS_PER_S 1000000000LL
-
 static int fail(struct sl__json_err *e, size_t off, size_t len, const char *msg)
 {
     /* Every failure at the end of the buffer has the same cause for the caller: truncation. */
@@ -239,6 +237,12 @@ static int scan_number(const char *buf, size_t len, size_t i, size_t *end, struc
     }
     *end = i;
     return 0;
+}
+
+int sl__json_number_end(const char *buf, size_t len, size_t i, size_t *end, struct sl__json_err *e)
+{
+    if (i >= len) return fail(e, len, len, "");
+    return scan_number(buf, len, i, end, e);
 }
 
 static int scan_literal(const char *buf, size_t len, size_t i, const char *lit, size_t *end,
@@ -723,243 +727,19 @@ ssize_t sl_json_unescape(const char *tok, size_t toklen, char *out, size_t cap)
 
 /* ---- time ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil): exact for
- * any year, no libc timezone state involved. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static int is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static unsigned days_in_month(int64_t y, unsigned m)
-{
-    static const unsigned char dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dm[m - 1];
-}
-
-/* Fixed-width decimal field; -1 unless all n bytes are digits. */
-static long digits(const char *p, size_t n)
-{
-    long v = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (!is_digit((unsigned char)p[k])) return -1;
-        v = v * 10 + (p[k] - '0');
-    }
-    return v;
-}
-
-static int parse_rfc3339(const char *t, size_t n, int64_t *ns)
-{
-    /* YYYY-MM-DDThh:mm:ss is 19 bytes, then [.frac] and Z or +hh:mm. */
-    if (n < 20 || t[4] != '-' || t[7] != '-' || t[13] != ':' || t[16] != ':') return -1;
-    if (t[10] != 'T' && t[10] != 't' && t[10] != ' ') return -1;
-    long y = digits(t, 4), mo = digits(t + 5, 2), d = digits(t + 8, 2);
-    long h = digits(t + 11, 2), mi = digits(t + 14, 2), s = digits(t + 17, 2);
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0)
-        return -1;
-    /* A leap second (:60) is rejected rather than folded into the next minute, where it could move
-     * the event to another day's index; the caller falls back to the Kafka timestamp. */
-    if (s > 59 || (unsigned long)d > days_in_month(y, (unsigned)mo)) return -1;
-    size_t i = 19;
-    int64_t frac = 0;
-    if (i < n && t[i] == '.') {
-        size_t nd = 0;
-        i++;
-        while (i < n && is_digit((unsigned char)t[i]) && nd < 10) {
-            frac = frac * 10 + (t[i] - '0');
-            i++;
-            nd++;
-        }
-        if (nd == 0 || nd > 9) return -1;
-        for (; nd < 9; nd++)
-            frac *= 10;
-    }
-    if (i >= n) return -1;
-    long off_s = 0;
-    if (t[i] == 'Z' || t[i] == 'z') {
-        i++;
-    } else if (t[i] == '+' || t[i] == '-') {
-        if (n - i < 6 || t[i + 3] != ':') return -1;
-        long oh = digits(t + i + 1, 2), om = digits(t + i + 4, 2);
-        if (oh < 0 || oh > 23 || om < 0 || om > 59) return -1;
-        off_s = (oh * 3600 + om * 60) * (t[i] == '-' ? -1 : 1);
-        i += 6;
-    } else {
-        return -1;
-    }
-    if (i != n) return -1;
-    int64_t secs =
-        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s - off_s;
-    /* Before 1970 with a fraction, borrow one second so the product cannot overflow at the
-     * lower end of the range (1677-09-21T00:12:43.145224192Z is INT64_MIN). */
-    if (secs < 0 && frac > 0) {
-        secs++;
-        frac -= NS_PER_S;
-    }
-    int64_t r;
-    if (__builtin_mul_overflow(secs, NS_PER_S, &r) || __builtin_add_overflow(r, frac, &r))
-        return -1;
-    *ns = r;
-    return 0;
-}
-
-/* An epoch number in JSON number syntax, unit chosen by magnitude (see json.h). Converted from
- * its decimal digits, not through double, so nanosecond values stay exact. */
-static int parse_epoch(const char *t, size_t n, int64_t *ns)
-{
-    struct sl__json_err e;
-    size_t end;
-    if (n == 0 || scan_number(t, n, 0, &end, &e) < 0 || end != n) return -1;
-    int neg = t[0] == '-';
-    /* value = D * 10^E, D = significant digits without leading/trailing zeros */
-    char D[40];
-    size_t nd = 0;
-    long E = 0;
-    size_t i = (size_t)neg;
-    int seen_frac = 0;
-    for (; i < n && (is_digit((unsigned char)t[i]) || t[i] == '.'); i++) {
-        if (t[i] == '.') {
-            seen_frac = 1;
-            continue;
-        }
-        if (seen_frac) E--;
-        if (nd == 0 && t[i] == '0') continue;
-        if (nd == sizeof(D)) return -1;
-        D[nd++] = t[i];
-    }
-    if (i < n) { /* exponent */
-        i++;
-        int eneg = t[i] == '-';
-        if (t[i] == '+' || t[i] == '-') i++;
-        long ev = 0;
-        for (; i < n; i++) {
-            if (ev > 100000) return -1;
-            ev = ev * 10 + (t[i] - '0');
-        }
-        E += eneg ? -ev : ev;
-    }
-    while (nd > 0 && D[nd - 1] == '0') {
-        nd--;
-        E++;
-    }
-    if (nd == 0) {
-        *ns = 0;
-        return 0;
-    }
-    /* integer part ip (saturated) and whether a fraction remains, for the unit thresholds */
-    long intdigits = (long)nd + E;
-    uint64_t ip = 0;
-    int sat = 0;
-    for (long k = 0; k < intdigits; k++) {
-        unsigned dg = k < (long)nd ? (unsigned)(D[k] - '0') : 0;
-        if (ip > (UINT64_MAX - dg) / 10) {
-            sat = 1;
-            break;
-        }
-        ip = ip * 10 + dg;
-    }
-    int has_frac = (long)nd > intdigits;
-    const uint64_t T11 = 100000000000ULL, T14 = 100000000000000ULL, T17 = 100000000000000000ULL;
-#define ABOVE(T) (sat || ip > (T) || (ip == (T) && has_frac))
-    long scale = ABOVE(T17) ? 0 : ABOVE(T14) ? 3 : ABOVE(T11) ? 6 : 9;
-#undef ABOVE
-    long shift = E + scale;
-    long keep = (long)nd + (shift < 0 ? shift : 0);
-    uint64_t acc = 0;
-    for (long k = 0; k < keep; k++) {
-        unsigned dg = (unsigned)(D[k] - '0');
-        if (acc > (UINT64_MAX - dg) / 10) return -1;
-        acc = acc * 10 + dg;
-    }
-    for (long k = 0; k < shift && acc; k++) {
-        if (acc > UINT64_MAX / 10) return -1;
-        acc *= 10;
-    }
-    if (neg) {
-        if (acc > (uint64_t)INT64_MAX + 1) return -1;
-        *ns = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
-    } else {
-        if (acc > (uint64_t)INT64_MAX) return -1;
-        *ns = (int64_t)acc;
-    }
-    return 0;
-}
-
 int sl_json_parse_time(const char *tok, size_t len, int64_t *ns)
 {
     if (len == 0) return -1;
-    if (tok[0] != '"') return parse_epoch(tok, len, ns);
+    if (tok[0] != '"') {
+        /* Only a JSON number here: bare RFC 3339 text is not a JSON token. */
+        struct sl__json_err e;
+        size_t end;
+        if (scan_number(tok, len, 0, &end, &e) < 0 || end != len) return -1;
+        return sl_time_parse_auto(tok, len, ns);
+    }
     /* The longest accepted form, 2026-11-27T10:00:00.123456789+05:30, is 35 bytes. */
     char t[64];
     ssize_t n = sl_json_unescape(tok, len, t, sizeof(t));
     if (n <= 0) return -1;
-    if (n >= 20 && t[4] == '-') return parse_rfc3339(t, (size_t)n, ns);
-    return parse_epoch(t, (size_t)n, ns);
-}
-
-static void put_dec(char *out, unsigned long v, int width)
-{
-    for (int k = width - 1; k >= 0; k--) {
-        out[k] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-size_t sl_time_format_rfc3339(int64_t ns, char *out)
-{
-    /* floor division, so times before 1970 still get a fraction in [0, 1e9) */
-    int64_t secs = ns / NS_PER_S;
-    int64_t frac = ns % NS_PER_S;
-    if (frac < 0) {
-        frac += NS_PER_S;
-        secs--;
-    }
-    int64_t days = secs / 86400;
-    int64_t sod = secs % 86400;
-    if (sod < 0) {
-        sod += 86400;
-        days--;
-    }
-    int64_t y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    /* int64 nanoseconds span 1677..2262, so the year always has four digits */
-    put_dec(out, (unsigned long)y, 4);
-    out[4] = '-';
-    put_dec(out + 5, m, 2);
-    out[7] = '-';
-    put_dec(out + 8, d, 2);
-    out[10] = 'T';
-    put_dec(out + 11, (unsigned long)(sod / 3600), 2);
-    out[13] = ':';
-    put_dec(out + 14, (unsigned long)(sod / 60 % 60), 2);
-    out[16] = ':';
-    put_dec(out + 17, (unsigned long)(sod % 60), 2);
-    out[19] = '.';
-    put_dec(out + 20, (unsigned long)frac, 9);
-    out[29] = 'Z';
-    out[30] = '\0';
-    return 30;
+    return sl_time_parse_auto(t, (size_t)n, ns);
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "codec/timefmt.h" /* sl_time_format_rfc3339, sl_time_parse_auto */
+
 #define SL_JSON_MAX_PATHS 4
 #define SL_JSON_MAX_DEPTH 1024
 
@@ -48,16 +50,13 @@ size_t sl_json_escape(const char *in, size_t len, char *out);
  * token is not a string or does not fit in cap bytes. */
 ssize_t sl_json_unescape(const char *tok, size_t toklen, char *out, size_t cap);
 
-/* Parses a time value token into nanoseconds since the epoch (UTC):
+/* Parses a time value token into nanoseconds since the epoch (UTC), by sl_time_parse_auto on the
+ * decoded contents of a string token or on a number token:
  *  - a string in RFC 3339 (2026-11-27T10:00:00Z, fractions up to 9 digits, offsets +hh:mm/-hh:mm,
  *    lowercase t/z and a space instead of T accepted), or a string holding an epoch number;
  *  - a number: epoch seconds (may have a fraction); values above 1e11 are taken as milliseconds,
  *    above 1e14 as microseconds, above 1e17 as nanoseconds.
  * Returns 0 on success, -1 if the token is neither. */
 int sl_json_parse_time(const char *tok, size_t len, int64_t *ns);
-
-/* Formats ns since the epoch as RFC 3339 UTC with nanoseconds ("2026-11-27T10:00:00.123456789Z"),
- * NUL-terminated. out needs 31 bytes. Returns the length (30). */
-size_t sl_time_format_rfc3339(int64_t ns, char *out);
 
 #endif

@@ -23,6 +23,10 @@ int sl__json_string_end(const char *buf, size_t len, size_t i, size_t *end, stru
  * with *e set. */
 int sl__json_value_end(const char *buf, size_t len, size_t i, size_t *end, struct sl__json_err *e);
 
+/* Validates a JSON number starting at buf[i] and stores the index just past it in *end. Returns 0,
+ * or -1 with *e set. */
+int sl__json_number_end(const char *buf, size_t len, size_t i, size_t *end, struct sl__json_err *e);
+
 /* Exact number of bytes sl_json_escape would write for in[0..len). */
 size_t sl__json_escaped_len(const char *in, size_t len);
 
