@@ -259,10 +259,22 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb;
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb, *te, *ye, *es;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
+                                  "input", err, errlen)) ||
+        !(te = sl_metrics_counter(m, "sluice_records_time_parse_errors_total",
+                                  "Records whose time_key did not parse; they kept the source's "
+                                  "time (the Kafka timestamp).",
+                                  "input", err, errlen)) ||
+        !(ye = sl_metrics_counter(m, "sluice_records_type_errors_total",
+                                  "Typed fields (format regexp, types) whose text did not convert "
+                                  "and became null.",
+                                  "input", err, errlen)) ||
+        !(es = sl_metrics_counter(m, "sluice_records_edit_skipped_total",
+                                  "Field edits not applied because their path crossed a value "
+                                  "that is not an object.",
                                   "input", err, errlen)) ||
         !(um = sl_metrics_counter(m, "sluice_records_unmatched_total",
                                   "Records whose tag matched no output (dead-lettered or dropped "
@@ -302,6 +314,9 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
         const char *v[] = {in->ops->name(in->impl)};
         sl_metric_bind_u64(pe, v, &c->parse_errors);
         sl_metric_bind_u64(um, v, &c->unmatched);
+        sl_metric_bind_u64(te, v, &c->time_errors);
+        sl_metric_bind_u64(ye, v, &c->type_errors);
+        sl_metric_bind_u64(es, v, &c->edit_skipped);
         if (in->ops == &sl_kafka_in_ops) {
             sl_metric_bind_fn(ps, v, m_kafka_paused_s, in->impl);
             sl_metric_bind_fn(cf, v, m_kafka_commit_failures, in->impl);

@@ -29,6 +29,7 @@
 
 #include "codec/json.h"
 #include "codec/rxparse.h"
+#include "codec/timefmt.h"
 #include "core/tagmatch.h"
 
 #define MIB (1024ull * 1024ull)
@@ -787,7 +788,7 @@ static const char *const compression_values[] = {"none", "gzip", NULL};
          .check_key = check_path_key,                                                              \
          .check = check_add_field,                                                                 \
          .doc_def = "{}",                                                                          \
-         .doc = "path: value, set on every record (replacing a field there); values are strings "   \
+         .doc = "path: value, set on every record (replacing a field there); values are strings "  \
                 "with ${topic} ${partition} ${offset} ${tag} ${env:NAME}; a value that is only "   \
                 "${partition} or ${offset} is a number."},                                         \
         {.name = "include_tag_key",                                                                \
@@ -1301,8 +1302,7 @@ static const struct key_def es_keys[] = {
     EDIT_KEYS(OUT),
 };
 
-_Static_assert(sizeof(es_keys) / sizeof(es_keys[0]) <= SECTION_KEYS_MAX,
-               "raise SECTION_KEYS_MAX");
+_Static_assert(sizeof(es_keys) / sizeof(es_keys[0]) <= SECTION_KEYS_MAX, "raise SECTION_KEYS_MAX");
 static const struct section_def es_section = {
     .where = "in elasticsearch output",
     .keys = es_keys,
@@ -2047,8 +2047,11 @@ static void check_kafka_parsing(struct loader *L, const struct sl_input_cfg *in)
         if (kc->pattern) err(L, in->line, "'pattern' is only used with 'format: regexp'");
         if (kc->n_types) err(L, in->line, "'types' is only used with 'format: regexp'");
     }
+    char why[160];
     if (kc->time_format && !kc->time_key)
         err(L, in->line, "'time_format' needs a 'time_key' to read the time from");
+    else if (kc->time_format && sl_time_fmt_valid(kc->time_format, why, sizeof why) < 0)
+        err(L, in->line, "'time_format': %s", why);
 }
 
 /* A JSON body sluice will send at start-up: better refused now than by Elasticsearch later. */

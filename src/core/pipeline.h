@@ -31,6 +31,10 @@ struct sl_counters {
     uint64_t dropped;
     uint64_t parse_errors;
     uint64_t unmatched;
+    /* records kept with a fallback, counted so the fallback is visible: */
+    uint64_t time_errors;  /* time_key present but unparsable: the source's time was used */
+    uint64_t type_errors;  /* typed fields (format regexp) whose text did not convert: null */
+    uint64_t edit_skipped; /* field edits that could not apply (a path through a non-object) */
 };
 
 struct sl_ackref {

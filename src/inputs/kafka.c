@@ -25,6 +25,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "codec/rxparse.h"
+#include "codec/timefmt.h"
 #include "core/log.h"
 
 #define BURST 4096
@@ -165,10 +167,11 @@ struct sl_kafka_in {
     bool in_rebalance;
     bool store_dirty;
     int time_path;
+    struct sl_rxparse *rx; /* format regexp */
     struct sl_counters ctr;
     char *scratch;
     size_t scratch_cap;
-    uint64_t pauses, paused_ms, paused_since, time_parse_errors, rebalances;
+    uint64_t pauses, paused_ms, paused_since, rebalances;
     uint64_t commits, commit_failures;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
     struct waker waker;
@@ -490,6 +493,91 @@ static void add_metadata(struct sl_kafka_in *k, struct sl_event *ev)
     ev->payload_len = w;
 }
 
+/* The event time from the record's time_key token, per time_format; on failure the Kafka
+ * timestamp stays and the record is counted. */
+static void record_time(struct sl_kafka_in *k, struct sl_event *ev, const char *tok, size_t len)
+{
+    int64_t ns;
+    int rc;
+    if (!k->kc->time_format) {
+        rc = sl_json_parse_time(tok, len, &ns);
+    } else if (len >= 2 && tok[0] == '"' && !memchr(tok, '\\', len)) {
+        rc = sl_time_parse_fmt(tok + 1, len - 2, k->kc->time_format, ev->time_ns, &ns);
+    } else {
+        /* an escaped string (rare in a time) or a number: decode it first */
+        char buf[128];
+        ssize_t n = tok[0] == '"' ? sl_json_unescape(tok, len, buf, sizeof buf) : -1;
+        if (n < 0 && tok[0] != '"' && len < sizeof buf) {
+            memcpy(buf, tok, len);
+            n = (ssize_t)len;
+        }
+        rc = n < 0 ? -1 : sl_time_parse_fmt(buf, (size_t)n, k->kc->time_format, ev->time_ns, &ns);
+    }
+    if (rc == 0)
+        ev->time_ns = ns;
+    else
+        k->ctr.time_errors++;
+}
+
+static void parse_failed(struct sl_kafka_in *k, struct sl_event *ev, const char *reason,
+                         const char *etype, const char *why, size_t why_len)
+{
+    k->ctr.parse_errors++;
+    if (k->kc->on_parse_error == SL_PARSE_ERROR_AS_TEXT) {
+        wrap_text(k, ev);
+        return;
+    }
+    SL_WARN(k->name, etype, "%.*s [%d] offset %lld: %s (%.*s); dead-lettered", (int)ev->topic_len,
+            ev->topic, ev->partition, (long long)ev->offset, reason, (int)why_len, why);
+    sl_pipeline_dead_letter(k->p, ev, reason, 0, etype, strlen(etype), why, why_len, false, NULL,
+                            NULL, 0, 0);
+}
+
+/* Turns the message value into the record: JSON (validated, compacted if it spans lines), a
+ * regexp match, or text. Fills scan and the event time. Returns -1 when the record was
+ * dead-lettered instead. */
+static int parse_payload(struct sl_kafka_in *k, struct sl_event *ev, struct sl_json_scan *scan)
+{
+    if (k->kc->format == SL_FORMAT_TEXT) {
+        wrap_text(k, ev);
+        return 0;
+    }
+    if (k->kc->format == SL_FORMAT_REGEXP) {
+        ssize_t need = sl_rxparse_match(k->rx, ev->payload, ev->payload_len);
+        if (need < 0) {
+            static const char why[] = "the line does not match the input's pattern";
+            parse_failed(k, ev, "pattern did not match", "pattern_mismatch", why, sizeof why - 1);
+            return k->kc->on_parse_error == SL_PARSE_ERROR_AS_TEXT ? 0 : -1;
+        }
+        unsigned terr = 0;
+        char *s = scratch(k, (size_t)need);
+        ev->payload_len = sl_rxparse_write(k->rx, s, &terr);
+        ev->payload = s;
+        k->ctr.type_errors += terr;
+    }
+    memset(scan, 0, sizeof *scan);
+    for (size_t i = 0; i < k->p->n_paths; i++)
+        scan->paths[i] = k->p->paths[i];
+    scan->n_paths = k->p->n_paths;
+    if (sl_json_scan_object(ev->payload, ev->payload_len, scan) != 0) {
+        char why[256];
+        int wl = snprintf(why, sizeof why, "%s at byte %zu", scan->err_msg, scan->err_offset);
+        parse_failed(k, ev, "invalid JSON", "json_parse_error", why, (size_t)wl);
+        return k->kc->on_parse_error == SL_PARSE_ERROR_AS_TEXT ? 0 : -1;
+    }
+    ev->scan = scan;
+    if (k->time_path >= 0 && scan->val[k->time_path])
+        record_time(k, ev, scan->val[k->time_path], scan->vlen[k->time_path]);
+    if (scan->has_raw_newline) {
+        char *s = scratch(k, ev->payload_len);
+        ev->payload_len = sl_json_compact(ev->payload, ev->payload_len, s);
+        ev->payload = s;
+        /* scan values pointed into the original; rescan the compact copy */
+        if (sl_json_scan_object(ev->payload, ev->payload_len, scan) != 0) abort();
+    }
+    return 0;
+}
+
 static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
 {
     if (m->err) {
@@ -542,46 +630,7 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
         }
         return;
     }
-    if (k->kc->format == SL_FORMAT_TEXT) {
-        wrap_text(k, &ev);
-    } else {
-        memset(&scan, 0, sizeof scan);
-        for (size_t i = 0; i < k->p->n_paths; i++)
-            scan.paths[i] = k->p->paths[i];
-        scan.n_paths = k->p->n_paths;
-        if (sl_json_scan_object(ev.payload, ev.payload_len, &scan) != 0) {
-            k->ctr.parse_errors++;
-            if (k->kc->on_parse_error == SL_PARSE_ERROR_AS_TEXT) {
-                wrap_text(k, &ev);
-            } else {
-                char why[256];
-                int wl = snprintf(why, sizeof why, "%s at byte %zu", scan.err_msg, scan.err_offset);
-                SL_WARN(k->name, "parse_error",
-                        "%s [%d] offset %lld: invalid JSON (%s); "
-                        "dead-lettered",
-                        t->name, m->partition, (long long)m->offset, why);
-                sl_pipeline_dead_letter(k->p, &ev, "invalid JSON", 0, "json_parse_error", 16, why,
-                                        (size_t)wl, false, NULL, NULL, 0, 0);
-                return;
-            }
-        } else {
-            ev.scan = &scan;
-            if (k->time_path >= 0 && scan.val[k->time_path]) {
-                int64_t ns;
-                if (sl_json_parse_time(scan.val[k->time_path], scan.vlen[k->time_path], &ns) == 0)
-                    ev.time_ns = ns;
-                else
-                    k->time_parse_errors++;
-            }
-            if (scan.has_raw_newline) {
-                char *s = scratch(k, ev.payload_len);
-                ev.payload_len = sl_json_compact(ev.payload, ev.payload_len, s);
-                ev.payload = s;
-                /* scan values pointed into the original; rescan the compact copy */
-                if (sl_json_scan_object(ev.payload, ev.payload_len, &scan) != 0) abort();
-            }
-        }
-    }
+    if (parse_payload(k, &ev, &scan) < 0) return;
     if (k->kc->metadata_key) add_metadata(k, &ev);
     t->out->ops->submit(t->out->impl, &ev);
     shrink_scratch(k);
@@ -730,7 +779,7 @@ void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
         .rebalances = k->rebalances,
         .commits = k->commits,
         .commit_failures = k->commit_failures,
-        .time_parse_errors = k->time_parse_errors,
+        .time_parse_errors = k->ctr.time_errors,
         .stall_recoveries = k->stall_recoveries,
         .assigned = k->assignment ? k->assignment->cnt : 0,
     };
@@ -772,6 +821,14 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
     if (k->kc->time_key && (k->time_path = sl_pipeline_path(p, k->kc->time_key)) < 0) {
         snprintf(err, errlen, "%s: too many record fields referenced", k->name);
         goto fail;
+    }
+    if (k->kc->format == SL_FORMAT_REGEXP) {
+        char why[256];
+        k->rx = sl_rxparse_new(k->kc->pattern, k->kc->types, k->kc->n_types, why, sizeof why);
+        if (!k->rx) {
+            snprintf(err, errlen, "%s: pattern: %s", k->name, why);
+            goto fail;
+        }
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char num[32];
@@ -907,6 +964,7 @@ void sl_kafka_in_close(struct sl_kafka_in *k)
     free(k->topics);
     if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
     free(k->scratch);
+    sl_rxparse_free(k->rx);
     free(k);
 }
 
@@ -933,7 +991,7 @@ void sl_kafka_in_log_stats(struct sl_kafka_in *k)
             (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
             (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
             (unsigned long long)c->parse_errors, (unsigned long long)c->unmatched,
-            (unsigned long long)k->time_parse_errors, (unsigned long long)k->pauses,
+            (unsigned long long)k->ctr.time_errors, (unsigned long long)k->pauses,
             (unsigned long long)paused, (unsigned long long)k->rebalances,
             (unsigned long long)k->commits, (unsigned long long)k->commit_failures,
             (unsigned long long)k->stall_recoveries, (unsigned long long)k->p->budget.used,

@@ -746,6 +746,8 @@ static void test_shaping_options(void **state)
                   "t.yaml:2: 'pattern' is only used with 'format: regexp'\n"
                   "t.yaml:2: 'types' is only used with 'format: regexp'\n"
                   "t.yaml:2: 'time_format' needs a 'time_key' to read the time from\n");
+    expect_errors(WITH_INPUT("    time_key: t\n    time_format: '%Y-%q'\n"),
+                  "t.yaml:2: 'time_format': unknown conversion %q at offset 3\n");
     expect_errors(WITH_INPUT("    remove_keys: [a..b]\n    rename_keys: {.a: b, c: ''}\n"
                              "    add_fields: {x: '${host}'}\n    tag_key: ''\n"),
                   "t.yaml:5: 'remove_keys' key 'a..b' is not a field path (dotted names, none "
