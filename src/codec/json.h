@@ -13,7 +13,7 @@
 
 #include "codec/timefmt.h" /* sl_time_format_rfc3339, sl_time_parse_auto */
 
-#define SL_JSON_MAX_PATHS 4
+#define SL_JSON_MAX_PATHS 8
 #define SL_JSON_MAX_DEPTH 1024
 
 struct sl_json_scan {

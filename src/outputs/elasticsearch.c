@@ -17,6 +17,7 @@
 #include "outputs/elasticsearch.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <zlib.h>
 
 #include "codec/bulk.h"
+#include "codec/timefmt.h"
 #include "core/log.h"
 
 #define BODY_POOL 8
@@ -39,11 +41,12 @@ enum retry_reason {
     RR_BAD_RESPONSE,
     RR_ITEM,
     RR_SPLIT_413,
+    RR_SETUP,
     RR_COUNT
 };
-static const char *retry_names[RR_COUNT] = {"transport",    "timeout",   "http_429",
-                                            "http_5xx",     "http_auth", "http_other",
-                                            "bad_response", "item",      "split_413"};
+static const char *retry_names[RR_COUNT] = {
+    "transport", "timeout", "http_429",  "http_5xx", "http_auth",
+    "http_other", "bad_response", "item", "split_413", "setup"};
 
 struct es_rec {
     struct sl_ackref ack;
@@ -95,6 +98,28 @@ struct tmpl_part {
     char conv; /* strftime conversion for T_TIME */
 };
 
+/* Resources installed before the first batch and again after the cluster was unreachable: the
+ * ILM policy, then the index template (which may name the policy), then the data stream (which
+ * needs the template). Each is read first and written only when absent or when overwrite is
+ * set, so many sluice processes starting together do not fight over them. */
+enum setup_step { SS_ILM_GET, SS_ILM_PUT, SS_TMPL_GET, SS_TMPL_PUT, SS_DS_GET, SS_DS_PUT, SS_DONE };
+
+struct setup {
+    enum setup_step step;
+    bool active;    /* a run is under way */
+    bool gate_open; /* batches may be sent: the run finished, or setup_timeout passed */
+    uint32_t attempts;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char resp[2048];
+    size_t resp_len;
+    char *ilm_body, *tmpl_body;
+    size_t ilm_len, tmpl_len;
+    char *ds_name; /* a data stream without placeholders, created explicitly */
+    struct sl_timer retry, deadline;
+    uint64_t runs, failures;
+};
+
 struct es_out {
     struct sl_pipeline *p;
     const struct sl_output_cfg *cfg;
@@ -126,6 +151,9 @@ struct es_out {
      * stays bounded by what was already allowed in flight. */
     char *body_pool[BODY_POOL];
     size_t n_body_pool, pool_max;
+    int ts_path_idx;    /* timestamp_key in the record's scan, -1 when off */
+    char *pipeline_arg; /* "pipeline=<escaped>&" or "" */
+    struct setup setup;
 };
 
 /* ---------------------------------------------------------------- templates */
@@ -562,34 +590,26 @@ static void easy_put(struct es_out *o, CURL *e)
     o->easy_pool[o->n_easy_pool++] = e;
 }
 
-static int start_transfer(struct es_out *o, struct batch *b)
+/* What every request to the cluster shares: URL on the current host, headers (content type,
+ * no Expect, auth), TLS and timeouts. The caller owns *hdrs and frees it after the transfer. */
+static void request_opts(struct es_out *o, CURL *e, const char *path, const char *ctype,
+                         struct curl_slist **hdrs)
 {
     const struct sl_es_output_cfg *es = o->es;
-    if (es->compression == SL_COMPRESSION_GZIP && !b->gz && compress_body(b, es->gzip_level) != 0)
-        return -1;
-    CURL *e = easy_get(o);
-    if (!e) return -1;
     char url[2048];
     const char *host = es->hosts[o->host_idx % es->n_hosts];
     size_t hl = strlen(host);
     while (hl && host[hl - 1] == '/')
         hl--;
-    snprintf(url, sizeof url, "%.*s/_bulk?" FILTER_PATH, (int)hl, host);
-    curl_slist_free_all(b->hdrs);
-    b->hdrs = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    snprintf(url, sizeof url, "%.*s%s", (int)hl, host, path);
+    curl_slist_free_all(*hdrs);
+    *hdrs = curl_slist_append(NULL, ctype);
     /* libcurl would add Expect: 100-continue to large bodies and stall 1 s on servers that do not
      * answer it (PROTOCOLS.md 2.9). */
-    b->hdrs = curl_slist_append(b->hdrs, "Expect:");
-    if (b->gz) b->hdrs = curl_slist_append(b->hdrs, "Content-Encoding: gzip");
-    if (o->auth_header) b->hdrs = curl_slist_append(b->hdrs, o->auth_header);
+    *hdrs = curl_slist_append(*hdrs, "Expect:");
+    if (o->auth_header) *hdrs = curl_slist_append(*hdrs, o->auth_header);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->hdrs);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->gz ? b->gz : b->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b->gz ? b->gz_len : b->len));
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, b);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)es->request_timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
@@ -601,6 +621,26 @@ static int start_transfer(struct es_out *o, struct batch *b)
         curl_easy_setopt(e, CURLOPT_USERNAME, es->user);
         curl_easy_setopt(e, CURLOPT_PASSWORD, es->password ? es->password : "");
     }
+}
+
+static int start_transfer(struct es_out *o, struct batch *b)
+{
+    const struct sl_es_output_cfg *es = o->es;
+    if (es->compression == SL_COMPRESSION_GZIP && !b->gz && compress_body(b, es->gzip_level) != 0)
+        return -1;
+    CURL *e = easy_get(o);
+    if (!e) return -1;
+    char path[600];
+    snprintf(path, sizeof path, "/_bulk?%s" FILTER_PATH, o->pipeline_arg);
+    request_opts(o, e, path, "Content-Type: application/x-ndjson", &b->hdrs);
+    if (b->gz) b->hdrs = curl_slist_append(b->hdrs, "Content-Encoding: gzip");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->hdrs);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->gz ? b->gz : b->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b->gz ? b->gz_len : b->len));
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, b);
     b->resp_len = 0;
     /* Bounded: with filter_path an item answer is tens of bytes, an error a few hundred. */
     b->resp_max = 65536 + b->n * 2048;
@@ -622,6 +662,7 @@ static int start_transfer(struct es_out *o, struct batch *b)
 
 static void pump(struct es_out *o)
 {
+    if (!o->setup.gate_open) return;
     while (o->inflight < o->es->concurrency && o->ready_head) {
         struct batch *b = o->ready_head;
         o->ready_head = b->next;
@@ -736,6 +777,241 @@ static void split_413(struct es_out *o, struct batch *b)
     batch_free(b);
 }
 
+/* ---------------------------------------------------------------- resources */
+
+static bool setup_wanted(const struct es_out *o)
+{
+    return o->setup.ilm_body || o->setup.tmpl_body || o->setup.ds_name;
+}
+
+static bool step_applies(const struct es_out *o, enum setup_step st)
+{
+    switch (st) {
+    case SS_ILM_GET:
+    case SS_ILM_PUT:
+        return o->setup.ilm_body != NULL;
+    case SS_TMPL_GET:
+    case SS_TMPL_PUT:
+        return o->setup.tmpl_body != NULL;
+    case SS_DS_GET:
+    case SS_DS_PUT:
+        return o->setup.ds_name != NULL;
+    case SS_DONE:
+        break;
+    }
+    return true;
+}
+
+static size_t setup_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct setup *su = userp;
+    size_t n = size * nmemb, room = sizeof su->resp - 1 - su->resp_len;
+    /* only the start of an answer is kept, for the error message */
+    memcpy(su->resp + su->resp_len, data, n < room ? n : room);
+    su->resp_len += n < room ? n : room;
+    return n;
+}
+
+static void setup_send(struct es_out *o);
+
+static void setup_finish(struct es_out *o)
+{
+    struct setup *su = &o->setup;
+    su->active = false;
+    sl_timer_stop(o->p->loop, &su->deadline);
+    if (!su->gate_open)
+        SL_INFO(o->name, "resources in place (%s%s%s)", su->ilm_body ? "ILM policy " : "",
+                su->tmpl_body ? "index template " : "", su->ds_name ? "data stream" : "");
+    su->gate_open = true;
+    pump(o);
+}
+
+/* Moves to step st, or the next one that applies, and sends it. */
+static void setup_goto(struct es_out *o, enum setup_step st)
+{
+    while (st != SS_DONE && !step_applies(o, st))
+        st++;
+    o->setup.step = st;
+    o->setup.attempts = 0;
+    if (st == SS_DONE)
+        setup_finish(o);
+    else
+        setup_send(o);
+}
+
+static void setup_retry_cb(struct sl_timer *t)
+{
+    setup_send(t->arg);
+}
+
+static void setup_deadline_cb(struct sl_timer *t)
+{
+    struct es_out *o = t->arg;
+    if (o->setup.gate_open) return;
+    SL_ERROR(o->name, "setup_timeout",
+             "Elasticsearch resources still not in place after %llums; sending batches anyway "
+             "and still retrying the setup",
+             (unsigned long long)o->es->setup_timeout_ms);
+    o->setup.gate_open = true;
+    pump(o);
+}
+
+/* Starts a run: at start-up, and when the cluster was unreachable (it may have been rebuilt).
+ * Batches wait for the run, at most setup_timeout. */
+static void setup_start(struct es_out *o)
+{
+    struct setup *su = &o->setup;
+    if (!setup_wanted(o)) {
+        su->gate_open = true;
+        return;
+    }
+    if (su->active) return;
+    su->active = true;
+    su->gate_open = false;
+    su->runs++;
+    sl_timer_start(o->p->loop, &su->deadline, o->es->setup_timeout_ms);
+    setup_goto(o, SS_ILM_GET);
+}
+
+static void setup_send(struct es_out *o)
+{
+    struct setup *su = &o->setup;
+    static const char *const what[] = {"_ilm/policy/", "_ilm/policy/", "_index_template/",
+                                       "_index_template/", "_data_stream/", "_data_stream/"};
+    const char *name = su->step <= SS_ILM_PUT    ? o->es->ilm_policy_name
+                       : su->step <= SS_TMPL_PUT ? o->es->template_name
+                                                 : su->ds_name;
+    CURL *e = easy_get(o);
+    if (!e) {
+        sl_timer_start(o->p->loop, &su->retry, backoff_ms(o, ++su->attempts));
+        return;
+    }
+    char *esc = curl_easy_escape(e, name, 0);
+    char path[1024];
+    snprintf(path, sizeof path, "/%s%s", what[su->step], esc ? esc : "");
+    curl_free(esc);
+    request_opts(o, e, path, "Content-Type: application/json", &su->hdrs);
+    bool put = su->step == SS_ILM_PUT || su->step == SS_TMPL_PUT || su->step == SS_DS_PUT;
+    if (put) {
+        const char *body = su->step == SS_ILM_PUT    ? su->ilm_body
+                           : su->step == SS_TMPL_PUT ? su->tmpl_body
+                                                     : "";
+        size_t len = su->step == SS_ILM_PUT ? su->ilm_len
+                     : su->step == SS_TMPL_PUT ? su->tmpl_len
+                                               : 0;
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, setup_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, su);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)su);
+    su->resp_len = 0;
+    su->easy = e;
+    if (curl_multi_add_handle(o->multi, e) != CURLM_OK) {
+        easy_put(o, e);
+        su->easy = NULL;
+        sl_timer_start(o->p->loop, &su->retry, backoff_ms(o, ++su->attempts));
+    }
+}
+
+static void setup_done(struct es_out *o, CURLcode res, long status)
+{
+    struct setup *su = &o->setup;
+    su->easy = NULL;
+    enum setup_step st = su->step;
+    bool get = st == SS_ILM_GET || st == SS_TMPL_GET || st == SS_DS_GET;
+    if (res == CURLE_OK && get && status == 200) {
+        /* it exists: keep it, unless the configuration says to replace it */
+        bool overwrite = (st == SS_ILM_GET && o->es->ilm_policy_overwrite) ||
+                         (st == SS_TMPL_GET && o->es->template_overwrite);
+        setup_goto(o, overwrite ? st + 1 : st + 2);
+        return;
+    }
+    if (res == CURLE_OK && ((get && status == 404) || (!get && status >= 200 && status < 300))) {
+        setup_goto(o, st + 1);
+        return;
+    }
+    static const char *const names[] = {"reading ILM policy",    "installing ILM policy",
+                                        "reading index template", "installing index template",
+                                        "reading data stream",    "creating data stream"};
+    su->failures++;
+    o->retries[RR_SETUP]++;
+    su->resp[su->resp_len] = '\0';
+    struct sl_bulk_item eb = {0};
+    bool have = res == CURLE_OK && sl_bulk_parse_error(su->resp, su->resp_len, &eb) == 0;
+    /* 4xx other than 404: the cluster refuses what we send (a bad template, a missing
+     * template for the data stream): loud, but retried, since an operator can fix the
+     * cluster side without restarting us */
+    if (res != CURLE_OK)
+        SL_WARN(o->name, "setup", "%s failed: %s; retrying", names[st], curl_easy_strerror(res));
+    else
+        SL_ERROR(o->name, "setup", "%s: HTTP %ld%s%.*s%s%.*s; retrying", names[st], status,
+                 have ? ": " : "", have ? (int)eb.type_len : 0, have ? eb.type : "",
+                 have ? ": " : "", have ? (int)eb.reason_len : 0, have ? eb.reason : "");
+    if (res != CURLE_OK && o->es->n_hosts > 1) o->host_idx++;
+    sl_timer_start(o->p->loop, &su->retry, backoff_ms(o, ++su->attempts));
+}
+
+/* Reads a JSON body checked by the config loader; NULL with err set on failure. */
+static char *read_body(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (f && fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
+            fread(buf, 1, (size_t)n, f) == (size_t)n) {
+            buf[n] = '\0';
+            *len = (size_t)n;
+            fclose(f);
+            return buf;
+        }
+    }
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    free(buf);
+    if (f) fclose(f);
+    return NULL;
+}
+
+static int setup_init(struct es_out *o, char *err, size_t errlen)
+{
+    struct setup *su = &o->setup;
+    su->retry.cb = setup_retry_cb;
+    su->retry.arg = o;
+    su->deadline.cb = setup_deadline_cb;
+    su->deadline.arg = o;
+    if (o->es->ilm_policy_file &&
+        !(su->ilm_body = read_body(o->es->ilm_policy_file, &su->ilm_len, err, errlen)))
+        return -1;
+    if (o->es->template_file &&
+        !(su->tmpl_body = read_body(o->es->template_file, &su->tmpl_len, err, errlen)))
+        return -1;
+    if (o->es->data_stream && !strchr(o->es->data_stream, '$')) {
+        su->ds_name = strdup(o->es->data_stream);
+        if (!su->ds_name) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void setup_fini(struct es_out *o)
+{
+    struct setup *su = &o->setup;
+    if (su->easy) {
+        curl_multi_remove_handle(o->multi, su->easy);
+        curl_easy_cleanup(su->easy);
+    }
+    sl_timer_stop(o->p->loop, &su->retry);
+    sl_timer_stop(o->p->loop, &su->deadline);
+    curl_slist_free_all(su->hdrs);
+    free(su->ilm_body);
+    free(su->tmpl_body);
+    free(su->ds_name);
+}
+
 static void on_done(struct es_out *o, CURL *e, CURLcode res)
 {
     struct batch *b = NULL;
@@ -744,6 +1020,10 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(o->multi, e);
     easy_put(o, e);
+    if ((void *)b == (void *)&o->setup) {
+        setup_done(o, res, status);
+        return;
+    }
     b->easy = NULL;
     o->inflight--;
     uint64_t took = sl_now_ms() - b->started_ms;
@@ -756,6 +1036,8 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
                 curl_easy_strerror(res));
         if (o->es->n_hosts > 1) o->host_idx++;
         schedule_retry(o, b, why, ++b->attempts);
+        /* the cluster was out of reach: it may come back without our resources */
+        setup_start(o);
         return;
     }
     if (status >= 200 && status < 300) {
@@ -907,7 +1189,28 @@ static void es_submit(void *impl, const struct sl_event *ev)
     size_t alen = sl_bulk_action(action, sizeof action,
                                  o->es->op == SL_ES_OP_CREATE ? SL_BULK_CREATE : SL_BULK_INDEX,
                                  index, index_len, id, id_len);
-    size_t item = alen + ev->payload_len + 1;
+    /* The event time as timestamp_key, unless the record has that field: appended inside the
+     * object's closing brace, so the payload is still copied once, not re-serialised. */
+    char ts[96];
+    size_t ts_len = 0, body_len = ev->payload_len;
+    if (o->ts_path_idx >= 0 && !(ev->scan && ev->scan->val[o->ts_path_idx])) {
+        while (body_len && ev->payload[body_len - 1] != '}')
+            body_len--;
+        if (body_len) {
+            body_len--;
+            size_t j = body_len;
+            while (j && (ev->payload[j - 1] == ' ' || ev->payload[j - 1] == '\t'))
+                j--;
+            bool empty = j && ev->payload[j - 1] == '{';
+            char t[32];
+            sl_time_format_rfc3339_short(ev->time_ns, t);
+            ts_len = (size_t)snprintf(ts, sizeof ts, "%s\"%s\":\"%s\"}", empty ? "" : ",",
+                                      o->es->timestamp_key, t);
+        } else {
+            body_len = ev->payload_len;
+        }
+    }
+    size_t item = alen + body_len + ts_len + 1;
     o->recs_pending++;
     if (alen == 0 || item > o->eff_max) {
         char why[160];
@@ -948,7 +1251,8 @@ static void es_submit(void *impl, const struct sl_event *ev)
     r.tag_off = batch_add_tag(b, ev->tag, r.tag_len);
     if (r.tag_off == UINT32_MAX) abort();
     memcpy(b->body + b->len, action, alen);
-    memcpy(b->body + b->len + alen, ev->payload, ev->payload_len);
+    memcpy(b->body + b->len + alen, ev->payload, body_len);
+    memcpy(b->body + b->len + alen + body_len, ts, ts_len);
     b->body[b->len + item - 1] = '\n';
     b->len += item;
     if (batch_add_rec(b, &r) != 0) abort();
@@ -1011,6 +1315,8 @@ static void es_destroy(void *impl)
     o->n_body_pool = 0;
     sl_timer_stop(o->p->loop, &o->linger);
     sl_timer_stop(o->p->loop, &o->curl_timer);
+    setup_fini(o);
+    free(o->pipeline_arg);
     for (size_t i = 0; i < o->n_easy_pool; i++)
         curl_easy_cleanup(o->easy_pool[i]);
     curl_multi_cleanup(o->multi);
@@ -1065,7 +1371,15 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
         so->n_match++;
     }
     p->n_outputs++;
-    if (parse_index_template(o, o->es->index, err, errlen) != 0) return -1;
+    o->ts_path_idx = -1;
+    if (parse_index_template(o, o->es->data_stream ? o->es->data_stream : o->es->index, err,
+                             errlen) != 0)
+        return -1;
+    if (o->es->timestamp_key && (o->ts_path_idx = sl_pipeline_path(p, o->es->timestamp_key)) < 0) {
+        snprintf(err, errlen, "too many record fields referenced");
+        return -1;
+    }
+    if (setup_init(o, err, errlen) != 0) return -1;
     if (o->es->id == SL_ID_FIELD) {
         o->id_path_idx = sl_pipeline_path(p, o->es->id_field);
         if (o->id_path_idx < 0) {
@@ -1097,7 +1411,22 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
     curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
-    curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->es->concurrency);
+    /* one more for a setup request while batches flow */
+    curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->es->concurrency + 1);
+    o->pipeline_arg = strdup("");
+    if (o->es->pipeline) {
+        char *esc = curl_easy_escape(NULL, o->es->pipeline, 0);
+        size_t n = esc ? strlen(esc) + 16 : 0;
+        free(o->pipeline_arg);
+        o->pipeline_arg = esc ? malloc(n) : NULL;
+        if (o->pipeline_arg) snprintf(o->pipeline_arg, n, "pipeline=%s&", esc);
+        curl_free(esc);
+    }
+    if (!o->pipeline_arg) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    setup_start(o);
     SL_INFO(o->name, "hosts=%s%s batch_max_bytes=%zu (configured %llu) concurrency=%u op=%s",
             o->es->hosts[0], o->es->n_hosts > 1 ? ",..." : "", o->eff_max,
             (unsigned long long)o->es->batch_max_bytes, o->es->concurrency,
