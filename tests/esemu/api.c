@@ -1,7 +1,8 @@
 /* Request routing and every endpoint except _bulk.
  *
- * Data port: the Elasticsearch subset from PROTOCOLS.md 2.7. Control port: /_emu/... (faults,
- * down/up, stats, dump, reset). Handlers fill an eresp and never block; timing effects are
+ * Data port: the Elasticsearch subset from PROTOCOLS.md 2.7 (resource endpoints such as
+ * /_index_template are in resources.c). Control port: /_emu/... (faults, down/up, stats, dump,
+ * resources, reset). Handlers fill an eresp and never block; timing effects are
  * dispositions that server.c carries out. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,7 +219,7 @@ static int select_indices(const struct ereq *rq, const char *expr, size_t n, uns
     *sel = malloc(g_emu.store.n + 1);
     const char *missing;
     size_t mn;
-    if (store_select(&g_emu.store, expr, n, *sel, &missing, &mn) < 0) {
+    if (res_select(expr, n, *sel, &missing, &mn) < 0) {
         char reason[400];
         snprintf(reason, sizeof reason, "no such index [%.*s]", (int)(mn > 255 ? 255 : mn),
                  missing);
@@ -323,9 +324,29 @@ static void handle_search(const struct ereq *rq, const char *expr, size_t en, in
 static void handle_delete_index(const struct ereq *rq, const char *expr, size_t en,
                                 struct eresp *rs)
 {
-    unsigned char *sel;
-    if (select_indices(rq, expr, en, &sel, rs) < 0) return;
+    (void)rq;
+    if (res_stream_backing(expr, en)) {
+        char reason[400];
+        snprintf(reason, sizeof reason,
+                 "The provided expression [%.*s] matches a data stream, specify the corresponding "
+                 "concrete indices instead.",
+                 (int)(en > 255 ? 255 : en), expr);
+        es_error(rs, 400, "illegal_argument_exception", reason);
+        return;
+    }
+    /* Plain index resolution: deleting indices never resolves data streams. */
     struct store *st = &g_emu.store;
+    unsigned char *sel = malloc(st->n + 1);
+    const char *missing;
+    size_t mn;
+    if (store_select(st, expr, en, sel, &missing, &mn) < 0) {
+        char reason[400];
+        snprintf(reason, sizeof reason, "no such index [%.*s]", (int)(mn > 255 ? 255 : mn),
+                 missing);
+        es_error(rs, 404, "index_not_found_exception", reason);
+        free(sel);
+        return;
+    }
     int any = 0;
     for (size_t i = st->n; i-- > 0;) {
         if (sel[i]) {
@@ -345,6 +366,14 @@ static void handle_get_doc(const char *index, size_t in, const char *id, size_t 
                            struct eresp *rs)
 {
     struct eindex *ix = store_index(&g_emu.store, index, in, 0);
+    const char *backing = ix ? NULL : res_stream_backing(index, in);
+    if (backing) {
+        /* (Elasticsearch itself wants the backing index here; the emulator lets tests use the
+         * data stream name.) */
+        index = backing;
+        in = strlen(backing);
+        ix = store_index(&g_emu.store, index, in, 0);
+    }
     if (!ix) {
         char reason[300];
         snprintf(reason, sizeof reason, "no such index [%.*s]", (int)(in > 255 ? 255 : in), index);
@@ -387,7 +416,7 @@ static int seg_is(const char *s, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(s, lit, n) == 0;
 }
 
-static void wrong_method(const struct ereq *rq, const char *allowed, struct eresp *rs)
+void wrong_method(const struct ereq *rq, const char *allowed, struct eresp *rs)
 {
     static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OTHER"};
     rs->status = 405;
@@ -496,6 +525,7 @@ static void handle_data(const struct ereq *rq, struct eresp *rs)
         handle_get_doc(seg[0], len[0], seg[2], len[2], rs);
         return;
     }
+    if (ns >= 1 && res_route(rq, seg, len, ns, rs)) return;
     if (ns == 1 && seg[0][0] != '_') {
         if (rq->method == M_DELETE) {
             handle_delete_index(rq, seg[0], len[0], rs);
@@ -519,6 +549,8 @@ static void handle_faults(const struct ereq *rq, struct eresp *rs)
 {
     struct faults nf = {0};
     nf.request_count = -1;
+    for (int i = 0; i < 4; i++)
+        nf.res_count[i] = -1;
     struct jcur c;
     struct jerr je;
     if (rq->body_len && json_validate(rq->body, rq->body_len, 1, &je) < 0) {
@@ -572,6 +604,24 @@ static void handle_faults(const struct ereq *rq, struct eresp *rs)
                 nf.truncate_response_count = (long)d;
             else if (IS("delay_ms"))
                 nf.delay_ms = (long)d;
+            else if (IS("template_status"))
+                nf.res_status[0] = (int)d;
+            else if (IS("template_count"))
+                nf.res_count[0] = (long)d;
+            else if (IS("ilm_status"))
+                nf.res_status[1] = (int)d;
+            else if (IS("ilm_count"))
+                nf.res_count[1] = (long)d;
+            else if (IS("data_stream_status"))
+                nf.res_status[2] = (int)d;
+            else if (IS("data_stream_count"))
+                nf.res_count[2] = (long)d;
+            else if (IS("pipeline_status"))
+                nf.res_status[3] = (int)d;
+            else if (IS("pipeline_count"))
+                nf.res_count[3] = (long)d;
+            else if (IS("resource_faults_reads"))
+                nf.res_reads = d != 0;
             else {
                 char reason[200];
                 snprintf(reason, sizeof reason, "unknown fault key [%.*s]", (int)kn, k);
@@ -596,12 +646,17 @@ static void show_faults(struct eresp *rs)
         "\"item_retryable_status\":%d,\"item_permanent_rate\":%g,"
         "\"item_permanent_status\":%d,\"stall_remaining_ms\":%llu,"
         "\"reset_after_write_count\":%ld,\"reset_before_write_count\":%ld,"
-        "\"truncate_response_count\":%ld,\"delay_ms\":%ld}",
+        "\"truncate_response_count\":%ld,\"delay_ms\":%ld,",
         f->request_status, f->request_count, f->item_retryable_rate, f->item_retryable_status,
         f->item_permanent_rate, f->item_permanent_status,
         (unsigned long long)(f->stall_until_ns > now ? (f->stall_until_ns - now) / 1000000 : 0),
         f->reset_after_write_count, f->reset_before_write_count, f->truncate_response_count,
         f->delay_ms);
+    static const char *const fam[4] = {"template", "ilm", "data_stream", "pipeline"};
+    for (int i = 0; i < 4; i++)
+        ebuf_printf(&rs->body, "\"%s_status\":%d,\"%s_count\":%ld,", fam[i], f->res_status[i],
+                    fam[i], f->res_count[i]);
+    ebuf_printf(&rs->body, "\"resource_faults_reads\":%d}", f->res_reads);
 }
 
 static void show_stats(struct eresp *rs)
@@ -644,6 +699,8 @@ static void show_stats(struct eresp *rs)
     ebuf_u64(b, s->auth_other);
     EBUF_LIT(b, ",\"last_authorization\":");
     ebuf_json_str(b, s->last_authorization, strlen(s->last_authorization));
+    ebuf_addc(b, ',');
+    res_stats(b);
     EBUF_LIT(b, ",\"content_types\":{");
     for (size_t i = 0; i < s->n_ctypes; i++) {
         if (i) ebuf_addc(b, ',');
@@ -657,6 +714,7 @@ static void show_stats(struct eresp *rs)
 static void handle_reset(struct eresp *rs)
 {
     store_reset(&g_emu.store);
+    res_reset();
     struct stats *s = &g_emu.stats;
     for (size_t i = 0; i < s->n_ctypes; i++)
         free(s->ctype_name[i]);
@@ -718,7 +776,7 @@ static void handle_dump(const struct ereq *rq, struct eresp *rs)
     unsigned char *sel = malloc(g_emu.store.n + 1);
     const char *missing;
     size_t mn;
-    if (store_select(&g_emu.store, pat.p ? pat.p : "", pat.len, sel, &missing, &mn) < 0)
+    if (res_select(pat.p ? pat.p : "", pat.len, sel, &missing, &mn) < 0)
         memset(sel, 0, g_emu.store.n); /* a dump of a missing index is simply empty */
     ebuf_free(&pat);
     rs->status = 200;
@@ -750,6 +808,8 @@ static void handle_control(const struct ereq *rq, struct eresp *rs)
         show_stats(rs);
     else if (PATH("/_emu/dump") && get)
         handle_dump(rq, rs);
+    else if (PATH("/_emu/resources") && get)
+        res_dump(rs);
     else if (PATH("/_emu/reset") && post)
         handle_reset(rs);
     else

@@ -57,7 +57,7 @@ struct filter {
 
 struct item {
     uint64_t hash; /* of the raw _id when it has no escapes, else 0 (computed later) */
-    unsigned char action, index_esc, id_esc, has_index, has_id;
+    unsigned char action, index_esc, id_esc, has_index, has_id, pipeline_esc, has_pipeline;
     unsigned line;
     const char *index;
     size_t index_len;
@@ -65,6 +65,8 @@ struct item {
     size_t id_len;
     const char *src;
     size_t src_len;
+    const char *pipeline; /* the action's "pipeline" metadata */
+    size_t pipeline_len;
 };
 
 enum { R_CREATED, R_UPDATED, R_DELETED, R_NOT_FOUND };
@@ -484,6 +486,13 @@ static int parse_action(const char *line, size_t n, unsigned lineno, struct item
             }
             continue;
         }
+        if (kn == 8 && memcmp(k, "pipeline", 8) == 0 && c.p < c.end && *c.p == '"') {
+            int vesc = 0;
+            if (jc_string(&c, &it->pipeline, &it->pipeline_len, &vesc) < 0) goto syntax;
+            it->pipeline_esc = (unsigned char)vesc;
+            it->has_pipeline = 1;
+            continue;
+        }
         if (!is_meta_key(k, kn)) {
             bad_request(rs, "illegal_argument_exception",
                         "Action/metadata line [%u] contains an unknown parameter [%.*s]", lineno,
@@ -642,7 +651,8 @@ struct exec {
     const char *path_index;
     size_t pin;
     struct eindex *last_ix;
-    struct ebuf idxbuf, idbuf, reason;
+    struct ebuf idxbuf, idbuf, reason, plbuf;
+    struct ebuf pipeline; /* ?pipeline= (empty: none) */
     uint64_t created;
     double retry_rate, perm_rate;
     int retry_status, perm_status;
@@ -727,6 +737,48 @@ static void exec_item(struct exec *x, const struct item *it)
         id = gen;
         idl = sizeof gen;
     }
+    const char *pl = NULL;
+    size_t pll = 0;
+    if (it->action != A_DELETE && (it->has_pipeline || x->pipeline.len)) {
+        pl = x->pipeline.p;
+        pll = x->pipeline.len;
+        if (it->has_pipeline) {
+            pl = it->pipeline;
+            pll = it->pipeline_len;
+            if (it->pipeline_esc) {
+                x->plbuf.len = 0;
+                json_unescape(pl, pll, &x->plbuf);
+                pl = x->plbuf.p;
+                pll = x->plbuf.len;
+            }
+        }
+        if (pll == 5 && memcmp(pl, "_none", 5) == 0) pl = NULL;
+        if (pl && !res_pipeline_exists(pl, pll)) {
+            o.status = 400;
+            o.etype = "illegal_argument_exception";
+            ebuf_printf(&x->reason, "pipeline with id [%.*s] does not exist", (int)pll, pl);
+            g_emu.stats.pipeline_missing_errors++;
+            goto done;
+        }
+    }
+    const char *ds = NULL;
+    if (!ix && g_emu.ds_active) {
+        const char *backing = res_bulk_stream(index, il, it->action != A_DELETE);
+        if (backing) {
+            if (it->action != A_CREATE) {
+                o.status = 400;
+                o.etype = "illegal_argument_exception";
+                EBUF_LIT(&x->reason,
+                         "only write ops with an op_type of create are allowed in data streams");
+                g_emu.stats.data_stream_op_type_errors++;
+                goto done;
+            }
+            ds = index;
+            index = backing;
+            il = strlen(backing);
+            ix = store_index(st, index, il, 1);
+        }
+    }
     if (it->action == A_UPDATE) {
         o.status = 400;
         o.etype = "illegal_argument_exception";
@@ -742,6 +794,21 @@ static void exec_item(struct exec *x, const struct item *it)
             o.status = 400;
             o.etype = "document_parsing_exception";
             ebuf_printf(&x->reason, "[1:%zu] failed to parse: %s", je.off + 1, je.msg);
+            goto done;
+        }
+        const char *ts;
+        size_t tsn;
+        if (ds && (json_get(it->src, it->src_len, "@timestamp", &ts, &tsn) != 1 ||
+                   (tsn == 4 && memcmp(ts, "null", 4) == 0))) {
+            o.status = 400;
+            o.etype = "document_parsing_exception";
+            o.e_uuid = 1;
+            o.uuid = ix->uuid;
+            ebuf_printf(&x->reason,
+                        "[1:%zu] failed to parse: data stream timestamp field [@timestamp] is "
+                        "missing",
+                        it->src_len + 1);
+            g_emu.stats.data_stream_timestamp_errors++;
             goto done;
         }
     }
@@ -816,6 +883,7 @@ static void exec_item(struct exec *x, const struct item *it)
         g_emu.stats.created++;
         x->created++;
     }
+    if (pl) res_pipeline_doc(pl, pll);
 done:
     if (o.etype) {
         x->w.any_error = 1;
@@ -896,6 +964,7 @@ void bulk_handle(const struct ereq *rq, const char *path_index, size_t pin, stru
     x.retry_status = fl->item_retryable_status ? fl->item_retryable_status : 429;
     x.perm_rate = fl->item_permanent_rate;
     x.perm_status = fl->item_permanent_status ? fl->item_permanent_status : 400;
+    query_param(rq, "pipeline", &x.pipeline);
 
     /* Roughly 150 response bytes per item without a filter; reserving up front avoids repeated
      * doubling copies of a multi-megabyte buffer. */
@@ -937,6 +1006,8 @@ void bulk_handle(const struct ereq *rq, const char *path_index, size_t pin, stru
     ebuf_free(&x.idxbuf);
     ebuf_free(&x.idbuf);
     ebuf_free(&x.reason);
+    ebuf_free(&x.plbuf);
+    ebuf_free(&x.pipeline);
 
     if (fl->reset_after_write_count > 0) {
         fl->reset_after_write_count--;

@@ -5,6 +5,7 @@
  *             Expect: 100-continue), timers for stalls, delays and "down" periods.
  *   api.c     routes a complete request to an Elasticsearch or /_emu/... handler.
  *   bulk.c    the _bulk endpoint: validation, storage, item faults, filter_path.
+ *   resources.c  index templates, ILM policies, data streams, ingest pipelines.
  *   store.c   per-index document tables.  json.c  strict JSON reading.  buf.c  byte buffers.
  *
  * Handlers never block: anything that has to wait (stall, delay) is expressed as a disposition in
@@ -30,6 +31,11 @@ struct faults {
     long reset_before_write_count;
     long truncate_response_count;
     long delay_ms;
+    /* Resource endpoints, indexed by family: 0 _index_template, 1 _ilm/policy, 2 _data_stream,
+     * 3 _ingest/pipeline. Writes only, unless res_reads. */
+    int res_status[4];
+    long res_count[4]; /* -1 = until cleared */
+    int res_reads;
 };
 
 #define MAX_CTYPES 32
@@ -42,6 +48,11 @@ struct stats {
     uint64_t expect_100_continue, missing_trailing_newline, max_body_bytes, status_413;
     uint64_t resets_injected, truncations_injected, stalls_injected;
     uint64_t first_doc_ns, last_doc_ns;
+    /* resources.c */
+    uint64_t resource_requests, injected_resource_errors, templates_put, templates_deleted;
+    uint64_t ilm_put, ilm_deleted, data_streams_created, data_streams_auto_created;
+    uint64_t data_streams_deleted, pipelines_put, pipelines_deleted;
+    uint64_t data_stream_op_type_errors, data_stream_timestamp_errors, pipeline_missing_errors;
     /* Authorization headers seen, so tests can check a client's credentials arrive */
     uint64_t auth_basic, auth_apikey, auth_other;
     char last_authorization[256];
@@ -56,6 +67,7 @@ struct emu {
     struct stats stats;
     size_t max_content_length;
     uint64_t seed;
+    int ds_active; /* a data stream or a data-stream template exists: bulk must resolve names */
 };
 
 extern struct emu g_emu;
@@ -109,6 +121,8 @@ int api_is_bulk(const struct ereq *rq);
  * when the store changed shape under the cursor. */
 int api_dump_fill(struct dump_cursor *dc, struct ebuf *out, size_t budget);
 void es_error(struct eresp *rs, int status, const char *type, const char *reason);
+/* 405 for a known path called with a method it does not take. */
+void wrong_method(const struct ereq *rq, const char *allowed, struct eresp *rs);
 /* Percent-decodes query parameter `name` into out (appended). Returns 1 when present. */
 int query_param(const struct ereq *rq, const char *name, struct ebuf *out);
 uint64_t now_mono_ns(void);
@@ -118,6 +132,25 @@ uint64_t now_real_ns(void);
 void bulk_handle(const struct ereq *rq, const char *path_index, size_t pin, struct eresp *rs);
 /* Appends an ES error body for a whole-request failure of the given status. */
 void bulk_request_fault(struct eresp *rs, int status, size_t body_len);
+
+/* resources.c */
+/* Handles /_index_template, /_ilm/policy, /_data_stream and /_ingest/pipeline. Returns 0 when the
+ * path is none of these. */
+int res_route(const struct ereq *rq, const char *const *seg, const size_t *len, int ns,
+              struct eresp *rs);
+/* store_select that also resolves data stream names (and wildcards) to their backing indices. */
+int res_select(const char *expr, size_t n, unsigned char *sel, const char **missing, size_t *mn);
+/* The backing index of data stream name, or NULL. */
+const char *res_stream_backing(const char *name, size_t n);
+/* For a bulk item: the backing index when name is a data stream, or (may_create) when the
+ * highest-priority template matching it is a data-stream template, which auto-creates the stream.
+ * NULL for a plain index. */
+const char *res_bulk_stream(const char *name, size_t n, int may_create);
+int res_pipeline_exists(const char *id, size_t n);
+void res_pipeline_doc(const char *id, size_t n);
+void res_stats(struct ebuf *b); /* appends "key":value,... (no braces) */
+void res_dump(struct eresp *rs);
+void res_reset(void);
 
 /* server.c */
 int server_down(uint64_t ms);

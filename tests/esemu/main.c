@@ -58,6 +58,7 @@ int main(int argc, char **argv)
     emu_seed(g_emu.seed);
     int rc = server_run(listen_addr, control_addr, port_file);
     store_reset(&g_emu.store);
+    res_reset();
     free(g_emu.store.idx);
     for (size_t i = 0; i < g_emu.stats.n_ctypes; i++)
         free(g_emu.stats.ctype_name[i]);

@@ -346,6 +346,12 @@ class EsEmu:
     def docs(self):
         return int(self.stats()["docs"])
 
+    def resources(self):
+        """Stored resources: {"index_templates": {name: body}, "ilm_policies": {name: {version,
+        policy}}, "data_streams": {name: {template, ilm_policy, backing_indices, docs}},
+        "pipelines": {id: body}}."""
+        return self.ctl("GET", "/_emu/resources")
+
     def dump(self):
         """Every stored document: list of dicts {_index, _id, _version, _source (parsed)}."""
         c = http.client.HTTPConnection("127.0.0.1", self.ctl_port, timeout=120)

@@ -661,6 +661,336 @@ def count_only_mode():
         assert co.stop() == 0
 
 
+# ---- resource endpoints: index templates, ILM policies, data streams, ingest pipelines ---------
+
+DS_TEMPLATE = {"index_patterns": ["ds-*"], "data_stream": {}, "priority": 200,
+               "template": {"settings": {"index.lifecycle.name": "pol"}}}
+
+
+def err_type(body):
+    assert set(body) == {"error", "status"}, body
+    e = body["error"]
+    assert e["root_cause"][0]["type"] == e["type"] and e["root_cause"][0]["reason"] == e["reason"]
+    return e["type"], e["reason"]
+
+
+@test
+def resources_index_templates():
+    reset(E)
+    st, b = rjson(E.dp, "PUT", "/_index_template/t1", {"index_patterns": "tpl-*", "priority": 5,
+                                                      "template": {"settings": {"number_of_shards": 1}}})
+    assert (st, b) == (200, {"acknowledged": True})
+    st, b = rjson(E.dp, "GET", "/_index_template/t1")
+    assert st == 200 and len(b["index_templates"]) == 1
+    t = b["index_templates"][0]
+    assert t["name"] == "t1"
+    # a single pattern is stored as an array and composed_of defaults to [], as in ES
+    assert t["index_template"] == {"index_patterns": ["tpl-*"], "priority": 5, "composed_of": [],
+                                   "template": {"settings": {"number_of_shards": 1}}}
+    st, b = rjson(E.dp, "POST", "/_index_template/t1", {"index_patterns": ["tpl-*", "x-*"]})
+    assert st == 200
+    assert rjson(E.dp, "GET", "/_index_template/t1")[1]["index_templates"][0]["index_template"]["index_patterns"] == ["tpl-*", "x-*"]
+    st, b = rjson(E.dp, "PUT", "/_index_template/t1?create=true", {"index_patterns": ["y"]})
+    assert st == 400 and err_type(b) == ("illegal_argument_exception", "index template [t1] already exists")
+    assert rjson(E.dp, "PUT", "/_index_template/t2?create=true", {"index_patterns": ["y"]})[0] == 200
+    st, r, data = request(E.dp, "HEAD", "/_index_template/t1")
+    assert st == 200 and data == b""
+    st, r, data = request(E.dp, "HEAD", "/_index_template/nope")
+    assert st == 404 and data == b""
+    st, b = rjson(E.dp, "GET", "/_index_template/nope")
+    assert st == 404 and err_type(b) == ("resource_not_found_exception", "index template matching [nope] not found")
+    st, b = rjson(E.dp, "GET", "/_index_template")
+    assert st == 200 and sorted(t["name"] for t in b["index_templates"]) == ["t1", "t2"]
+    assert rjson(E.dp, "GET", "/_index_template/zz*") == (200, {"index_templates": []})
+    # validation
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad", {"template": {}})
+    assert st == 400 and err_type(b) == ("illegal_argument_exception", "Required [index_patterns]")
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad", {"index_patterns": []})
+    assert st == 400 and err_type(b)[0] == "action_request_validation_exception"
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad", {"index_patterns": ["a"], "settings": {}})
+    assert st == 400 and err_type(b) == ("x_content_parse_exception", "[1:27] [index_template] unknown field [settings]")
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad", {"index_patterns": [1]})
+    assert st == 400 and err_type(b)[0] == "x_content_parse_exception"
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad", "[1]", {"Content-Type": "application/json"})
+    assert st == 400 and err_type(b)[0] == "parse_exception"
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad", "{", {"Content-Type": "application/json"})
+    assert st == 400 and err_type(b)[0] == "x_content_parse_exception"
+    st, b = rjson(E.dp, "PUT", "/_index_template/bad")
+    assert st == 400 and err_type(b) == ("parse_exception", "request body is required")
+    assert rjson(E.dp, "GET", "/_index_template/bad")[0] == 404
+    assert rjson(E.dp, "PATCH", "/_index_template/t1")[0] in (404, 405)
+    assert rjson(E.dp, "DELETE", "/_index_template")[0] == 405
+    assert rjson(E.dp, "DELETE", "/_index_template/t1") == (200, {"acknowledged": True})
+    st, b = rjson(E.dp, "DELETE", "/_index_template/t1")
+    assert st == 404 and err_type(b) == ("resource_not_found_exception", "index_template [t1] missing")
+    s = stats(E)
+    assert s["templates_put"] == 3 and s["templates_deleted"] == 1 and s["templates"] == 1
+    res = ctl(E, "GET", "/_emu/resources")[1]
+    assert list(res["index_templates"]) == ["t2"] and res["index_templates"]["t2"]["index_patterns"] == ["y"]
+
+
+@test
+def resources_ilm_policies():
+    reset(E)
+    pol = {"phases": {"hot": {"actions": {"rollover": {"max_age": "1d"}}},
+                      "delete": {"min_age": "7d", "actions": {"delete": {}}}}}
+    assert rjson(E.dp, "PUT", "/_ilm/policy/pol", {"policy": pol}) == (200, {"acknowledged": True})
+    assert rjson(E.dp, "PUT", "/_ilm/policy/pol", {"policy": pol})[0] == 200
+    st, b = rjson(E.dp, "GET", "/_ilm/policy/pol")
+    assert st == 200 and list(b) == ["pol"]
+    assert b["pol"]["version"] == 2 and b["pol"]["policy"] == pol
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", b["pol"]["modified_date"])
+    assert b["pol"]["in_use_by"] == {"indices": [], "data_streams": [], "composable_templates": []}
+    st, b = rjson(E.dp, "PUT", "/_ilm/policy/bad", pol)  # phases at the top level
+    assert st == 400 and err_type(b) == ("x_content_parse_exception", "[1:2] [put_lifecycle_request] unknown field [phases]")
+    st, b = rjson(E.dp, "PUT", "/_ilm/policy/bad", {})
+    assert st == 400 and err_type(b) == ("illegal_argument_exception", "Required [policy]")
+    st, b = rjson(E.dp, "PUT", "/_ilm/policy/bad", {"policy": {"hot": {}}})
+    assert st == 400 and err_type(b)[0] == "x_content_parse_exception" and "unknown field [hot]" in b["error"]["reason"]
+    st, b = rjson(E.dp, "GET", "/_ilm/policy/bad")
+    assert st == 404 and err_type(b) == ("resource_not_found_exception", "Lifecycle policy not found: [bad]")
+    assert rjson(E.dp, "POST", "/_ilm/policy/pol", {"policy": pol})[0] == 405
+    assert rjson(E.dp, "DELETE", "/_ilm/policy/pol") == (200, {"acknowledged": True})
+    assert rjson(E.dp, "DELETE", "/_ilm/policy/pol")[0] == 404
+    s = stats(E)
+    assert s["ilm_put"] == 2 and s["ilm_deleted"] == 1 and s["ilm_policies"] == 0
+
+
+@test
+def resources_data_streams():
+    reset(E)
+    st, b = rjson(E.dp, "PUT", "/_data_stream/ds-a")
+    assert st == 400 and err_type(b) == ("illegal_argument_exception", "no matching index template found for data stream [ds-a]")
+    # the highest-priority matching template decides; a plain one blocks data streams
+    assert rjson(E.dp, "PUT", "/_index_template/plain", {"index_patterns": ["ds-*"], "priority": 300})[0] == 200
+    assert rjson(E.dp, "PUT", "/_index_template/dst", DS_TEMPLATE)[0] == 200
+    st, b = rjson(E.dp, "PUT", "/_data_stream/ds-a")
+    assert st == 400 and err_type(b)[0] == "illegal_argument_exception" and "has no data stream template" in b["error"]["reason"]
+    assert rjson(E.dp, "PUT", "/_index_template/plain", {"index_patterns": ["ds-*"], "priority": 100})[0] == 200
+    assert rjson(E.dp, "PUT", "/_data_stream/ds-a") == (200, {"acknowledged": True})
+    st, b = rjson(E.dp, "PUT", "/_data_stream/ds-a")
+    assert st == 400 and err_type(b) == ("resource_already_exists_exception", "data_stream [ds-a] already exists")
+    st, b = rjson(E.dp, "PUT", "/_data_stream/DS-A")
+    assert st == 400 and err_type(b)[0] == "illegal_argument_exception" and "lowercase" in b["error"]["reason"]
+    st, b = rjson(E.dp, "GET", "/_data_stream/ds-a")
+    assert st == 200 and len(b["data_streams"]) == 1
+    d = b["data_streams"][0]
+    assert d["name"] == "ds-a" and d["timestamp_field"] == {"name": "@timestamp"}
+    assert d["generation"] == 1 and d["status"] == "GREEN" and d["template"] == "dst" and d["ilm_policy"] == "pol"
+    assert len(d["indices"]) == 1
+    today = time.strftime("%Y.%m.%d", time.gmtime())
+    assert d["indices"][0]["index_name"] == ".ds-ds-a-%s-000001" % today
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", d["indices"][0]["index_uuid"])
+    st, b = rjson(E.dp, "GET", "/_data_stream/ds-zz")
+    assert st == 404 and err_type(b) == ("index_not_found_exception", "no such index [ds-zz]")
+    assert [x["name"] for x in rjson(E.dp, "GET", "/_data_stream")[1]["data_streams"]] == ["ds-a"]
+    assert rjson(E.dp, "GET", "/_ilm/policy/pol")[0] == 404  # the template may name a missing policy
+    # a template in use cannot be deleted
+    st, b = rjson(E.dp, "DELETE", "/_index_template/dst")
+    assert st == 400 and err_type(b)[0] == "illegal_argument_exception"
+    res = ctl(E, "GET", "/_emu/resources")[1]
+    assert res["data_streams"] == {"ds-a": {"template": "dst", "ilm_policy": "pol", "docs": 0,
+                                            "backing_indices": [d["indices"][0]["index_name"]]}}
+    assert rjson(E.dp, "DELETE", "/_data_stream/ds-a") == (200, {"acknowledged": True})
+    st, b = rjson(E.dp, "DELETE", "/_data_stream/ds-a")
+    assert st == 404 and err_type(b)[0] == "index_not_found_exception"
+    s = stats(E)
+    assert s["data_streams_created"] == 1 and s["data_streams_deleted"] == 1 and s["data_streams"] == 0
+    assert s["indices"] == 0  # the backing index went with it
+
+
+@test
+def bulk_into_data_streams():
+    reset(E)
+    assert rjson(E.dp, "PUT", "/_index_template/dst", DS_TEMPLATE)[0] == 200
+    assert rjson(E.dp, "PUT", "/_index_template/plain", {"index_patterns": ["pl-*"], "priority": 500})[0] == 200
+    assert rjson(E.dp, "PUT", "/_data_stream/ds-x")[0] == 200
+    backing = rjson(E.dp, "GET", "/_data_stream/ds-x")[1]["data_streams"][0]["indices"][0]["index_name"]
+    ts = "2024-05-01T10:00:00.000Z"
+    st, b = bulk(E.dp, [{"create": {"_index": "ds-x", "_id": "1"}}, {"@timestamp": ts, "m": 1},
+                        {"index": {"_index": "ds-x", "_id": "2"}}, {"@timestamp": ts, "m": 2},
+                        {"delete": {"_index": "ds-x", "_id": "1"}},
+                        {"create": {"_index": "ds-x", "_id": "3"}}, {"m": 3},
+                        {"create": {"_index": "ds-x", "_id": "4"}}, {"@timestamp": None},
+                        {"create": {"_index": "ds-auto", "_id": "5"}}, {"@timestamp": ts},
+                        {"index": {"_index": "pl-x", "_id": "6"}}, {"m": 6},
+                        {"create": {"_id": "7"}}, {"@timestamp": ts}], path="/ds-x/_bulk")
+    assert st == 200 and b["errors"] is True
+    it = items_of(b)
+    assert [i["status"] for i in it] == [201, 400, 400, 400, 400, 201, 201, 201]
+    assert it[0]["_index"] == backing and it[0]["result"] == "created"
+    for i in it[1:3]:
+        assert i["_index"] == "ds-x" and i["error"]["type"] == "illegal_argument_exception"
+        assert i["error"]["reason"] == "only write ops with an op_type of create are allowed in data streams"
+    for i in it[3:5]:
+        assert i["error"]["type"] == "document_parsing_exception"
+        assert i["error"]["reason"].endswith("failed to parse: data stream timestamp field [@timestamp] is missing")
+    assert it[5]["_index"].startswith(".ds-ds-auto-")  # auto-created from the data-stream template
+    assert it[6]["_index"] == "pl-x"  # a plain template changes nothing
+    assert it[7]["_index"] == backing  # the path index works too
+    s = stats(E)
+    assert s["data_streams_created"] == 2 and s["data_streams_auto_created"] == 1
+    assert s["data_stream_op_type_errors"] == 2 and s["data_stream_timestamp_errors"] == 2
+    # reads by data stream name resolve to the backing index
+    assert rjson(E.dp, "GET", "/ds-x/_count")[1]["count"] == 2
+    assert rjson(E.dp, "GET", "/ds-*/_count")[1]["count"] == 3
+    assert rjson(E.dp, "GET", "/ds-x,pl-x/_count")[1]["count"] == 3
+    assert rjson(E.dp, "GET", "/_count")[1]["count"] == 4
+    st, b = rjson(E.dp, "POST", "/ds-x/_search", {"query": {"ids": {"values": ["1"]}}})
+    assert [(h["_index"], h["_id"], h["_source"]["m"]) for h in b["hits"]["hits"]] == [(backing, "1", 1)]
+    st, b = rjson(E.dp, "GET", "/ds-x/_doc/7")
+    assert st == 200 and b["found"] is True and b["_index"] == backing
+    assert request(E.dp, "HEAD", "/ds-x")[0] == 200
+    st, r, data = request(E.cp, "GET", "/_emu/dump?index=ds-x")
+    assert sorted(json.loads(l)["_id"] for l in data.decode().splitlines()) == ["1", "7"]
+    assert ctl(E, "GET", "/_emu/resources")[1]["data_streams"]["ds-x"]["docs"] == 2
+    # a create of an existing id in the data stream conflicts like any create
+    st, b = bulk(E.dp, [{"create": {"_index": "ds-x", "_id": "1"}}, {"@timestamp": ts}])
+    assert items_of(b)[0]["status"] == 409
+    st, b = rjson(E.dp, "DELETE", "/ds-x")  # the delete index API does not take data streams
+    assert st == 400 and err_type(b)[0] == "illegal_argument_exception" and "matches a data stream" in b["error"]["reason"]
+    assert rjson(E.dp, "DELETE", "/_data_stream/ds-*") == (200, {"acknowledged": True})
+    assert rjson(E.dp, "GET", "/_count")[1]["count"] == 1
+
+
+@test
+def ingest_pipelines_and_bulk():
+    reset(E)
+    body = {"description": "d", "processors": [{"set": {"field": "x", "value": 1}}]}
+    assert rjson(E.dp, "PUT", "/_ingest/pipeline/p1", body) == (200, {"acknowledged": True})
+    assert rjson(E.dp, "GET", "/_ingest/pipeline/p1") == (200, {"p1": body})
+    assert rjson(E.dp, "GET", "/_ingest/pipeline/nope") == (404, {})
+    st, b = rjson(E.dp, "PUT", "/_ingest/pipeline/bad", {"description": "no processors"})
+    assert st == 400 and err_type(b) == ("parse_exception", "[processors] required property is missing")
+    st, b = rjson(E.dp, "PUT", "/_ingest/pipeline/bad", {"processors": "x"})
+    assert st == 400 and err_type(b)[0] == "parse_exception"
+    st, b = bulk(E.dp, [{"create": {"_index": "pi", "_id": "1"}}, {"m": 1},
+                        {"index": {"_index": "pi", "_id": "2", "pipeline": "p2"}}, {"m": 2},
+                        {"index": {"_index": "pi", "_id": "3", "pipeline": "_none"}}, {"m": 3},
+                        {"delete": {"_index": "pi", "_id": "1"}}], path="/_bulk?pipeline=p1")
+    it = items_of(b)
+    assert [i["status"] for i in it] == [201, 400, 201, 200]
+    assert it[1]["_index"] == "pi" and it[1]["error"]["type"] == "illegal_argument_exception"
+    assert it[1]["error"]["reason"] == "pipeline with id [p2] does not exist"
+    st, b = bulk(E.dp, [{"create": {"_index": "pi", "_id": "4"}}, {"m": 4}], path="/_bulk?pipeline=nope")
+    assert items_of(b)[0]["error"]["reason"] == "pipeline with id [nope] does not exist"
+    st, b = rjson(E.dp, "GET", "/pi/_doc/3")
+    assert b["_source"] == {"m": 3}  # stored unchanged: processors are not run
+    s = stats(E)
+    assert s["pipeline_docs"] == {"p1": 1} and s["pipeline_missing_errors"] == 2 and s["pipelines_put"] == 1
+    assert rjson(E.dp, "DELETE", "/_ingest/pipeline/p1") == (200, {"acknowledged": True})
+    st, b = rjson(E.dp, "DELETE", "/_ingest/pipeline/p1")
+    assert st == 404 and err_type(b)[0] == "resource_not_found_exception"
+    assert stats(E)["pipeline_docs"] == {"p1": 1}  # counts survive until /_emu/reset
+
+
+@test
+def resource_faults_stats_and_reset():
+    reset(E)
+    faults(E, {"template_status": 503, "template_count": 2})
+    st, f = ctl(E, "GET", "/_emu/faults")
+    assert f["template_status"] == 503 and f["template_count"] == 2 and f["ilm_status"] == 0
+    tpl = {"index_patterns": ["f-*"], "data_stream": {}}
+    for _ in range(2):
+        st, b = rjson(E.dp, "PUT", "/_index_template/ft", tpl)
+        assert st == 503 and err_type(b)[0] == "master_not_discovered_exception"
+        assert rjson(E.dp, "GET", "/_index_template/ft")[0] == 404  # reads are not faulted
+    assert rjson(E.dp, "PUT", "/_index_template/ft", tpl)[0] == 200
+    faults(E, {"ilm_status": 429, "data_stream_status": 500, "data_stream_count": 1,
+               "pipeline_status": 502, "resource_faults_reads": 1})
+    st, b = rjson(E.dp, "PUT", "/_ilm/policy/p", {"policy": {"phases": {}}})
+    assert st == 429 and err_type(b)[0] == "es_rejected_execution_exception"
+    assert rjson(E.dp, "GET", "/_ilm/policy/p")[0] == 429  # count -1: until cleared, reads too
+    assert rjson(E.dp, "GET", "/_data_stream/f-1")[0] == 500
+    assert rjson(E.dp, "PUT", "/_data_stream/f-1")[0] == 200
+    st, r, data = request(E.dp, "PUT", "/_ingest/pipeline/p", b'{"processors":[]}', {"Content-Type": "application/json"})
+    assert st == 502 and r.getheader("Content-Type") == "text/plain"
+    assert stats(E)["injected_resource_errors"] == 6
+    # bulk faults do not touch resource endpoints, resource faults do not touch bulk
+    st, b = bulk(E.dp, [{"create": {"_index": "f-1", "_id": "1"}}, {"@timestamp": "2024-01-01"}])
+    assert items_of(b)[0]["status"] == 201
+    faults(E, {})
+    assert rjson(E.dp, "PUT", "/_ilm/policy/p", {"policy": {"phases": {}}})[0] == 200
+    s = stats(E)
+    assert s["resource_requests"] == 11 and s["templates"] == 1 and s["data_streams"] == 1 and s["ilm_policies"] == 1
+    reset(E)
+    s = stats(E)
+    for k in ("templates", "ilm_policies", "data_streams", "pipelines", "templates_put", "resource_requests",
+              "injected_resource_errors", "data_streams_created"):
+        assert s[k] == 0, k
+    assert s["pipeline_docs"] == {}
+    assert ctl(E, "GET", "/_emu/resources")[1] == {"index_templates": {}, "ilm_policies": {},
+                                                  "data_streams": {}, "pipelines": {}}
+
+
+@test
+def es_client_templates_ilm_data_streams():
+    from elasticsearch import Elasticsearch, helpers
+    from elasticsearch.exceptions import NotFoundError, RequestError
+    reset(E)
+    es = Elasticsearch(["http://127.0.0.1:%d" % E.dp])
+    pol = {"phases": {"hot": {"actions": {"rollover": {"max_primary_shard_size": "50gb"}}}}}
+    assert es.ilm.put_lifecycle(policy="logs-pol", body={"policy": pol}) == {"acknowledged": True}
+    assert es.ilm.get_lifecycle(policy="logs-pol")["logs-pol"]["policy"] == pol
+    tpl = {"index_patterns": ["cl-*"], "data_stream": {}, "priority": 150,
+           "template": {"settings": {"index": {"lifecycle": {"name": "logs-pol"}}}}}
+    assert es.indices.put_index_template(name="cl-tpl", body=tpl) == {"acknowledged": True}
+    assert es.indices.exists_index_template(name="cl-tpl") is True
+    assert es.indices.exists_index_template(name="nope") is False
+    got = es.indices.get_index_template(name="cl-tpl")["index_templates"][0]
+    assert got["name"] == "cl-tpl" and got["index_template"]["data_stream"] == {}
+    assert es.indices.create_data_stream(name="cl-app") == {"acknowledged": True}
+    try:
+        es.indices.create_data_stream(name="cl-app")
+        raise AssertionError("second create_data_stream succeeded")
+    except RequestError as e:
+        assert e.status_code == 400 and e.error == "resource_already_exists_exception"
+    try:
+        es.indices.get_data_stream(name="cl-missing")
+        raise AssertionError("get_data_stream of a missing stream succeeded")
+    except NotFoundError as e:
+        assert e.error == "index_not_found_exception"
+    d = es.indices.get_data_stream(name="cl-app")["data_streams"][0]
+    assert d["name"] == "cl-app" and d["template"] == "cl-tpl" and d["ilm_policy"] == "logs-pol"
+    assert d["indices"][0]["index_name"].startswith(".ds-cl-app-")
+    ops = []
+    for i in range(20):
+        ops += [{"create": {"_index": "cl-app"}}, {"@timestamp": "2024-01-01T00:00:%02dZ" % i, "n": i}]
+    ops += [{"index": {"_index": "cl-app"}}, {"@timestamp": "2024-01-01T00:00:00Z"},
+            {"create": {"_index": "cl-app"}}, {"n": -1}]
+    r = es.bulk(body=ops)
+    assert r["errors"] is True
+    st = [list(i.values())[0] for i in r["items"]]
+    assert [i["status"] for i in st] == [201] * 20 + [400, 400]
+    assert st[20]["error"]["type"] == "illegal_argument_exception"
+    assert st[21]["error"]["type"] == "document_parsing_exception"
+    assert es.count(index="cl-app")["count"] == 20
+    ok, errs = helpers.bulk(es, [{"_op_type": "create", "_index": "cl-other", "_source": {"@timestamp": "2024-01-01"}}])
+    assert ok == 1 and errs == []
+    assert es.count(index="cl-*")["count"] == 21
+    assert {d["name"] for d in es.indices.get_data_stream(name="cl-*")["data_streams"]} == {"cl-app", "cl-other"}
+    es.ingest.put_pipeline(id="cl-pipe", body={"processors": [{"lowercase": {"field": "m"}}]})
+    ok, errs = helpers.bulk(es, [{"_op_type": "create", "_index": "cl-app", "_source": {"@timestamp": "2024-01-02"}}],
+                            pipeline="cl-pipe")
+    assert ok == 1 and stats(E)["pipeline_docs"] == {"cl-pipe": 1}
+    assert es.indices.delete_data_stream(name="cl-app") == {"acknowledged": True}
+    assert es.count(index="cl-*")["count"] == 1
+
+
+@test
+def count_only_data_streams():
+    co = Emu("--count-only")
+    try:
+        assert rjson(co.dp, "PUT", "/_index_template/t", {"index_patterns": ["co-*"], "data_stream": {}})[0] == 200
+        st, b = bulk(co.dp, create("co-ds", "a", {"@timestamp": "2024-01-01"}) + create("co-ds", "b", {"m": 1}) +
+                     [{"index": {"_index": "co-ds", "_id": "c"}}, {"@timestamp": "2024-01-01"}])
+        assert [i["status"] for i in items_of(b)] == [201, 400, 400]
+        assert rjson(co.dp, "GET", "/co-ds/_count")[1]["count"] == 1
+        assert stats(co)["data_streams_auto_created"] == 1
+    finally:
+        assert co.stop() == 0
+
+
 def main():
     global E
     if not os.access(ESEMU, os.X_OK):
