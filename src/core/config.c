@@ -30,6 +30,7 @@
 #include "codec/json.h"
 #include "codec/rxparse.h"
 #include "codec/timefmt.h"
+#include "core/edits.h"
 #include "core/tagmatch.h"
 
 #define MIB (1024ull * 1024ull)
@@ -2096,12 +2097,23 @@ static void check_es_resources(struct loader *L, const struct sl_output_cfg *o)
         err(L, o->line, "a data stream takes only 'op: create' (Elasticsearch refuses index)");
 }
 
+/* Edits that cannot go together (removing "a" and setting "a.b", a path twice). */
+static void check_edits(struct loader *L, const struct sl_edit_cfg *ec, int line)
+{
+    bool empty;
+    char why[256];
+    struct sl_jedit *plan = sl_edits_plan(ec, &empty, why, sizeof why);
+    if (!plan && !empty) err(L, line, "field edits: %s", why);
+    sl_jedit_free(plan);
+}
+
 /* Rules that span keys, checked once everything is loaded. */
 static void cross_checks(struct loader *L, struct sl_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_inputs; i++) {
         const struct sl_input_cfg *in = &cfg->inputs[i];
         if (in->type == SL_INPUT_KAFKA && L->input_clean[i]) check_kafka_parsing(L, in);
+        if (L->input_clean[i]) check_edits(L, &in->edits, in->line);
         /* A frame is held whole (and its gzip payload inflated whole) before any of it can go
          * on: one larger than the whole memory budget could never be taken in. */
         if (in->type == SL_INPUT_FORWARD && L->input_clean[i] && L->service_clean &&
@@ -2114,6 +2126,7 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
         struct sl_output_cfg *o = &cfg->outputs[i];
         struct sl_es_output_cfg *es = &o->es;
         if (!L->output_clean[i]) continue;
+        check_edits(L, &o->edits, o->line);
         if (o->type == SL_OUTPUT_FORWARD) {
             const struct sl_fwd_output_cfg *fo = &o->fwd;
             /* Fluent Bit's in_forward closes the connection on a request above its 6,144,000

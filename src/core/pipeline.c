@@ -58,14 +58,31 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
             return -1;
         }
         if (rc != 0) return -1;
+        struct sl_output *o = &p->outputs[p->n_outputs - 1];
+        err[0] = '\0';
+        o->edits = sl_edits_new(&oc->edits, &p->budget, err, errlen);
+        if (!o->edits && err[0]) return -1;
     }
     return 0;
+}
+
+void sl_output_submit(const struct sl_pipeline *p, struct sl_output *o, const struct sl_event *ev)
+{
+    if (!o->edits) {
+        o->ops->submit(o->impl, ev);
+        return;
+    }
+    struct sl_event e = *ev;
+    sl_edits_apply(o->edits, p, &e, &o->scan);
+    o->ops->submit(o->impl, &e);
+    sl_edits_done(o->edits);
 }
 
 void sl_pipeline_fini(struct sl_pipeline *p)
 {
     for (size_t i = 0; i < p->n_outputs; i++) {
         p->outputs[i].ops->destroy(p->outputs[i].impl);
+        sl_edits_free(p->outputs[i].edits);
         for (size_t j = 0; j < p->outputs[i].n_match; j++)
             sl_tagpat_free(p->outputs[i].match[j]);
     }

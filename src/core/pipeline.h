@@ -20,6 +20,7 @@
 #include "core/budget.h"
 #include "core/config.h"
 #include "core/deadletter.h"
+#include "core/edits.h"
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/tagmatch.h"
@@ -100,6 +101,8 @@ struct sl_output {
     size_t n_match;
     const struct sl_output_ops *ops;
     void *impl;
+    struct sl_edits *edits;   /* the output's field edits, or NULL */
+    struct sl_json_scan scan; /* of the edited record */
 };
 
 /* An input, as main sees it. */
@@ -145,6 +148,8 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
 void sl_pipeline_fini(struct sl_pipeline *p);
 /* Index of path in p->paths, adding it if new; -1 if the table is full. */
 int sl_pipeline_path(struct sl_pipeline *p, const char *path);
+/* Hands ev to o, after o's field edits. */
+void sl_output_submit(const struct sl_pipeline *p, struct sl_output *o, const struct sl_event *ev);
 /* The output a tag goes to (first match), or NULL. */
 struct sl_output *sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len);
 /* Dead-letters ev (the line is buffered; the ack happens in sl_pipeline_dl_commit). */

@@ -121,6 +121,7 @@ struct sl_fwd_in {
     uint8_t *zbuf;
     size_t zcap;
     struct sl_fwd_zarena *zarena;
+    struct sl_edits *edits;
 };
 
 /* ---------------------------------------------------------------- budget helpers */
@@ -491,7 +492,9 @@ static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl
         scan.n_paths = f->p->n_paths;
         if (sl_json_scan_object(e.payload, e.payload_len, &scan) == 0) e.scan = &scan;
     }
-    d->out->ops->submit(d->out->impl, &e);
+    if (f->edits) sl_edits_apply(f->edits, f->p, &e, &scan);
+    sl_output_submit(f->p, d->out, &e);
+    sl_edits_done(f->edits);
     return 0;
 }
 
@@ -1021,6 +1024,9 @@ struct sl_fwd_in *sl_fwd_in_new(struct sl_pipeline *p, const struct sl_input_cfg
     f->lfd = f->ufd = -1;
     f->tick = (struct sl_timer){.cb = tick_cb, .arg = f};
     f->reap = (struct sl_timer){.cb = reap_cb, .arg = f};
+    err[0] = '\0';
+    f->edits = sl_edits_new(&cfg->edits, &p->budget, err, errlen);
+    if (!f->edits && err[0]) goto fail;
     if (f->fc->self_hostname)
         snprintf(f->host, sizeof f->host, "%s", f->fc->self_hostname);
     else if (gethostname(f->host, sizeof f->host - 1) != 0)
@@ -1088,6 +1094,7 @@ void sl_fwd_in_close(struct sl_fwd_in *f)
     f->zbuf = resize(f, f->zbuf, &f->zcap, 0);
     if (f->zarena) sl_budget_release(&f->p->budget, sizeof *f->zarena);
     free(f->zarena);
+    sl_edits_free(f->edits);
     free(f);
 }
 

@@ -168,6 +168,7 @@ struct sl_kafka_in {
     bool store_dirty;
     int time_path;
     struct sl_rxparse *rx; /* format regexp */
+    struct sl_edits *edits;
     struct sl_counters ctr;
     char *scratch;
     size_t scratch_cap;
@@ -632,7 +633,9 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
     }
     if (parse_payload(k, &ev, &scan) < 0) return;
     if (k->kc->metadata_key) add_metadata(k, &ev);
-    t->out->ops->submit(t->out->impl, &ev);
+    if (k->edits) sl_edits_apply(k->edits, k->p, &ev, &scan);
+    sl_output_submit(k->p, t->out, &ev);
+    sl_edits_done(k->edits);
     shrink_scratch(k);
 }
 
@@ -822,6 +825,9 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
         snprintf(err, errlen, "%s: too many record fields referenced", k->name);
         goto fail;
     }
+    err[0] = '\0';
+    k->edits = sl_edits_new(&cfg->edits, &p->budget, err, errlen);
+    if (!k->edits && err[0]) goto fail;
     if (k->kc->format == SL_FORMAT_REGEXP) {
         char why[256];
         k->rx = sl_rxparse_new(k->kc->pattern, k->kc->types, k->kc->n_types, why, sizeof why);
@@ -965,6 +971,7 @@ void sl_kafka_in_close(struct sl_kafka_in *k)
     if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
     free(k->scratch);
     sl_rxparse_free(k->rx);
+    sl_edits_free(k->edits);
     free(k);
 }
 

@@ -136,7 +136,7 @@ static void replay_line(struct sl_replay_in *r, struct rfile *f, const char *lin
                                 false, NULL, NULL, 0, l.attempts);
     } else {
         ev.scan = &scan;
-        out->ops->submit(out->impl, &ev);
+        sl_output_submit(r->p, out, &ev);
     }
     sl_dl_line_free(&l);
 }

@@ -44,9 +44,9 @@ enum retry_reason {
     RR_SETUP,
     RR_COUNT
 };
-static const char *retry_names[RR_COUNT] = {
-    "transport", "timeout", "http_429",  "http_5xx", "http_auth",
-    "http_other", "bad_response", "item", "split_413", "setup"};
+static const char *retry_names[RR_COUNT] = {"transport", "timeout",    "http_429",     "http_5xx",
+                                            "http_auth", "http_other", "bad_response", "item",
+                                            "split_413", "setup"};
 
 struct es_rec {
     struct sl_ackref ack;
@@ -876,7 +876,7 @@ static void setup_start(struct es_out *o)
 static void setup_send(struct es_out *o)
 {
     struct setup *su = &o->setup;
-    static const char *const what[] = {"_ilm/policy/", "_ilm/policy/", "_index_template/",
+    static const char *const what[] = {"_ilm/policy/",     "_ilm/policy/",  "_index_template/",
                                        "_index_template/", "_data_stream/", "_data_stream/"};
     const char *name = su->step <= SS_ILM_PUT    ? o->es->ilm_policy_name
                        : su->step <= SS_TMPL_PUT ? o->es->template_name
@@ -896,7 +896,7 @@ static void setup_send(struct es_out *o)
         const char *body = su->step == SS_ILM_PUT    ? su->ilm_body
                            : su->step == SS_TMPL_PUT ? su->tmpl_body
                                                      : "";
-        size_t len = su->step == SS_ILM_PUT ? su->ilm_len
+        size_t len = su->step == SS_ILM_PUT    ? su->ilm_len
                      : su->step == SS_TMPL_PUT ? su->tmpl_len
                                                : 0;
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
@@ -932,7 +932,7 @@ static void setup_done(struct es_out *o, CURLcode res, long status)
         setup_goto(o, st + 1);
         return;
     }
-    static const char *const names[] = {"reading ILM policy",    "installing ILM policy",
+    static const char *const names[] = {"reading ILM policy",     "installing ILM policy",
                                         "reading index template", "installing index template",
                                         "reading data stream",    "creating data stream"};
     su->failures++;

@@ -759,6 +759,9 @@ static void test_shaping_options(void **state)
                   "t.yaml:7: unknown placeholder '${host}' in 'add_fields' (valid: ${topic}, "
                   "${partition}, ${offset}, ${tag})\n"
                   "t.yaml:8: 'tag_key' key '' is not a field path (dotted names, none empty)\n");
+    expect_errors(WITH_OUTPUT("    remove_keys: [a]\n    add_fields: {a.b: x, tag: y}\n"
+                              "    include_tag_key: true\n"),
+                  "t.yaml:6: field edits: path 'a.b' is inside another edit's path 'a'\n");
     expect_errors(WITH_OUTPUT("    timestamp_key: a.b\n"),
                   "t.yaml:7: 'timestamp_key' must be a top-level field name (no dots), got "
                   "'a.b'\n");
