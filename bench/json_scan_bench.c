@@ -2,7 +2,7 @@
  *
  * Build and run (from the repo root):
  *   gcc -std=c11 -O2 -D_GNU_SOURCE -Isrc -o /tmp/json_scan_bench \
- *       bench/json_scan_bench.c src/codec/json.c
+ *       bench/json_scan_bench.c src/codec/json.c src/codec/timefmt.c
  *   /tmp/json_scan_bench [seconds]
  *
  * It builds 4096 distinct lines (varying lengths, ASCII and some UTF-8/escapes, like application

@@ -307,19 +307,44 @@ size_t sl_jedit_bound(const struct sl_jedit *e, size_t len, const struct sl_jval
 
 /* ---- skipping (the input is valid, so only strings and brackets matter) ---- */
 
-/* Index just past the string starting at in[i] == '"', or 0 if it does not end. */
-static size_t skip_string(const char *in, size_t len, size_t i)
+/* Flags (bit 7 of each byte) the bytes of w that are '"' or '\\'. A sub-test can only misfire in
+ * bytes above a true hit (borrows run upwards), so the lowest flag is exact. */
+static inline uint64_t quote_or_backslash(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL;
+    uint64_t q = w ^ (ones * '"');
+    uint64_t b = w ^ (ones * '\\');
+    q = (q - ones) & ~q;
+    b = (b - ones) & ~b;
+    return (q | b) & 0x8080808080808080ULL;
+}
+
+/* Index just past the string starting at in[i] == '"', or 0 if it does not end. Sets *esc if the
+ * string has an escape. Plain runs are skipped eight bytes at a time. */
+static size_t skip_string(const char *in, size_t len, size_t i, int *esc)
 {
     size_t j = i + 1;
     for (;;) {
-        const char *q = j < len ? memchr(in + j, '"', len - j) : NULL;
-        if (!q) return 0;
-        size_t pos = (size_t)(q - in);
-        size_t nb = 0;
-        while (pos - nb > i + 1 && in[pos - nb - 1] == '\\')
-            nb++;
-        if (nb % 2 == 0) return pos + 1;
-        j = pos + 1;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (j + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, in + j, 8);
+            uint64_t m = quote_or_backslash(w);
+            if (m) {
+                j += (size_t)__builtin_ctzll(m) / 8;
+                break;
+            }
+            j += 8;
+        }
+#endif
+        if (j >= len) return 0;
+        if (in[j] == '"') return j + 1;
+        if (in[j] == '\\') {
+            *esc = 1;
+            j += 2; /* the escaped byte; \uXXXX's hex digits are plain */
+        } else {
+            j++;
+        }
     }
 }
 
@@ -328,13 +353,15 @@ static size_t skip_value(const char *in, size_t len, size_t i)
 {
     if (i >= len) return 0;
     char c = in[i];
-    if (c == '"') return skip_string(in, len, i);
+    int esc;
+    if (c == '"') return skip_string(in, len, i, &esc);
     if (c == '{' || c == '[') {
         size_t depth = 0;
         for (size_t j = i; j < len;) {
             c = in[j];
             if (c == '"') {
-                j = skip_string(in, len, j);
+                int esc;
+                j = skip_string(in, len, j, &esc);
                 if (!j) return 0;
                 continue;
             }
@@ -364,6 +391,7 @@ static size_t skip_ws(const char *in, size_t len, size_t i)
 struct member {
     size_t ks, ke; /* key token, quotes included */
     size_t vs, ve; /* value */
+    int esc;       /* the key has an escape */
 };
 
 /* Reads the next member of the object whose '{' was before *i. Returns 1 with *m and *i past the
@@ -379,7 +407,8 @@ static int next_member(const char *in, size_t len, size_t *i, struct member *m)
     }
     if (in[j] != '"') return -1;
     m->ks = j;
-    m->ke = skip_string(in, len, j);
+    m->esc = 0;
+    m->ke = skip_string(in, len, j, &m->esc);
     if (!m->ke) return -1;
     j = skip_ws(in, len, m->ke);
     if (j >= len || in[j] != ':') return -1;
@@ -435,8 +464,9 @@ static void mark_done(struct ctx *c, size_t k)
 }
 
 /* The child of node `at` whose segment equals the key token in[ks..ke), or 0. */
-static size_t match_key(const struct ctx *c, size_t at, size_t ks, size_t ke)
+static size_t match_key(const struct ctx *c, size_t at, const struct member *m)
 {
+    size_t ks = m->ks, ke = m->ke;
     const char *key = c->in + ks + 1;
     size_t klen = ke - ks - 2;
     const struct node *nodes = c->e->nodes;
@@ -448,7 +478,7 @@ static size_t match_key(const struct ctx *c, size_t at, size_t ks, size_t ke)
     }
     /* A key with escapes is compared in its decoded form (one longer than any segment cannot
      * match). */
-    if (!memchr(key, '\\', klen)) return 0;
+    if (!m->esc) return 0;
     char dec[SL_JEDIT_MAX_SEG];
     ssize_t dn = sl_json_unescape(c->in + ks, ke - ks, dec, sizeof(dec));
     if (dn < 0) return 0;
@@ -537,7 +567,7 @@ static int edit_object(struct ctx *c, size_t at, size_t i, int first, size_t *en
     put_ch(c, '{');
     i++;
     while ((rc = next_member(c->in, c->len, &i, &m)) == 1) {
-        size_t k = match_key(c, at, m.ks, m.ke);
+        size_t k = match_key(c, at, &m);
         const struct node *nd = &nodes[k];
         int keep = 0;
         if (!k) {
@@ -625,7 +655,7 @@ static int lookup(const struct ctx *c, size_t i, const size_t *chain, size_t kk,
     size_t at = kk ? chain[kk - 1] : 0;
     i++;
     while (next_member(c->in, c->len, &i, &m) == 1) {
-        if (match_key(c, at, m.ks, m.ke) != chain[kk]) continue;
+        if (match_key(c, at, &m) != chain[kk]) continue;
         if (kk + 1 == d) {
             v->p = c->in + m.vs;
             v->n = m.ve - m.vs;
@@ -647,7 +677,7 @@ static int target_blocked(const struct ctx *c, size_t i, size_t k)
         int rc;
         i++;
         while ((rc = next_member(c->in, c->len, &i, &m)) == 1) {
-            if (match_key(c, at, m.ks, m.ke) == chain[kk]) break;
+            if (match_key(c, at, &m) == chain[kk]) break;
         }
         if (rc != 1) return 0; /* missing: it will be created */
         if (c->in[m.vs] != '{') return 1;
