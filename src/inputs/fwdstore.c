@@ -502,6 +502,8 @@ static int skip_bad(struct sl_fwdstore *s)
         s->pos = s->len;
         if (s->boff + s->len >= g->synced) {
             truncate_tail(s, bad_at);
+            s->boff = bad_at; /* = the new end: the segment is finished */
+            s->len = s->pos = 0;
             return 0;
         }
         if (refill(s, SL_FWDREC_HDR) != 0) return -1;
