@@ -280,6 +280,8 @@ def scenario_torn(ck, P, es):
     ck.check(sl2.wait_log(rf"{name}: corrupt data at offset {mid_off}: {mid_len} bytes skipped", 5),
              f"torn: log names the corrupt record ({name}, offset {mid_off})",
              sl2.lines("torn|corrupt"))
+    ck.eq(len(sl2.lines(r"torn tail")), 1, "torn: one truncation logged")
+    ck.eq(len(sl2.lines(r"corrupt data")), 1, "torn: one corrupt region logged")
     r = H.check_every_seq_once(ck, es.dump(), expect, "torn")
     ck.check(wait_empty(storage, 10), "torn: storage directory empty at the end", segments(storage))
     ck.check((metric(hp, "sluice_forward_storage_corrupt_total") or 0) >= 1,
