@@ -190,6 +190,12 @@ def records(path):
     return out
 
 
+def extra(es, wd):
+    """409 redeliveries and dead letters, for the RESULT line."""
+    dls = H.dead_letters(os.path.join(wd, "dead-letter"))
+    return f"conflicts_409 {es.stats().get('conflicts_409')} dead_letters {len(dls)}"
+
+
 def rss_check(ck, sl, label):
     peak = sl.rss.peak_hwm_kb / 1024
     ck.check(peak < MEM_LIMIT_MIB + 16,
@@ -231,8 +237,9 @@ def scenario_durability(ck, P, es):
              segments(storage))
     ck.eq(sl2.terminate(), 0, "durability: exit code after SIGTERM")
     peak2 = sl2.rss.peak_hwm_kb / 1024
-    H.log(f"ROW durability: in 100000 delivered {r['unique']} dupes {r['dupes']} missing "
-          f"{r['missing']} peak RSS {peak1:.1f}/{peak2:.1f} MiB acks in {t_ack:.1f}s")
+    H.log(f"RESULT durability: in 100000 delivered {r['unique']} dupes {r['dupes']} missing "
+          f"{r['missing']} peak RSS {peak1:.1f}/{peak2:.1f} MiB acks in {t_ack:.1f}s "
+          f"{extra(es, wd)}")
 
 
 def scenario_torn(ck, P, es):
@@ -287,8 +294,9 @@ def scenario_torn(ck, P, es):
     ck.check((metric(hp, "sluice_forward_storage_corrupt_total") or 0) >= 1,
              "torn: sluice_forward_storage_corrupt_total >= 1")
     ck.eq(sl2.terminate(), 0, "torn: exit code after SIGTERM")
-    H.log(f"ROW torn: in {30 * per} (2 chunks damaged) delivered {r['unique']} "
-          f"dupes {r['dupes']} missing {r['missing']} docs {n}")
+    H.log(f"RESULT torn: in {30 * per} (2 chunks damaged) delivered {r['unique']} "
+          f"dupes {r['dupes']} missing {r['missing']} docs {n} "
+          f"peak RSS {sl2.rss.peak_hwm_kb / 1024:.1f} MiB {extra(es, wd)}")
 
 
 def mount_tmpfs(path, size="2m"):
@@ -361,9 +369,9 @@ def scenario_disk_full(ck, P, es, mnt):
     ck.check(sl.wait_log(r"works again", 1), "disk full: recovery logged")
     ck.eq(sl.terminate(), 0, "disk full: exit code after SIGTERM")
     peak = rss_check(ck, sl, "disk full")
-    H.log(f"ROW disk full: in {n_chunks * per} acked-before-clear {acked_full * per} delivered "
+    H.log(f"RESULT disk full: in {n_chunks * per} acked-before-clear {acked_full * per} delivered "
           f"{r['unique']} dupes {r['dupes']} missing {r['missing']} docs {n} errors {errs} "
-          f"peak RSS {peak:.1f} MiB")
+          f"peak RSS {peak:.1f} MiB {extra(es, wd)}")
 
 
 def scenario_read_only(ck, P, es, mnt):
@@ -403,8 +411,8 @@ def scenario_read_only(ck, P, es, mnt):
     ck.check(wait_empty(storage, 10), "read-only: storage directory empty at the end")
     ck.eq(sl.terminate(), 0, "read-only: exit code after SIGTERM")
     peak = rss_check(ck, sl, "read-only")
-    H.log(f"ROW read-only: in {80 * per} delivered {r['unique']} dupes {r['dupes']} missing "
-          f"{r['missing']} docs {n} peak RSS {peak:.1f} MiB")
+    H.log(f"RESULT read-only: in {80 * per} delivered {r['unique']} dupes {r['dupes']} missing "
+          f"{r['missing']} docs {n} peak RSS {peak:.1f} MiB {extra(es, wd)}")
 
 
 def main():
