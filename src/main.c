@@ -241,6 +241,10 @@ FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
 FWD_FN(partial_closed)
+FWD_FN(storage_errors)
+FWD_FN(storage_full)
+FWD_FN(stored_bytes)
+FWD_FN(storage_corrupt)
 
 static double m_kafka_paused_s(void *ctx)
 {
@@ -259,7 +263,8 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb, *te, *ye, *es;
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb, *te, *ye, *es, *fse,
+        *fsf, *fsb, *fsc;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -303,6 +308,22 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
                                    "Connections closed because their unfinished request held a "
                                    "full budget.",
                                    "input", err, errlen)) ||
+        !(fse = sl_metrics_counter(m, "sluice_forward_storage_errors_total",
+                                   "ack: stored: failed writes or syncs of the request store "
+                                   "(those requests were not acked; retried every second).",
+                                   "input", err, errlen)) ||
+        !(fsf = sl_metrics_counter(m, "sluice_forward_storage_full_total",
+                                   "ack: stored: times the request store reached "
+                                   "storage_max_size (connections not read until it had room).",
+                                   "input", err, errlen)) ||
+        !(fsb = sl_metrics_gauge(m, "sluice_forward_stored_bytes",
+                                 "ack: stored: bytes in the request store (acked requests whose "
+                                 "events are not all finished, plus unsynced appends).",
+                                 "input", err, errlen)) ||
+        !(fsc = sl_metrics_counter(m, "sluice_forward_storage_corrupt_total",
+                                   "ack: stored: corrupt regions skipped while replaying the "
+                                   "request store (logged with file and offset).",
+                                   "input", err, errlen)) ||
         !(dlb = sl_metrics_gauge(m, "sluice_dead_letter_bytes",
                                  "Bytes in the dead-letter store (counted against max_size).", NULL,
                                  err, errlen)))
@@ -327,6 +348,10 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);
             sl_metric_bind_fn(fc, v, m_fwd_connections, in->impl);
             sl_metric_bind_fn(fpc, v, m_fwd_partial_closed, in->impl);
+            sl_metric_bind_fn(fse, v, m_fwd_storage_errors, in->impl);
+            sl_metric_bind_fn(fsf, v, m_fwd_storage_full, in->impl);
+            sl_metric_bind_fn(fsb, v, m_fwd_stored_bytes, in->impl);
+            sl_metric_bind_fn(fsc, v, m_fwd_storage_corrupt, in->impl);
         }
     }
     return 0;

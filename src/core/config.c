@@ -107,6 +107,7 @@ struct loader {
     /* Cross-key checks only run on sections that loaded cleanly: after an error a field may
      * still hold its default, and a complaint about that default would be noise. */
     bool service_clean;
+    int storage_path_line; /* 0 while the default applies */
     bool output_clean[SL_CFG_MAX_OUTPUTS];
     bool input_clean[SL_CFG_MAX_INPUTS];
     char qbuf[N_QBUF][QUOTE_MAX + 8];
@@ -452,6 +453,14 @@ static int check_not_empty(struct loader *L, const struct key_def *k, const stru
     return -1;
 }
 
+/* Remembers where storage_path was set; cross_checks tests it when an input uses ack: stored. */
+static int check_storage_path(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    if (check_not_empty(L, k, v) != 0) return -1;
+    L->storage_path_line = v->line;
+    return 0;
+}
+
 static int check_name(struct loader *L, const struct key_def *k, const struct val *v)
 {
     for (const char *p = v->s; *p; p++) {
@@ -699,11 +708,11 @@ static int set_fwd_ack(struct loader *L, const struct key_def *k, void *base, co
         return 0;
     }
     if (!v->null && strcmp(v->s, "stored") == 0) {
-        err(L, v->line, "'%s: stored' is not supported by this build yet", k->name);
-        return -1;
+        fc->ack = SL_FWD_ACK_STORED;
+        return 0;
     }
-    err(L, v->line, "invalid value '%s' for '%s' (valid: delivered)", q(L, v->null ? "" : v->raw),
-        k->name);
+    err(L, v->line, "invalid value '%s' for '%s' (valid: delivered, stored)",
+        q(L, v->null ? "" : v->raw), k->name);
     return -1;
 }
 
@@ -846,8 +855,17 @@ static const struct key_def service_keys[] = {
      .type = VT_STRING,
      .off = SVC(storage_path),
      .def = "./buffer",
-     .check = check_not_empty,
-     .doc = "Directory for forward inputs with ack: stored."},
+     .check = check_storage_path,
+     .doc = "Directory for forward inputs with ack: stored: each keeps its requests in "
+            "<storage_path>/<input name>/seg-*.fwd until their events are finished."},
+    {.name = "storage_max_size",
+     .type = VT_SIZE,
+     .off = SVC(storage_max_size),
+     .def = "1GiB",
+     .min_value = MIB,
+     .min_text = "1MiB",
+     .doc = "Size cap of each ack: stored input's store; when full, that input stops reading "
+            "its connections (no ack) until delivered events free space."},
     {.name = "shutdown_timeout",
      .type = VT_DURATION,
      .off = SVC(shutdown_timeout_ms),
@@ -1039,11 +1057,12 @@ static const struct key_def forward_keys[] = {
      .type = VT_CUSTOM,
      .off = FWD(ack),
      .def = "delivered",
-     .doc_type = "delivered",
+     .doc_type = "delivered|stored",
      .set = set_fwd_ack,
      .doc = "When a request's chunk is acknowledged: delivered = once every event of it and of "
-            "the connection's earlier chunks is delivered or durably dead-lettered (stored is "
-            "not in this build)."},
+            "the connection's earlier chunks is delivered or durably dead-lettered; stored = "
+            "once the request is fsync'd under service.storage_path/<name>/ (replayed after a "
+            "restart, deleted once its events are finished; see docs/guarantees.md)."},
     {.name = "shared_key",
      .type = VT_STRING,
      .off = FWD(shared_key),
@@ -2110,10 +2129,29 @@ static void check_edits(struct loader *L, const struct sl_edit_cfg *ec, int line
 /* Rules that span keys, checked once everything is loaded. */
 static void cross_checks(struct loader *L, struct sl_config *cfg)
 {
+    bool storage_checked = false;
     for (size_t i = 0; i < cfg->n_inputs; i++) {
         const struct sl_input_cfg *in = &cfg->inputs[i];
         if (in->type == SL_INPUT_KAFKA && L->input_clean[i]) check_kafka_parsing(L, in);
         if (L->input_clean[i]) check_edits(L, &in->edits, in->line);
+        if (in->type == SL_INPUT_FORWARD && in->forward.ack == SL_FWD_ACK_STORED &&
+            L->input_clean[i] && L->service_clean) {
+            const struct sl_service_cfg *svc = &cfg->service;
+            /* Cheap checks only; what can change (permissions, space) is a runtime error. */
+            struct stat st;
+            if (!storage_checked && svc->storage_path && stat(svc->storage_path, &st) == 0 &&
+                !S_ISDIR(st.st_mode))
+                err(L, L->storage_path_line ? L->storage_path_line : in->line,
+                    "'storage_path' %s exists and is not a directory (needed by 'ack: stored')",
+                    q(L, svc->storage_path));
+            storage_checked = true;
+            if (in->forward.max_frame_size > svc->storage_max_size)
+                err(L, in->line,
+                    "'max_frame_size' (%llu) is larger than service.storage_max_size (%llu): "
+                    "such a request could never be stored",
+                    (unsigned long long)in->forward.max_frame_size,
+                    (unsigned long long)svc->storage_max_size);
+        }
         /* A frame is held whole (and its gzip payload inflated whole) before any of it can go
          * on: one larger than the whole memory budget could never be taken in. */
         if (in->type == SL_INPUT_FORWARD && L->input_clean[i] && L->service_clean &&

@@ -32,7 +32,8 @@ struct sl_service_cfg {
     char *http_listen;             /* default "127.0.0.1:2020"; NULL when set to "" or "off" */
     char *dead_letter_path;        /* directory; default "./dead-letter" */
     uint64_t dead_letter_max_size; /* bytes; default 1 GiB */
-    char *storage_path;            /* default "./buffer" */
+    char *storage_path;            /* default "./buffer"; forward inputs with ack: stored */
+    uint64_t storage_max_size;     /* bytes per such input's store; default 1 GiB */
     uint64_t shutdown_timeout_ms;  /* default 30 s */
     enum sl_unmatched unmatched;   /* default dead_letter */
     enum sl_log_level log_level;   /* default info */
@@ -74,14 +75,15 @@ struct sl_kafka_input_cfg {
     size_t n_librdkafka;
 };
 
-/* ack: delivered answers a chunk once all its events are delivered or dead-lettered; stored (not
- * in this build) would answer once the chunk is fsync'd under service.storage_path. */
+/* ack: delivered answers a chunk once all its events are delivered or dead-lettered; stored
+ * answers once the request is fsync'd under service.storage_path/<input name>/ (replayed after a
+ * restart, deleted once every event of it is finished). See src/inputs/forward.c. */
 enum sl_fwd_ack_mode { SL_FWD_ACK_DELIVERED = 0, SL_FWD_ACK_STORED };
 
 struct sl_forward_input_cfg {
     char *listen;                  /* host:port; default "0.0.0.0:24224"; port 0 = any free port */
     char *tag_prefix;              /* NULL = none; else tags become "<prefix>.<tag>" */
-    enum sl_fwd_ack_mode ack;      /* default delivered (stored is rejected by the loader) */
+    enum sl_fwd_ack_mode ack;      /* default delivered */
     char *shared_key;              /* NULL = no handshake */
     char *self_hostname;           /* NULL = gethostname() at start */
     uint64_t handshake_timeout_ms; /* default 10 s */

@@ -38,6 +38,7 @@
 #include "codec/forward.h"
 #include "codec/msgpack.h"
 #include "core/log.h"
+#include "inputs/fwdstore.h"
 
 #define TICK_MS 100
 #define TICK_PAUSED_MS 10
@@ -55,6 +56,10 @@
 /* Chunk strings up to this length are used verbatim in ids; longer or non-string chunks are
  * hashed, keeping ids within Elasticsearch's 512-byte _id limit. */
 #define CHUNK_ID_MAX 200
+/* ack: stored. A store that cannot write is retried this often. */
+#define STORE_RETRY_MS 1000
+/* Bytes the feeder hands to the pipeline per timer run, so sockets are served in between. */
+#define FEED_BURST (4u << 20)
 
 struct ackent {
     struct ackent *next;
@@ -78,6 +83,7 @@ struct fconn {
     bool close_after_write; /* PONG false: close once it is written */
     uint8_t *rbuf;
     size_t rlen, rcap;
+    size_t wr_end; /* ack: stored: rbuf[0..wr_end) is appended to the store, not yet synced */
     struct sl_mp_framer fr;
     uint8_t *wbuf;
     size_t wlen, wpos, wcap;
@@ -122,6 +128,20 @@ struct sl_fwd_in {
     size_t zcap;
     struct sl_fwd_zarena *zarena;
     struct sl_edits *edits;
+    /* ack: stored */
+    bool stored;
+    struct sl_fwdstore *st;
+    struct sl_acktrack *strk; /* every event fed from the store, by running index */
+    int64_t st_next_index;    /* running index of the next event fed */
+    int64_t st_done;          /* every fed event with a smaller index is finished */
+    uint64_t recs_written;    /* records appended */
+    uint64_t recs_synced;     /* records durable: acks up to here may go out */
+    bool st_full, st_error;   /* not reading connections: store full / write or sync failed */
+    bool st_error_seen;       /* an error since the last good sync (to log the recovery) */
+    bool feed_waiting;        /* records wait for budget */
+    uint64_t st_retry_at;
+    struct sl_timer sync_t, feed_t;
+    uint64_t storage_errors, storage_full, stored_requests;
 };
 
 /* ---------------------------------------------------------------- budget helpers */
@@ -184,6 +204,8 @@ static void doom(struct fconn *c)
 static bool reading(const struct fconn *c)
 {
     const struct sl_fwd_in *f = c->f;
+    if (f->stored && (f->st_error || f->st_full || (c->wr_end && c->rlen == c->rcap)))
+        return false; /* the store takes nothing now, or the buffer waits for its group's sync */
     return !c->closed && !c->doomed && !c->eof && !c->close_after_write && !f->paused &&
            !f->stopping;
 }
@@ -241,7 +263,9 @@ static void flush_acks(struct fconn *c)
 {
     if (c->closed) return;
     bool any = false;
-    while (c->ack_head && c->ack_head->end <= c->done_next) {
+    /* delivered: the connection's finished prefix; stored: the records synced so far */
+    int64_t upto = c->f->stored ? (int64_t)c->f->recs_synced : c->done_next;
+    while (c->ack_head && c->ack_head->end <= upto) {
         struct ackent *a = c->ack_head;
         c->ack_head = a->next;
         if (!c->ack_head) c->ack_tail = NULL;
@@ -270,6 +294,7 @@ static void conn_close(struct fconn *c, const char *why)
     if (c->closed) return;
     if (why) SL_DEBUG(f->name, "%s: closing: %s", c->peer, why);
     c->closed = true;
+    c->wr_end = 0; /* appended but unsynced requests are not acked; the client resends them */
     sl_loop_io_set(f->p->loop, &c->io, 0);
     close(c->io.fd);
     if (c->prev)
@@ -307,8 +332,14 @@ static void protocol_error(struct fconn *c, const char *what, const char *msg)
 
 /* ---------------------------------------------------------------- events */
 
+/* Decoding context of one request: from a connection (ack: delivered) or from the store. */
 struct dctx {
-    struct fconn *c;
+    struct sl_fwd_in *f;
+    const char *peer;         /* for messages */
+    struct sl_acktrack *trk;  /* where the events' fates go */
+    int64_t *next_index;      /* running index in trk */
+    const char *chunkless_id; /* id prefix of a request without a chunk option */
+    size_t chunkless_id_len;
     bool ready;
     struct sl_output *out;
     const char *tag;
@@ -320,8 +351,7 @@ struct dctx {
 /* Tag, route and id prefix, once per request (every event of a request has the same ones). */
 static void frame_setup(struct dctx *d, const struct sl_fwd_request *req)
 {
-    struct fconn *c = d->c;
-    struct sl_fwd_in *f = c->f;
+    struct sl_fwd_in *f = d->f;
     const char *pre = f->fc->tag_prefix;
     if (pre) {
         size_t pl = strlen(pre), need = pl + 1 + req->tag_len;
@@ -348,8 +378,8 @@ static void frame_setup(struct dctx *d, const struct sl_fwd_request *req)
         if (sl_fwd_sha512_hex(parts, lens, 1, hex) != 0) abort();
         n = snprintf(d->idbase, sizeof d->idbase, "h%.32s", hex);
     } else {
-        n = snprintf(d->idbase, sizeof d->idbase, "%s.%llu.%llu", f->boot,
-                     (unsigned long long)c->id, (unsigned long long)c->frame_seq);
+        n = snprintf(d->idbase, sizeof d->idbase, "%.*s", (int)d->chunkless_id_len,
+                     d->chunkless_id);
     }
     d->idbase_len = (size_t)n;
     d->ready = true;
@@ -425,10 +455,9 @@ static void kafka_coords(const uint8_t *rec, size_t len, struct sl_event *e)
 static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl_fwd_event *ev)
 {
     struct dctx *d = ctx;
-    struct fconn *c = d->c;
-    struct sl_fwd_in *f = c->f;
+    struct sl_fwd_in *f = d->f;
     if (!d->ready) frame_setup(d, req);
-    uint64_t seq = sl_acktrack_add(c->trk, c->next_index++);
+    uint64_t seq = sl_acktrack_add(d->trk, (*d->next_index)++);
     if (seq == UINT64_MAX) abort();
     f->ctr.received++;
     char id[sizeof d->idbase + 24];
@@ -440,7 +469,7 @@ static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl
         .src_id = id,
         .src_id_len = (size_t)il,
         .time_ns = ev->error || ev->time_ns == 0 ? sl_wall_ns() : ev->time_ns,
-        .ack = {.trk = c->trk, .seq = seq, .ctr = &f->ctr},
+        .ack = {.trk = d->trk, .seq = seq, .ctr = &f->ctr},
     };
     if (f->fc->id_from_kafka_fields && !ev->error) kafka_coords(ev->record, ev->record_len, &e);
     const char *why = ev->error;
@@ -463,7 +492,7 @@ static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl
     if (why) {
         f->ctr.parse_errors++;
         raw_payload(f, ev, &e);
-        SL_WARN(f->name, "invalid_event", "%s: tag %.*s: %s; dead-lettered", c->peer,
+        SL_WARN(f->name, "invalid_event", "%s: tag %.*s: %s; dead-lettered", d->peer,
                 (int)d->tag_len, d->tag, why);
         sl_pipeline_dead_letter(f->p, &e, "invalid event", 0, etype, strlen(etype), why,
                                 strlen(why), false, NULL, NULL, 0, 0);
@@ -498,7 +527,8 @@ static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl
     return 0;
 }
 
-static void push_ack(struct fconn *c, const struct sl_fwd_options *o)
+/* Queues the ack of a request; it is written once `end` is reached (see flush_acks). */
+static void push_ack(struct fconn *c, const struct sl_fwd_options *o, int64_t end)
 {
     struct sl_fwd_in *f = c->f;
     size_t cap = o->chunk_len + 16;
@@ -509,7 +539,7 @@ static void push_ack(struct fconn *c, const struct sl_fwd_options *o)
     sl_fwd_ack(o->chunk, o->chunk_len, &w);
     if (w.overflow || w.len > cap) abort(); /* cap covers the map and key headers */
     a->len = w.len;
-    a->end = c->next_index;
+    a->end = end;
     a->next = NULL;
     if (c->ack_tail)
         c->ack_tail->next = a;
@@ -573,22 +603,15 @@ static void handle_ping(struct fconn *c, const uint8_t *frame, size_t n)
 
 /* ---------------------------------------------------------------- frames */
 
-/* Returns 0, or -1 when the connection must close (protocol error, logged). */
-static int process_frame(struct fconn *c, const uint8_t *frame, size_t n)
+/* Decodes one frame, growing the gzip buffer as needed. */
+static int decode_frame(struct sl_fwd_in *f, const uint8_t *frame, size_t n,
+                        struct sl_fwd_request *req, sl_fwd_event_cb cb, void *ctx, char *err,
+                        size_t errlen)
 {
-    struct sl_fwd_in *f = c->f;
-    f->frames++;
-    if (c->state == C_AUTH) {
-        handle_ping(c, frame, n);
-        return 0;
-    }
-    struct sl_fwd_request req;
-    char err[SL_FWD_ERRLEN + 64];
-    struct dctx d = {.c = c};
     int rc;
     for (;;) {
         struct sl_fwd_decode_opts o = {.zbuf = f->zbuf, .zcap = f->zcap, .zarena = f->zarena};
-        rc = sl_fwd_decode(frame, n, &o, &req, on_event, &d, err, sizeof err);
+        rc = sl_fwd_decode(frame, n, &o, req, cb, ctx, err, errlen);
         /* The inflated size is unknown until inflating: start small and retry larger up to
          * the frame limit. A rejected frame yielded no events, so a retry repeats nothing. */
         size_t max = f->fc->max_frame_size;
@@ -605,23 +628,315 @@ static int process_frame(struct fconn *c, const uint8_t *frame, size_t n)
     }
     if (f->zcap > ZBUF_KEEP) f->zbuf = resize(f, f->zbuf, &f->zcap, 0);
     if (f->scratch_cap > SCRATCH_KEEP) f->scratch = resize(f, f->scratch, &f->scratch_cap, 0);
+    return rc;
+}
+
+/* The id prefix of a request without a chunk option: unique per process, connection, request. */
+static size_t chunkless_id(const struct fconn *c, char *out, size_t n)
+{
+    int r = snprintf(out, n, "%s.%llu.%llu", c->f->boot, (unsigned long long)c->id,
+                     (unsigned long long)c->frame_seq);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+/* Returns 0, or -1 when the connection must close (protocol error, logged). */
+static int process_frame(struct fconn *c, const uint8_t *frame, size_t n)
+{
+    struct sl_fwd_in *f = c->f;
+    f->frames++;
+    if (c->state == C_AUTH) {
+        handle_ping(c, frame, n);
+        return 0;
+    }
+    struct sl_fwd_request req;
+    char err[SL_FWD_ERRLEN + 64];
+    char cid[64];
+    struct dctx d = {.f = f,
+                     .peer = c->peer,
+                     .trk = c->trk,
+                     .next_index = &c->next_index,
+                     .chunkless_id = cid,
+                     .chunkless_id_len = chunkless_id(c, cid, sizeof cid)};
+    int rc = decode_frame(f, frame, n, &req, on_event, &d, err, sizeof err);
     c->frame_seq++;
     if (rc == SL_FWD_ERROR) {
         protocol_error(c, "invalid request", err);
         return -1;
     }
-    if (req.mode != SL_FWD_KEEPALIVE && req.opt.chunk) push_ack(c, &req.opt);
+    if (req.mode != SL_FWD_KEEPALIVE && req.opt.chunk) push_ack(c, &req.opt, c->next_index);
     return 0;
+}
+
+/* ---------------------------------------------------------------- ack: stored
+ *
+ * Reading a connection appends each complete request to the store (it stays in the read buffer,
+ * rbuf[0..wr_end), until synced). After the loop iteration, one fdatasync makes the whole group
+ * durable (sync_cb); then the acks of the group go out and the read buffers drop those bytes.
+ * The pipeline is fed from the store, not from the sockets (feed_cb): in order, as the budget
+ * allows, at start-up first what an earlier run left. A write or sync error rolls the group back:
+ * no ack, the requests stay in the read buffers, no connection is read, and a retry every
+ * STORE_RETRY_MS rewrites them into a new segment. */
+
+static void conn_update_all(struct sl_fwd_in *f)
+{
+    for (struct fconn *c = f->conns; c; c = c->next)
+        conn_update_events(c);
+}
+
+/* Re-processes every connection's buffered requests (after the store can take them again). */
+static void conn_process_all(struct sl_fwd_in *f)
+{
+    for (struct fconn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closed || c->doomed) continue;
+        if (conn_process(c) != 0) {
+            conn_close(c, NULL);
+            continue;
+        }
+        conn_update_events(c);
+    }
+}
+
+static void drop_unsynced_acks(struct fconn *c)
+{
+    struct sl_fwd_in *f = c->f;
+    struct ackent **pp = &c->ack_head;
+    c->ack_tail = NULL;
+    while (*pp && (*pp)->end <= (int64_t)f->recs_synced) {
+        c->ack_tail = *pp;
+        pp = &(*pp)->next;
+    }
+    while (*pp) {
+        struct ackent *a = *pp;
+        *pp = a->next;
+        size_t sz = sizeof *a + a->len;
+        c->ack_bytes -= sz;
+        sl_budget_release(&f->p->budget, sz);
+        free(a);
+    }
+}
+
+static void store_failed(struct sl_fwd_in *f, const char *op)
+{
+    int e = errno;
+    f->storage_errors++;
+    SL_ERROR(f->name, "storage_error",
+             "%s %s failed: %s; requests are not acknowledged and connections are not read "
+             "until the store works again (retrying every %d ms)",
+             op, sl_fwdstore_errpath(f->st), strerror(e), STORE_RETRY_MS);
+    sl_fwdstore_rollback(f->st);
+    f->recs_written = f->recs_synced;
+    for (struct fconn *c = f->conns; c; c = c->next) {
+        drop_unsynced_acks(c);
+        c->wr_end = 0;
+        sl_mp_framer_reset(&c->fr);
+    }
+    f->st_error = true;
+    f->st_error_seen = true;
+    f->st_retry_at = sl_now_ms() + STORE_RETRY_MS;
+    conn_update_all(f);
+}
+
+static void store_full(struct sl_fwd_in *f)
+{
+    if (!f->st_full) {
+        struct sl_fwdstore_stats ss;
+        sl_fwdstore_stats(f->st, &ss);
+        f->st_full = true;
+        f->storage_full++;
+        SL_WARN(f->name, "storage_full",
+                "store %s is full (%llu bytes, storage_max_size %llu): not reading connections "
+                "until delivered events free space",
+                sl_fwdstore_dir(f->st), (unsigned long long)ss.used,
+                (unsigned long long)f->p->cfg->service.storage_max_size);
+    }
+    conn_update_all(f);
+}
+
+static int stop_at_first_event(void *ctx, const struct sl_fwd_request *req,
+                               const struct sl_fwd_event *ev)
+{
+    (void)ctx;
+    (void)req;
+    (void)ev;
+    return 1;
+}
+
+/* Appends one request to the store. Returns 0 (appended), 1 (the store takes nothing now: full
+ * or failed), -1 (invalid request: close the connection). */
+static int store_frame(struct fconn *c, const uint8_t *frame, size_t n)
+{
+    struct sl_fwd_in *f = c->f;
+    struct sl_fwd_request req;
+    char err[SL_FWD_ERRLEN + 64];
+    /* Frame errors are found before the first event, so stopping there validates the request
+     * without converting anything: a request we would reject is neither stored nor acked. */
+    if (decode_frame(f, frame, n, &req, stop_at_first_event, NULL, err, sizeof err) ==
+        SL_FWD_ERROR) {
+        protocol_error(c, "invalid request", err);
+        return -1;
+    }
+    char cid[64];
+    size_t cl = req.opt.chunk ? 0 : chunkless_id(c, cid, sizeof cid);
+    errno = 0;
+    int r = sl_fwdstore_append(f->st, cid, cl, frame, n);
+    if (r == SL_FWDSTORE_FULL) {
+        store_full(f);
+        return 1;
+    }
+    if (r != 0) {
+        store_failed(f, "write");
+        return 1;
+    }
+    c->frame_seq++;
+    f->frames++;
+    f->stored_requests++;
+    f->recs_written++;
+    if (req.mode != SL_FWD_KEEPALIVE && req.opt.chunk)
+        push_ack(c, &req.opt, (int64_t)f->recs_written);
+    if (!f->sync_t.active) sl_timer_start(f->p->loop, &f->sync_t, 0);
+    return 0;
+}
+
+static int conn_process_stored(struct fconn *c)
+{
+    struct sl_fwd_in *f = c->f;
+    while (!c->closed && !c->doomed && !c->close_after_write && !f->st_error && !f->st_full &&
+           c->wr_end < c->rlen) {
+        size_t off = c->wr_end, n = 0;
+        const char *err = NULL;
+        enum sl_mp_frame_status st = sl_mp_framer_scan(&c->fr, c->rbuf + off, c->rlen - off,
+                                                       f->fc->max_frame_size, &n, &err);
+        if (st == SL_MP_FRAME_MORE) {
+            /* Grow only while nothing waits for a sync; else the sync makes room. */
+            if (off == 0 && n > c->rcap && c->rcap < f->fc->max_frame_size) {
+                size_t want = c->rcap * 2 > n ? c->rcap * 2 : n;
+                if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
+                c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+            }
+            return 0;
+        }
+        if (st == SL_MP_FRAME_ERROR) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s (max_frame_size %llu)", err ? err : "invalid frame",
+                     (unsigned long long)f->fc->max_frame_size);
+            protocol_error(c, "cannot cut a request from the stream", msg);
+            return -1;
+        }
+        int r = store_frame(c, c->rbuf + off, n);
+        if (r < 0) return -1;
+        if (r > 0) return 0;
+        sl_mp_framer_reset(&c->fr);
+        c->wr_end = off + n;
+    }
+    return 0;
+}
+
+static void sync_cb(struct sl_timer *t)
+{
+    struct sl_fwd_in *f = t->arg;
+    if (sl_fwdstore_dirty(f->st)) {
+        errno = 0;
+        if (sl_fwdstore_sync(f->st) != 0) {
+            store_failed(f, "fdatasync");
+            return;
+        }
+        if (f->st_error_seen) {
+            f->st_error_seen = false;
+            SL_INFO(f->name, "store %s works again; acknowledging", sl_fwdstore_dir(f->st));
+        }
+    }
+    f->recs_synced = f->recs_written;
+    for (struct fconn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->wr_end) {
+            memmove(c->rbuf, c->rbuf + c->wr_end, c->rlen - c->wr_end);
+            c->rlen -= c->wr_end;
+            c->wr_end = 0;
+            if (c->rcap > RBUF_KEEP && c->rlen <= RBUF_MIN / 2)
+                c->rbuf = resize(f, c->rbuf, &c->rcap, RBUF_MIN);
+        }
+        flush_acks(c);
+        if (c->closed || c->doomed) continue;
+        /* complete requests that did not fit before the sync */
+        if (conn_process(c) != 0) {
+            conn_close(c, NULL);
+            continue;
+        }
+        conn_update_events(c);
+    }
+    if (!f->feed_t.active) sl_timer_start(f->p->loop, &f->feed_t, 0);
+}
+
+static bool feed_room(const struct sl_fwd_in *f)
+{
+    const struct sl_budget *b = &f->p->budget;
+    /* An eighth of the budget stays for the connections' read buffers, which go on filling
+     * the store while the outputs hold the rest (e.g. Elasticsearch down). */
+    return !f->stopping && !sl_pipeline_backpressure(f->p) && b->used < b->limit - b->limit / 8;
+}
+
+static void store_gc(struct sl_fwd_in *f)
+{
+    uint64_t freed = sl_fwdstore_gc(f->st, f->st_done, f->st_next_index);
+    if (freed && f->st_full) {
+        f->st_full = false;
+        SL_DEBUG(f->name, "store has room again (%llu bytes freed)", (unsigned long long)freed);
+        conn_process_all(f);
+    }
+}
+
+static void feed_cb(struct sl_timer *t)
+{
+    struct sl_fwd_in *f = t->arg;
+    size_t fed = 0;
+    int r = 0;
+    while (fed < FEED_BURST && feed_room(f)) {
+        struct sl_fwdrec rec;
+        r = sl_fwdstore_next(f->st, f->st_next_index, &rec);
+        if (r <= 0) break;
+        struct sl_fwd_request req;
+        char err[SL_FWD_ERRLEN + 64];
+        struct dctx d = {.f = f,
+                         .peer = "stored request",
+                         .trk = f->strk,
+                         .next_index = &f->st_next_index,
+                         .chunkless_id = (const char *)rec.id,
+                         .chunkless_id_len = rec.id_len};
+        if (decode_frame(f, rec.frame, rec.frame_len, &req, on_event, &d, err, sizeof err) ==
+            SL_FWD_ERROR) {
+            /* only if max_frame_size shrank since it was stored: it was valid then */
+            f->protocol_errors++;
+            SL_ERROR(f->name, "storage_decode", "a stored request cannot be decoded: %s; skipped",
+                     err);
+        }
+        fed += rec.total;
+    }
+    f->feed_waiting = r == 1;
+    store_gc(f);
+    sl_pipeline_dl_commit(f->p);
+    if (r == 1 && feed_room(f) && !f->feed_t.active) sl_timer_start(f->p->loop, &f->feed_t, 0);
+}
+
+/* The store's tracker moved: segments may be deletable. Not here (the tracker is being walked
+ * and a record being fed may point into the store's buffer): on the feed timer. */
+static void store_advance(struct sl_acktrack *trk, int64_t commit_next, void *owner)
+{
+    (void)trk;
+    struct sl_fwd_in *f = owner;
+    f->st_done = commit_next;
+    if (!f->feed_t.active) sl_timer_start(f->p->loop, &f->feed_t, 0);
 }
 
 /* Cuts and processes the complete frames in the read buffer. Returns -1 when the connection
  * must close. */
-static int conn_process(struct fconn *c)
+static int conn_process_mem(struct fconn *c)
 {
     struct sl_fwd_in *f = c->f;
     size_t off = 0;
     int rc = 0;
-    while (!c->closed && !c->doomed && !c->close_after_write && !f->paused && off < c->rlen) {
+    while (!c->closed && !c->doomed && !c->close_after_write && !f->paused && off < c->rlen &&
+           !(f->stored && c->state == C_OPEN)) {
         size_t n = 0;
         const char *err = NULL;
         enum sl_mp_frame_status st = sl_mp_framer_scan(&c->fr, c->rbuf + off, c->rlen - off,
@@ -654,7 +969,7 @@ static int conn_process(struct fconn *c)
             break;
         }
         off += n;
-        if (!f->paused && sl_pipeline_backpressure(f->p)) {
+        if (!f->stored && !f->paused && sl_pipeline_backpressure(f->p)) {
             /* Leave the rest buffered: it is neither taken in nor acked until we resume. */
             update_backpressure(f);
         }
@@ -669,6 +984,17 @@ static int conn_process(struct fconn *c)
         c->rbuf = resize(f, c->rbuf, &c->rcap, want);
     }
     return rc;
+}
+
+static int conn_process(struct fconn *c)
+{
+    if (!c->f->stored) return conn_process_mem(c);
+    if (c->state == C_AUTH) {
+        /* the handshake is answered directly; what follows it is stored */
+        int rc = conn_process_mem(c);
+        if (rc != 0 || c->closed || c->state == C_AUTH) return rc;
+    }
+    return conn_process_stored(c);
 }
 
 static void conn_read(struct fconn *c)
@@ -700,7 +1026,7 @@ static void conn_read(struct fconn *c)
             }
         } else if (r == 0) {
             c->eof = true;
-            if (c->rlen) {
+            if (c->rlen > c->wr_end) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "%zu bytes of an incomplete request", c->rlen);
                 protocol_error(c, "connection closed inside a request", msg);
@@ -880,13 +1206,15 @@ static void update_backpressure(struct sl_fwd_in *f)
         set_paused(f, true);
         return;
     }
-    if (!f->paused && sl_pipeline_backpressure(f->p)) {
+    /* With ack: stored, reading only writes to the store (the feeder is what waits for the
+     * pipeline), so only a full budget stops it. */
+    bool bp = f->stored ? sl_budget_full(&f->p->budget) : sl_pipeline_backpressure(f->p);
+    if (!f->paused && bp) {
         /* Send what is batched now: waiting for batch_max_wait would only hold memory longer. */
         for (size_t i = 0; i < f->p->n_outputs; i++)
             f->p->outputs[i].ops->flush(f->p->outputs[i].impl);
         set_paused(f, true);
-    } else if (f->paused && sl_budget_can_resume(&f->p->budget) &&
-               !sl_pipeline_backpressure(f->p)) {
+    } else if (f->paused && sl_budget_can_resume(&f->p->budget) && !bp) {
         set_paused(f, false);
     }
 }
@@ -942,8 +1270,17 @@ static void tick_cb(struct sl_timer *t)
             conn_close(c, "idle_timeout");
         }
     }
+    if (f->stored) {
+        if (f->st_error && now >= f->st_retry_at && !f->stopping) {
+            f->st_error = false;
+            conn_process_all(f); /* rewrites what the failed group held, into a new segment */
+            conn_update_all(f);
+        }
+        if (!f->feed_t.active) sl_timer_start(f->p->loop, &f->feed_t, 0);
+    }
     sl_pipeline_dl_commit(f->p);
-    sl_timer_start(f->p->loop, &f->tick, f->paused ? TICK_PAUSED_MS : TICK_MS);
+    sl_timer_start(f->p->loop, &f->tick,
+                   f->paused || (f->stored && f->feed_waiting) ? TICK_PAUSED_MS : TICK_MS);
 }
 
 /* ---------------------------------------------------------------- set-up */
@@ -1046,13 +1383,33 @@ struct sl_fwd_in *sl_fwd_in_new(struct sl_pipeline *p, const struct sl_input_cfg
     }
     sl_budget_charge(&p->budget, sizeof *f->zarena);
     scratch(f, RBUF_MIN);
+    f->stored = f->fc->ack == SL_FWD_ACK_STORED;
+    if (f->stored) {
+        const struct sl_service_cfg *svc = &p->cfg->service;
+        char serr[4400];
+        f->st = sl_fwdstore_open(svc->storage_path, f->name, svc->storage_max_size,
+                                 f->fc->max_frame_size + SL_FWDREC_ID_MAX, &p->budget, serr,
+                                 sizeof serr);
+        if (!f->st) {
+            snprintf(err, errlen, "%s: %s", f->name, serr);
+            goto fail;
+        }
+        f->strk = sl_acktrack_new(f, store_advance);
+        if (!f->strk) {
+            snprintf(err, errlen, "%s: out of memory", f->name);
+            goto fail;
+        }
+        f->sync_t = (struct sl_timer){.cb = sync_cb, .arg = f};
+        f->feed_t = (struct sl_timer){.cb = feed_cb, .arg = f};
+        sl_timer_start(p->loop, &f->feed_t, 0);
+    }
     if (open_sockets(f, err, errlen) != 0) goto fail;
     sl_timer_start(p->loop, &f->tick, TICK_MS);
     SL_INFO(f->name,
-            "listening on %s (tcp, udp heartbeat) ack=delivered handshake=%s "
+            "listening on %s (tcp, udp heartbeat) ack=%s handshake=%s "
             "max_frame_size=%llu max_connections=%u",
-            f->addr, f->fc->shared_key ? "on" : "off", (unsigned long long)f->fc->max_frame_size,
-            (unsigned)f->fc->max_connections);
+            f->addr, f->stored ? "stored" : "delivered", f->fc->shared_key ? "on" : "off",
+            (unsigned long long)f->fc->max_frame_size, (unsigned)f->fc->max_connections);
     return f;
 fail:
     sl_fwd_in_close(f);
@@ -1089,6 +1446,16 @@ void sl_fwd_in_close(struct sl_fwd_in *f)
     sl_timer_stop(f->p->loop, &f->tick);
     sl_timer_stop(f->p->loop, &f->reap);
     reap_cb(&f->reap);
+    if (f->stored) {
+        sl_timer_stop(f->p->loop, &f->sync_t);
+        sl_timer_stop(f->p->loop, &f->feed_t);
+        /* Events still in flight finish into the revoked tracker; their segments stay and are
+         * replayed by the next start (same ids: overwritten, not duplicated). */
+        if (f->strk) sl_acktrack_revoke(f->strk);
+        f->strk = NULL;
+        sl_fwdstore_close(f->st);
+        f->st = NULL;
+    }
     f->scratch = resize(f, f->scratch, &f->scratch_cap, 0);
     f->tagbuf = resize(f, f->tagbuf, &f->tag_cap, 0);
     f->zbuf = resize(f, f->zbuf, &f->zcap, 0);
@@ -1128,7 +1495,17 @@ void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out)
         .heartbeats = f->heartbeats,
         .paused_ms = f->paused_ms + (f->paused ? sl_now_ms() - f->paused_since : 0),
         .partial_closed = f->partial_closed,
+        .storage_errors = f->storage_errors,
+        .storage_full = f->storage_full,
+        .stored_requests = f->stored_requests,
     };
+    if (f->st) {
+        struct sl_fwdstore_stats ss;
+        sl_fwdstore_stats(f->st, &ss);
+        out->stored_bytes = ss.used;
+        out->storage_corrupt = ss.corrupt;
+        out->storage_torn_bytes = ss.torn_bytes;
+    }
 }
 
 void sl_fwd_in_log_stats(struct sl_fwd_in *f)
@@ -1152,6 +1529,19 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
             (unsigned long long)f->idle_closed, (unsigned long long)f->partial_closed,
             (unsigned long long)f->pauses, (unsigned long long)paused,
             (unsigned long long)f->p->budget.used, (unsigned long long)f->p->budget.limit);
+    if (f->st) {
+        struct sl_fwdstore_stats ss;
+        sl_fwdstore_stats(f->st, &ss);
+        SL_INFO(f->name,
+                "store: stored_requests=%llu stored_bytes=%llu segments=%llu replay_left=%llu "
+                "fed_events=%lld finished_events=%lld storage_errors=%llu storage_full=%llu "
+                "corrupt=%llu torn_bytes=%llu",
+                (unsigned long long)f->stored_requests, (unsigned long long)ss.used,
+                (unsigned long long)ss.segments, (unsigned long long)ss.replay_left,
+                (long long)f->st_next_index, (long long)f->st_done,
+                (unsigned long long)f->storage_errors, (unsigned long long)f->storage_full,
+                (unsigned long long)ss.corrupt, (unsigned long long)ss.torn_bytes);
+    }
 }
 
 static const char *ops_name(const void *impl)

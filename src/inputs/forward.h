@@ -25,6 +25,9 @@ struct sl_fwd_in_info {
     bool paused;
     uint64_t connections, connections_total, connections_rejected, protocol_errors, bytes_read,
         frames, acks_sent, handshake_failures, heartbeats, paused_ms, partial_closed;
+    /* ack: stored (0 otherwise) */
+    uint64_t storage_errors, storage_full, stored_requests, stored_bytes, storage_corrupt,
+        storage_torn_bytes;
 };
 void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out);
 

@@ -494,10 +494,42 @@ static void test_forward_input(void **state)
     assert_string_equal(cfg.inputs[1].name, "forward.1");
     sl_config_free(&cfg);
 
-    expect_errors(FWD_INPUT("    ack: stored\n"),
-                  "t.yaml:3: 'ack: stored' is not supported by this build yet\n");
+    rc = load("service: {storage_path: /nonexistent/sluice-store, storage_max_size: 2MiB}\n"
+              "inputs:\n  - type: forward\n    ack: stored\n    max_frame_size: 1MiB\n"
+              "outputs:\n  - type: elasticsearch\n",
+              &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_int_equal(cfg.inputs[0].forward.ack, SL_FWD_ACK_STORED);
+    assert_int_equal(cfg.service.storage_max_size, 2ull << 20);
+    sl_config_free(&cfg);
+    rc = load(FWD_INPUT(""), &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_int_equal(cfg.inputs[0].forward.ack, SL_FWD_ACK_DELIVERED);
+    assert_int_equal(cfg.service.storage_max_size, 1ull << 30);
+    sl_config_free(&cfg);
     expect_errors(FWD_INPUT("    ack: never\n"),
-                  "t.yaml:3: invalid value 'never' for 'ack' (valid: delivered)\n");
+                  "t.yaml:3: invalid value 'never' for 'ack' (valid: delivered, stored)\n");
+    /* a storage_path that is a file is only an error for ack: stored inputs */
+    char file[] = "/tmp/sluice-cfg-storage-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    char y[512];
+    snprintf(y, sizeof y, "service:\n  storage_path: %s\n" FWD_INPUT("    ack: stored\n"), file);
+    char want[512];
+    snprintf(want, sizeof want,
+             "t.yaml:2: 'storage_path' %s exists and is not a directory (needed by 'ack: "
+             "stored')\n",
+             file);
+    expect_errors(y, want);
+    snprintf(y, sizeof y, "service:\n  storage_path: %s\n" FWD_INPUT(""), file);
+    rc = load(y, &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    sl_config_free(&cfg);
+    unlink(file);
+    expect_errors("service: {storage_max_size: 1MiB}\n" FWD_INPUT("    ack: stored\n"),
+                  "t.yaml:3: 'max_frame_size' (6291456) is larger than service.storage_max_size "
+                  "(1048576): such a request could never be stored\n");
     expect_errors(FWD_INPUT("    listen: 24224\n    brokers: x\n"),
                   "t.yaml:3: 'listen' must be host:port (port 0..65535), got '24224'\n"
                   "t.yaml:4: unknown key 'brokers' in forward input (valid: type, name, listen, "
@@ -830,7 +862,7 @@ static void test_all_errors_reported(void **state)
                   "    topics: t\n"
                   "    formt: json\n"
                   "  - type: forward\n"
-                  "    ack: stored\n"
+                  "    ack: sometimes\n"
                   "outputs:\n"
                   "  - type: elasticsearch\n"
                   "    concurrency: 100\n"
@@ -841,7 +873,7 @@ static void test_all_errors_reported(void **state)
                   "debug)\n"
                   "t.yaml:7: unknown key 'formt' in kafka input (did you mean 'format'?)\n"
                   "t.yaml:5: missing required key 'brokers' in kafka input\n"
-                  "t.yaml:9: 'ack: stored' is not supported by this build yet\n"
+                  "t.yaml:9: invalid value 'sometimes' for 'ack' (valid: delivered, stored)\n"
                   "t.yaml:12: 'concurrency' must be between 1 and 64, got '100'\n"
                   "t.yaml:13: invalid pattern '{a' in 'match': unbalanced '{' at offset 0\n");
 }
