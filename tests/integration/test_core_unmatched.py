@@ -8,7 +8,7 @@ payloads are dead-lettered with reason `invalid JSON` and an error naming the by
 every `logs` record is indexed once.
 Run B (unmatched: drop, on_parse_error: as_text; new group, fresh esemu): the `other` records are
 counted in final-stats `dropped`, nothing is dead-lettered, and the invalid payloads arrive as
-{"message": <payload>}."""
+{"message": <payload>, "@timestamp": <the Kafka timestamp>}."""
 import json
 import os
 import re
@@ -121,8 +121,11 @@ def main():
                                    "B: topic logs in Elasticsearch")
             msgs = sorted(d["_source"].get("message", "") for d in text_docs)
             ck.check(msgs == sorted(p.decode() for p in BAD) and
-                     all(list(d["_source"].keys()) == ["message"] for d in text_docs),
-                     "B: invalid JSON payloads indexed as {\"message\": <payload>}",
+                     all(list(d["_source"].keys()) == ["message", "@timestamp"] and
+                         re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z",
+                                      d["_source"]["@timestamp"]) for d in text_docs),
+                     "B: invalid JSON payloads indexed as {\"message\": <payload>, "
+                     "\"@timestamp\": <Kafka timestamp>}",
                      [d["_source"] for d in text_docs])
             H.check_broker_dropped(ck, mk)
             H.log(f"RESULT unmatched: A dead letters {len(dls)} (unmatched {len(um)}, invalid JSON "
