@@ -697,3 +697,88 @@ int sl_time_fmt_valid(const char *fmt, char *why, size_t whylen)
     }
     return 0;
 }
+
+/* Java SimpleDateFormat letters and the conversions they become. Counts are "at least": the
+ * longest matching row wins, as in SimpleDateFormat (MMM is a name, MM a number). */
+static const struct {
+    char letter;
+    int min_count;
+    const char *conv;
+} java_map[] = {
+    {'y', 3, "%Y"}, {'y', 2, "%y"}, {'y', 1, "%Y"}, {'M', 4, "%B"}, {'M', 3, "%b"}, {'M', 1, "%m"},
+    {'L', 4, "%B"}, {'L', 3, "%b"}, {'L', 1, "%m"}, {'d', 1, "%d"}, {'D', 1, "%j"}, {'E', 4, "%A"},
+    {'E', 1, "%a"}, {'a', 1, "%p"}, {'H', 1, "%H"}, {'h', 1, "%I"}, {'m', 1, "%M"}, {'s', 1, "%S"},
+    {'z', 1, "%Z"}, {'Z', 1, "%z"}, {'X', 1, "%z"},
+};
+
+int sl_time_fmt_from_java(const char *java, char *out, size_t cap, char *why, size_t whylen)
+{
+    size_t w = 0;
+#define PUT(str)                                                                                   \
+    do {                                                                                           \
+        size_t l_ = strlen(str);                                                                   \
+        if (w + l_ + 1 > cap) {                                                                    \
+            snprintf(why, whylen, "pattern too long");                                             \
+            return -1;                                                                             \
+        }                                                                                          \
+        memcpy(out + w, str, l_);                                                                  \
+        w += l_;                                                                                   \
+    } while (0)
+    for (size_t k = 0; java[k];) {
+        char c = java[k];
+        if (c == '\'') {
+            /* '' is a quote; 'text' is literal text */
+            if (java[k + 1] == '\'') {
+                PUT("'");
+                k += 2;
+                continue;
+            }
+            size_t e = k + 1;
+            while (java[e] && java[e] != '\'')
+                e++;
+            if (!java[e]) {
+                snprintf(why, whylen, "unterminated quote at offset %zu", k);
+                return -1;
+            }
+            for (size_t i = k + 1; i < e; i++) {
+                char lit[3] = {java[i], 0, 0};
+                if (java[i] == '%') lit[1] = '%';
+                PUT(lit);
+            }
+            k = e + 1;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+            char lit[3] = {c, 0, 0};
+            if (c == '%') lit[1] = '%';
+            PUT(lit);
+            k++;
+            continue;
+        }
+        int n = 1;
+        while (java[k + (size_t)n] == c)
+            n++;
+        const char *conv = NULL;
+        char frac[8];
+        if (c == 'S') {
+            if (n > 9) {
+                snprintf(why, whylen, "more than 9 'S' at offset %zu", k);
+                return -1;
+            }
+            snprintf(frac, sizeof frac, "%%%dN", n);
+            conv = frac;
+        }
+        for (size_t i = 0; !conv && i < sizeof java_map / sizeof java_map[0]; i++) {
+            if (java_map[i].letter == c && n >= java_map[i].min_count) conv = java_map[i].conv;
+        }
+        if (!conv) {
+            snprintf(why, whylen, "unsupported SimpleDateFormat letter '%c' at offset %zu", c, k);
+            return -1;
+        }
+        PUT(conv);
+        k += (size_t)n;
+    }
+#undef PUT
+    out[w] = '\0';
+    return sl_time_fmt_valid(out, why, whylen);
+}

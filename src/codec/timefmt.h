@@ -51,6 +51,13 @@ int sl_time_parse_fmt(const char *s, size_t len, const char *fmt, int64_t ref_ns
  * and its offset in why (NUL-terminated, truncated to whylen). */
 int sl_time_fmt_valid(const char *fmt, char *why, size_t whylen);
 
+/* Converts a Java SimpleDateFormat pattern (what kafka-fluentd-consumer's
+ * fluentd.record.time.pattern took, e.g. "dd/MMM/yyyy:HH:mm:ss Z") into the equivalent format for
+ * sl_time_parse_fmt ("%d/%b/%Y:%H:%M:%S %z"). Letters: y M L d D E a H h m s S z Z X and quoted
+ * 'text'; others (G w W F u k K) are refused with a reason naming the letter and offset. Returns
+ * 0, or -1 (also when out, of cap bytes, is too small). */
+int sl_time_fmt_from_java(const char *java, char *out, size_t cap, char *why, size_t whylen);
+
 /* Recognises s[0..len) without a format:
  *  - RFC 3339 (2026-11-27T10:00:00Z; fractions of 1-9 digits; offsets +hh:mm/-hh:mm; lowercase
  *    t/z and a space instead of T accepted; a leap second :60 is rejected);

@@ -755,6 +755,36 @@ static int check_field_name(struct loader *L, const struct key_def *k, const str
     return -1;
 }
 
+/* time_format: strptime-style, or a Java SimpleDateFormat pattern (no '%'), as
+ * kafka-fluentd-consumer's fluentd.record.time.pattern took it, converted here. */
+static int set_time_format(struct loader *L, const struct key_def *k, void *base,
+                           const struct val *v)
+{
+    char conv[256], why[160];
+    const char *use = v->s;
+    if (v->null) {
+        set_str(base, k->off, NULL);
+        return 0;
+    }
+    if (!strchr(v->s, '%')) {
+        if (sl_time_fmt_from_java(v->s, conv, sizeof conv, why, sizeof why) != 0) {
+            err(L, v->line, "'%s' (a SimpleDateFormat pattern, as it has no %%): %s", k->name, why);
+            return -1;
+        }
+        use = conv;
+    } else if (sl_time_fmt_valid(v->s, why, sizeof why) != 0) {
+        err(L, v->line, "'%s': %s", k->name, why);
+        return -1;
+    }
+    char *s = strdup(use);
+    if (!s) {
+        err(L, v->line, "out of memory");
+        return -1;
+    }
+    set_str(base, k->off, s);
+    return 0;
+}
+
 /* ---- key tables --------------------------------------------------------------------------------
  */
 
@@ -995,13 +1025,16 @@ static const struct key_def kafka_keys[] = {
      .doc = "Record field holding the event time; unset = the Kafka message timestamp. A time "
             "that does not parse leaves the Kafka timestamp and is counted."},
     {.name = "time_format",
-     .type = VT_STRING,
+     .type = VT_CUSTOM,
+     .doc_type = "string",
      .off = KAF(time_format),
      .nullable = true,
      .check = check_not_empty,
+     .set = set_time_format,
      .doc_def = "(RFC 3339 or epoch)",
-     .doc = "strptime-style format of time_key (%Y %m %d %H %M %S %b %z %N %L %s ...); unset = "
-            "RFC 3339, epoch seconds or milliseconds recognised."},
+     .doc = "strptime-style format of time_key (%Y %m %d %H %M %S %b %z %N %L %s ...), or a Java "
+            "SimpleDateFormat pattern (dd/MMM/yyyy:HH:mm:ss Z) when it has no %; unset = RFC "
+            "3339, epoch seconds or milliseconds recognised."},
     {.name = "metadata_key",
      .type = VT_STRING,
      .off = KAF(metadata_key),
@@ -2067,11 +2100,8 @@ static void check_kafka_parsing(struct loader *L, const struct sl_input_cfg *in)
         if (kc->pattern) err(L, in->line, "'pattern' is only used with 'format: regexp'");
         if (kc->n_types) err(L, in->line, "'types' is only used with 'format: regexp'");
     }
-    char why[160];
     if (kc->time_format && !kc->time_key)
         err(L, in->line, "'time_format' needs a 'time_key' to read the time from");
-    else if (kc->time_format && sl_time_fmt_valid(kc->time_format, why, sizeof why) < 0)
-        err(L, in->line, "'time_format': %s", why);
 }
 
 /* A JSON body sluice will send at start-up: better refused now than by Elasticsearch later. */
@@ -2370,7 +2400,7 @@ static void free_section(const struct section_def *sd, void *base)
             set_str(base, k->off, NULL);
             break;
         case VT_CUSTOM:
-            if (k->set == set_listen || k->set == set_fwd_listen)
+            if (k->set == set_listen || k->set == set_fwd_listen || k->set == set_time_format)
                 set_str(base, k->off, NULL);
             else if (k->set == set_id)
                 set_str(base, offsetof(struct sl_output_cfg, es.id_field), NULL);

@@ -778,8 +778,17 @@ static void test_shaping_options(void **state)
                   "t.yaml:2: 'pattern' is only used with 'format: regexp'\n"
                   "t.yaml:2: 'types' is only used with 'format: regexp'\n"
                   "t.yaml:2: 'time_format' needs a 'time_key' to read the time from\n");
-    expect_errors(WITH_INPUT("    time_key: t\n    time_format: '%Y-%q'\n"),
-                  "t.yaml:2: 'time_format': unknown conversion %q at offset 3\n");
+    expect_errors(WITH_INPUT("    time_key: t\n    time_format: '%Y-%q'\n    time_key: u\n"),
+                  "t.yaml:6: 'time_format': unknown conversion %q at offset 3\n"
+                  "t.yaml:7: duplicate key 'time_key' (first at line 5)\n");
+    expect_errors(WITH_INPUT("    time_key: t\n    time_format: 'yyyy-ww'\n"),
+                  "t.yaml:6: 'time_format' (a SimpleDateFormat pattern, as it has no %): "
+                  "unsupported SimpleDateFormat letter 'w' at offset 5\n");
+    rc = load(WITH_INPUT("    time_key: t\n    time_format: \"yyyy-MM-dd'T'HH:mm:ss.SSSZ\"\n"),
+              &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_string_equal(cfg.inputs[0].kafka.time_format, "%Y-%m-%dT%H:%M:%S.%3N%z");
+    sl_config_free(&cfg);
     expect_errors(WITH_INPUT("    remove_keys: [a..b]\n    rename_keys: {.a: b, c: ''}\n"
                              "    add_fields: {x: '${host}'}\n    tag_key: ''\n"),
                   "t.yaml:5: 'remove_keys' key 'a..b' is not a field path (dotted names, none "

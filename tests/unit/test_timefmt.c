@@ -335,6 +335,53 @@ static void test_short_round_trip(void **state)
     }
 }
 
+/* kafka-fluentd-consumer took java.text.SimpleDateFormat patterns: they convert to ours. */
+static void test_java_patterns(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *java, *want;
+    } v[] = {
+        {"dd/MMM/yyyy:HH:mm:ss Z", "%d/%b/%Y:%H:%M:%S %z"},
+        {"yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "%Y-%m-%dT%H:%M:%S.%3N%z"},
+        {"yyyy-MM-dd HH:mm:ss,SSS", "%Y-%m-%d %H:%M:%S,%3N"},
+        {"EEE MMM d HH:mm:ss yyyy", "%a %b %d %H:%M:%S %Y"},
+        {"EEEE, MMMM d, yy h:mm a", "%A, %B %d, %y %I:%M %p"},
+        {"''yyyy'' D", "'%Y' %j"},
+        {"yyyy.MM.dd 'at' HH:mm:ss z", "%Y.%m.%d at %H:%M:%S %Z"},
+        {"yyyyMMddHHmmssSSSSSS", "%Y%m%d%H%M%S%6N"},
+        {"yyyy% dd", "%Y%% %d"},
+    };
+    char out[128], why[128];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        if (sl_time_fmt_from_java(v[i].java, out, sizeof out, why, sizeof why) != 0)
+            fail_msg("%s: %s", v[i].java, why);
+        assert_string_equal(out, v[i].want);
+    }
+    /* the converted Apache pattern parses an Apache time */
+    assert_int_equal(
+        sl_time_fmt_from_java("dd/MMM/yyyy:HH:mm:ss Z", out, sizeof out, why, sizeof why), 0);
+    int64_t ns = 0;
+    const char *t = "10/Oct/2000:13:55:36 -0700";
+    assert_int_equal(sl_time_parse_fmt(t, strlen(t), out, 0, &ns), 0);
+    assert_true(ns == 971211336LL * 1000000000LL); /* date -u -d '2000-10-10T20:55:36Z' +%s */
+    static const struct {
+        const char *java, *why;
+    } bad[] = {
+        {"yyyy-ww", "unsupported SimpleDateFormat letter 'w' at offset 5"},
+        {"'abc", "unterminated quote at offset 0"},
+        {"kk:mm", "unsupported SimpleDateFormat letter 'k' at offset 0"},
+        {"ss.SSSSSSSSSS", "more than 9 'S' at offset 3"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(sl_time_fmt_from_java(bad[i].java, out, sizeof out, why, sizeof why), -1);
+        assert_string_equal(why, bad[i].why);
+    }
+    assert_int_equal(sl_time_fmt_from_java("'x'", out, sizeof out, why, sizeof why), -1);
+    assert_int_equal(sl_time_fmt_from_java("yyyy-MM-dd", out, 6, why, sizeof why), -1);
+    assert_string_equal(why, "pattern too long");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_parse_auto),
         cmocka_unit_test(test_format_short),
         cmocka_unit_test(test_short_round_trip),
+        cmocka_unit_test(test_java_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
