@@ -47,8 +47,13 @@ SLUICE_VARIANTS = {
     "sluice-gzip": ("32MiB", {"compression": "gzip"}),
     "sluice-id-none": ("32MiB", {"id": "none"}),
     "sluice-128MiB": ("128MiB", {}),
+    # issue 7: the pass-through with no record touched (sluice adds @timestamp by default), and
+    # an add-only edit
+    "sluice-no-timestamp": ("32MiB", {"timestamp_key": "null"}),
+    "sluice-add-fields": ("32MiB", {"add_fields": '{env: prod, src: "${topic}/${partition}"}'}),
 }
-ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB"]
+ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB",
+       "sluice-no-timestamp", "sluice-add-fields"]
 LABEL = {
     "ceiling": "ceiling: bare consumer, librdkafka defaults",
     "ceiling-32MiB": "ceiling: bare consumer, sluice's 32MiB prefetch",
@@ -56,6 +61,8 @@ LABEL = {
     "sluice-gzip": "sluice -> esemu, 32MiB, compression gzip",
     "sluice-id-none": "sluice -> esemu, 32MiB, id none",
     "sluice-128MiB": "sluice -> esemu, memory_limit 128MiB",
+    "sluice-no-timestamp": "sluice -> esemu, 32MiB, timestamp_key null (no byte added)",
+    "sluice-add-fields": "sluice -> esemu, 32MiB, add_fields with 2 fields",
     "forward": "Forward in -> esemu",
 }
 
