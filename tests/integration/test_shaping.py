@@ -19,6 +19,7 @@ Run B, a data stream: the ILM policy and the index template are installed from f
 retries{reason="setup"}), a policy that already exists is left alone (no overwrite), the data
 stream is created, every document lands in it with op create and @timestamp, through the ingest
 pipeline named in the config."""
+import base64
 import datetime
 import json
 import os
@@ -82,6 +83,18 @@ def metric(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
 
 
+# JSON records on a second topic: where @timestamp goes, and that a record's own one is kept
+JSON_RECORDS = [
+    (b'{}', {"@timestamp": "2025-10-09T08:00:00Z"}),
+    (b'{"a":1}  ', {"a": 1, "@timestamp": "2025-10-09T08:00:00Z"}),
+    (b'{"@timestamp":"mine","b":2}', {"@timestamp": "mine", "b": 2}),
+    (b'{"time":"2025-10-09T10:00:00.5+02:00","c":3}',
+     {"time": "2025-10-09T10:00:00.5+02:00", "c": 3, "@timestamp": "2025-10-09T08:00:00.500Z"}),
+    (b'{"time":1760000000123456,"d":4}',
+     {"time": 1760000000123456, "d": 4, "@timestamp": "2025-10-09T08:53:20.123456Z"}),
+]
+
+
 def config(*, mk, es, wd, port, group, output):
     return f"""service:
   memory_limit: 16MiB
@@ -103,7 +116,21 @@ inputs:
     add_fields: {{env: prod, source: "${{topic}}/${{partition}}/${{offset}}", kafka_partition: "${{partition}}"}}
     include_tag_key: true
     librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
+  - type: kafka
+    name: j
+    brokers: {mk.bootstrap}
+    group_id: {group}-json
+    topics: [json]
+    tag: json
+    time_key: time
+    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
 outputs:
+  - type: elasticsearch
+    name: esj
+    match: json
+    hosts: [{es.url}]
+    index: json
+    batch_max_wait: 200ms
   - type: elasticsearch
     name: es
     hosts: [{es.url}]
@@ -146,13 +173,18 @@ def main():
     try:
         with H.Procs() as procs:
             wd = procs.tmpdir()
-            mk = procs.add(H.MockKafka(topics=["access:4"], workdir=wd))
+            mk = procs.add(H.MockKafka(topics=["access:4", "json:1"], workdir=wd))
             coords = {}  # path -> (partition, offset)
             for k, (ln, exp) in enumerate(lines):
                 part = k % 4
                 off = mk.produce_raw("access", part, ln)
                 if isinstance(exp, dict):
                     coords[exp["path"]] = (part, off)
+
+            # The Kafka timestamp stands in where a record has no time: 2025-10-09T08:00:00Z
+            for rec, _ in JSON_RECORDS:
+                mk.ok("produce-b64 json 0 " + base64.b64encode(rec).decode()
+                      + " timestamp=1759996800000")
 
             # ---- run A: dated indices
             wa = os.path.join(wd, "a")
@@ -162,7 +194,7 @@ def main():
             sl = procs.add(H.Sluice(config(mk=mk, es=es, wd=wa, port=port, group="shape-a",
                                            output=out_a), wa))
             dl_dir = os.path.join(wa, "dead-letter")
-            ck.check(wait_settled(es, dl_dir, len(lines)),
+            ck.check(wait_settled(es, dl_dir, len(lines) + len(JSON_RECORDS)),
                      "A: every line indexed or dead-lettered within 60 s", sl.log_tail())
             m = scrape(port)
             ck.eq(metric(m, "sluice_records_parse_errors_total", input="k"), N_NOMATCH,
@@ -180,6 +212,13 @@ def main():
                   sorted(ln for ln, e in lines if e is None),
                   "A: dead letters carry the original lines")
             docs = es.dump()
+            json_docs = sorted((d["_source"] for d in docs if d["_index"] == "json"),
+                               key=lambda x: json.dumps(x, sort_keys=True))
+            ck.eq(json_docs, sorted((w for _, w in JSON_RECORDS),
+                                    key=lambda x: json.dumps(x, sort_keys=True)),
+                  "A: JSON records get @timestamp from time_key or the Kafka timestamp, as "
+                  "precise as the time, and keep one they have")
+            docs = [d for d in docs if d["_index"] != "json"]
             ck.eq(len(docs), n_valid, "A: documents")
             by_path = {d["_source"].get("path"): d for d in docs}
             ok = 0
@@ -266,7 +305,7 @@ def main():
                   "B: no bulk item refused for op type or a missing @timestamp")
             ck.eq((st.get("pipeline_docs") or {}).get("access-enrich"), n_valid,
                   "B: every document went through the configured ingest pipeline")
-            docs_b = es.dump()
+            docs_b = [d for d in es.dump() if d["_index"] != "json"]
             ck.check(all(d["_index"].startswith(".ds-logs-access-default-") for d in docs_b),
                      "B: documents are in the data stream's backing index",
                      sorted({d["_index"] for d in docs_b}))

@@ -849,19 +849,31 @@ static void single_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
 static void cmd_produce_b64(int argc, char **argv)
 {
     int part;
-    if (argc < 4 || argc > 5 || !parse_int(argv[2], 0, INT32_MAX, &part)) {
-        reply("err usage: produce-b64 TOPIC PARTITION BASE64 [key=BASE64]");
+    if (argc < 4 || argc > 6 || !parse_int(argv[2], 0, INT32_MAX, &part)) {
+        reply("err usage: produce-b64 TOPIC PARTITION BASE64 [key=BASE64] [timestamp=MS]");
         return;
     }
     unsigned char *val = xcalloc(strlen(argv[3]) / 4 * 3 + 4, 1);
     unsigned char *key = NULL;
     long vlen = b64_decode(argv[3], val), klen = 0;
-    const char *kb = argc == 5 ? opt_value(argv[4], "key") : NULL;
-    if (argc == 5 && kb) {
-        key = xcalloc(strlen(kb) / 4 * 3 + 4, 1);
-        klen = b64_decode(kb, key);
+    long long ts = 0; /* 0: librdkafka stamps the produce time */
+    bool bad = vlen < 0;
+    for (int i = 4; i < argc && !bad; i++) {
+        const char *kb = opt_value(argv[i], "key");
+        const char *tv = opt_value(argv[i], "timestamp");
+        if (kb && !key) {
+            key = xcalloc(strlen(kb) / 4 * 3 + 4, 1);
+            klen = b64_decode(kb, key);
+            bad = klen < 0;
+        } else if (tv) {
+            char *end;
+            ts = strtoll(tv, &end, 10);
+            bad = *end != '\0' || ts <= 0;
+        } else {
+            bad = true;
+        }
     }
-    if (vlen < 0 || klen < 0 || (argc == 5 && !kb)) {
+    if (bad) {
         reply("err bad base64 or option");
         free(val);
         free(key);
@@ -871,7 +883,8 @@ static void cmd_produce_b64(int argc, char **argv)
     rd_kafka_resp_err_t err = rd_kafka_producev(
         g.ctl, RD_KAFKA_V_TOPIC(argv[1]), RD_KAFKA_V_PARTITION(part),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(val, (size_t)vlen),
-        RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_OPAQUE(&r), RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_OPAQUE(&r),
+        RD_KAFKA_V_END);
     free(val);
     free(key);
     if (err) {
