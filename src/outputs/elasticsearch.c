@@ -73,8 +73,10 @@ struct batch {
     size_t n, cap_recs;
     char *tags;
     size_t tags_len, tags_cap;
+    uint32_t last_tag_off; /* consecutive records mostly share a tag: stored once */
+    size_t last_tag_len;
     char *gz;
-    size_t gz_len;
+    size_t gz_len, gz_cap; /* gz_len > 0: the body is compressed */
     uint64_t charged;
     uint32_t attempts; /* whole-request attempts */
     struct sl_timer timer;
@@ -145,14 +147,18 @@ struct es_out {
     char *auth_header;
     struct sl_output_stats st;
     uint64_t retries[RR_COUNT];
-    /* Full-size bodies kept for reuse: mapping and faulting in a fresh ~1 MiB body for every
-     * batch was a quarter of sluice's CPU in the benchmark profile (docs/performance.md). The
-     * pool holds at most BODY_POOL bodies; their bytes stay charged to the budget, so memory
-     * stays bounded by what was already allowed in flight. */
-    char *body_pool[BODY_POOL];
-    size_t n_body_pool, pool_max;
-    int ts_path_idx;    /* timestamp_key in the record's scan, -1 when off */
-    char *ts_buf; /* ,"<timestamp_key>":" then room for the time and "} */
+    /* Full-size batches kept for reuse with every buffer they grew (body, records, tags,
+     * response, gzip): mapping and faulting in fresh memory for every batch was a quarter of
+     * sluice's CPU in the benchmark profile (docs/performance.md). At most BODY_POOL; their
+     * bytes stay charged to the budget, so memory stays bounded by what was already allowed in
+     * flight. */
+    struct batch *pool[BODY_POOL];
+    size_t n_pool;
+    uint64_t pool_bytes, pool_max_bytes; /* charged by pooled batches; at most half the budget */
+    z_stream zs; /* reused with deflateReset: its ~256 KiB state is not rebuilt per batch */
+    bool zs_ready;
+    int ts_path_idx; /* timestamp_key in the record's scan, -1 when off */
+    char *ts_buf;    /* ,"<timestamp_key>":" then room for the time and "} */
     size_t ts_prefix_len;
     char *pipeline_arg; /* "pipeline=<escaped>&" or "" */
     struct setup setup;
@@ -340,13 +346,27 @@ static size_t render_index(const struct es_out *o, const struct sl_event *ev, ch
 
 /* ---------------------------------------------------------------- batches */
 
+static void batch_link(struct es_out *o, struct batch *b)
+{
+    b->all_prev = NULL;
+    b->all_next = o->all;
+    if (o->all) o->all->all_prev = b;
+    o->all = b;
+}
+
 static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
 {
+    if (cap == o->eff_max && o->n_pool > 0 && o->pool[o->n_pool - 1]->cap_recs >= cap_recs) {
+        /* still charged from its last use: the charge moves from the pool to the batch */
+        struct batch *b = o->pool[--o->n_pool];
+        o->pool_bytes -= b->charged;
+        batch_link(o, b);
+        return b;
+    }
     struct batch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->o = o;
-    bool pooled = cap == o->eff_max && o->n_body_pool > 0;
-    b->body = pooled ? o->body_pool[--o->n_body_pool] : malloc(cap);
+    b->body = malloc(cap);
     b->recs = malloc(cap_recs * sizeof *b->recs);
     if (!b->body || !b->recs) {
         free(b->body);
@@ -357,31 +377,15 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
     b->cap = cap;
     b->cap_recs = cap_recs;
     b->timer.arg = b;
-    b->all_next = o->all;
-    if (o->all) o->all->all_prev = b;
-    o->all = b;
+    batch_link(o, b);
     b->charged = sizeof *b + cap + cap_recs * sizeof *b->recs;
-    /* a pooled body's bytes are still charged: the charge moves from the pool to the batch */
-    sl_budget_charge(&o->p->budget, b->charged - (pooled ? cap : 0));
+    sl_budget_charge(&o->p->budget, b->charged);
     return b;
 }
 
-static void batch_free(struct batch *b)
+static void batch_destroy(struct batch *b)
 {
-    struct es_out *o = b->o;
-    if (b->cap == o->eff_max && o->n_body_pool < o->pool_max) {
-        o->body_pool[o->n_body_pool++] = b->body; /* stays charged, as pool memory */
-        b->body = NULL;
-        b->charged -= b->cap;
-    }
-    sl_budget_release(&o->p->budget, b->charged);
-    sl_timer_stop(o->p->loop, &b->timer);
-    if (b->all_prev)
-        b->all_prev->all_next = b->all_next;
-    else
-        o->all = b->all_next;
-    if (b->all_next) b->all_next->all_prev = b->all_prev;
-    curl_slist_free_all(b->hdrs);
+    sl_budget_release(&b->o->p->budget, b->charged);
     free(b->resp);
     free(b->gz);
     free(b->body);
@@ -390,9 +394,37 @@ static void batch_free(struct batch *b)
     free(b);
 }
 
+static void batch_free(struct batch *b)
+{
+    struct es_out *o = b->o;
+    sl_timer_stop(o->p->loop, &b->timer);
+    if (b->all_prev)
+        b->all_prev->all_next = b->all_next;
+    else
+        o->all = b->all_next;
+    if (b->all_next) b->all_next->all_prev = b->all_prev;
+    curl_slist_free_all(b->hdrs);
+    b->hdrs = NULL;
+    if (b->cap != o->eff_max || o->n_pool == BODY_POOL ||
+        o->pool_bytes + b->charged > o->pool_max_bytes) {
+        batch_destroy(b);
+        return;
+    }
+    /* kept whole, and charged, for the next batch */
+    b->len = b->n = b->tags_len = b->gz_len = b->resp_len = 0;
+    b->last_tag_len = 0;
+    b->attempts = 0;
+    b->next = b->all_prev = b->all_next = NULL;
+    b->easy = NULL;
+    o->pool_bytes += b->charged;
+    o->pool[o->n_pool++] = b;
+}
+
 /* Copies a tag into the batch; returns its offset, or UINT32_MAX when out of memory. */
 static uint32_t batch_add_tag(struct batch *b, const char *tag, size_t len)
 {
+    if (b->last_tag_len == len && len && memcmp(b->tags + b->last_tag_off, tag, len) == 0)
+        return b->last_tag_off;
     if (b->tags_len + len > b->tags_cap) {
         size_t ncap = b->tags_cap ? b->tags_cap * 2 : 4096;
         while (ncap < b->tags_len + len)
@@ -407,6 +439,8 @@ static uint32_t batch_add_tag(struct batch *b, const char *tag, size_t len)
     memcpy(b->tags + b->tags_len, tag, len);
     uint32_t off = (uint32_t)b->tags_len;
     b->tags_len += len;
+    b->last_tag_off = off;
+    b->last_tag_len = len;
     return off;
 }
 
@@ -581,29 +615,30 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 
 static int compress_body(struct batch *b, int level)
 {
-    z_stream zs = {0};
-    if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
-    size_t bound = deflateBound(&zs, b->len);
-    b->gz = malloc(bound);
-    if (!b->gz) {
-        deflateEnd(&zs);
+    struct es_out *o = b->o;
+    z_stream *zs = &o->zs;
+    if (!o->zs_ready) {
+        if (deflateInit2(zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+        o->zs_ready = true;
+    } else if (deflateReset(zs) != Z_OK) {
         return -1;
     }
-    zs.next_in = (Bytef *)b->body;
-    zs.avail_in = (uInt)b->len;
-    zs.next_out = (Bytef *)b->gz;
-    zs.avail_out = (uInt)bound;
-    int rc = deflate(&zs, Z_FINISH);
-    b->gz_len = zs.total_out;
-    deflateEnd(&zs);
-    if (rc != Z_STREAM_END) {
-        free(b->gz);
-        b->gz = NULL;
-        return -1;
+    size_t bound = deflateBound(zs, b->len);
+    if (b->gz_cap < bound) {
+        char *g = realloc(b->gz, bound);
+        if (!g) return -1;
+        sl_budget_charge(&o->p->budget, bound - b->gz_cap);
+        b->charged += bound - b->gz_cap;
+        b->gz = g;
+        b->gz_cap = bound;
     }
-    sl_budget_charge(&b->o->p->budget, bound);
-    b->charged += bound;
-    return 0;
+    zs->next_in = (Bytef *)b->body;
+    zs->avail_in = (uInt)b->len;
+    zs->next_out = (Bytef *)b->gz;
+    zs->avail_out = (uInt)bound;
+    int rc = deflate(zs, Z_FINISH);
+    b->gz_len = rc == Z_STREAM_END ? zs->total_out : 0;
+    return rc == Z_STREAM_END ? 0 : -1;
 }
 
 static CURL *easy_get(struct es_out *o)
@@ -654,18 +689,19 @@ static void request_opts(struct es_out *o, CURL *e, const char *path, const char
 static int start_transfer(struct es_out *o, struct batch *b)
 {
     const struct sl_es_output_cfg *es = o->es;
-    if (es->compression == SL_COMPRESSION_GZIP && !b->gz && compress_body(b, es->gzip_level) != 0)
+    if (es->compression == SL_COMPRESSION_GZIP && !b->gz_len &&
+        compress_body(b, es->gzip_level) != 0)
         return -1;
     CURL *e = easy_get(o);
     if (!e) return -1;
     char path[600];
     snprintf(path, sizeof path, "/_bulk?%s" FILTER_PATH, o->pipeline_arg);
     request_opts(o, e, path, "Content-Type: application/x-ndjson", &b->hdrs);
-    if (b->gz) b->hdrs = curl_slist_append(b->hdrs, "Content-Encoding: gzip");
+    if (b->gz_len) b->hdrs = curl_slist_append(b->hdrs, "Content-Encoding: gzip");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, b->hdrs);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->gz ? b->gz : b->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b->gz ? b->gz_len : b->len));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->gz_len ? b->gz : b->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b->gz_len ? b->gz_len : b->len));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(e, CURLOPT_PRIVATE, b);
@@ -682,7 +718,7 @@ static int start_transfer(struct es_out *o, struct batch *b)
     o->inflight++;
     o->st.requests++;
     o->st.items_sent += b->n;
-    o->st.bytes_sent += b->gz ? b->gz_len : b->len;
+    o->st.bytes_sent += b->gz_len ? b->gz_len : b->len;
     for (size_t i = 0; i < b->n; i++)
         b->recs[i].attempts++;
     return 0;
@@ -1343,11 +1379,10 @@ static void es_destroy(void *impl)
         }
         batch_free(b);
     }
-    for (size_t i = 0; i < o->n_body_pool; i++) {
-        sl_budget_release(&o->p->budget, o->eff_max);
-        free(o->body_pool[i]);
-    }
-    o->n_body_pool = 0;
+    while (o->n_pool)
+        batch_destroy(o->pool[--o->n_pool]);
+    o->pool_bytes = 0;
+    if (o->zs_ready) deflateEnd(&o->zs);
     sl_timer_stop(o->p->loop, &o->linger);
     sl_timer_stop(o->p->loop, &o->curl_timer);
     setup_fini(o);
@@ -1441,10 +1476,9 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
     o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
-    /* Idle pooled bodies stay charged: at most half the budget, well under the 3/4 resume mark,
+    /* Idle pooled batches stay charged: at most half the budget, well under the 3/4 resume mark,
      * so a quiet pipeline never holds its own inputs paused. */
-    o->pool_max = p->budget.limit / 2 / o->eff_max;
-    if (o->pool_max > BODY_POOL) o->pool_max = BODY_POOL;
+    o->pool_max_bytes = p->budget.limit / 2;
     if (o->es->api_key) {
         size_t n = strlen(o->es->api_key) + 32;
         o->auth_header = malloc(n);
