@@ -241,6 +241,8 @@ FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
 FWD_FN(partial_closed)
+FWD_FN(handshake_failures)
+FWD_FN(tls_handshake_failures)
 FWD_FN(storage_errors)
 FWD_FN(storage_full)
 FWD_FN(stored_bytes)
@@ -263,8 +265,8 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb, *te, *ye, *es, *fse,
-        *fsf, *fsb, *fsc;
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb, *te, *ye, *es,
+        *fse, *fsf, *fsb, *fsc, *fhf, *fth;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -324,6 +326,16 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
                                    "ack: stored: corrupt regions skipped while replaying the "
                                    "request store (logged with file and offset).",
                                    "input", err, errlen)) ||
+        !(fhf = sl_metrics_counter(m, "sluice_forward_handshake_failures_total",
+                                   "Forward handshakes refused (invalid PING, shared_key or "
+                                   "username/password mismatch, no PING within "
+                                   "handshake_timeout); each closed its connection.",
+                                   "input", err, errlen)) ||
+        !(fth = sl_metrics_counter(m, "sluice_forward_tls_handshake_failures_total",
+                                   "TLS handshakes that failed or timed out on a Forward input "
+                                   "(wrong protocol, certificate refused, ...); each closed its "
+                                   "connection.",
+                                   "input", err, errlen)) ||
         !(dlb = sl_metrics_gauge(m, "sluice_dead_letter_bytes",
                                  "Bytes in the dead-letter store (counted against max_size).", NULL,
                                  err, errlen)))
@@ -352,6 +364,8 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(fsf, v, m_fwd_storage_full, in->impl);
             sl_metric_bind_fn(fsb, v, m_fwd_stored_bytes, in->impl);
             sl_metric_bind_fn(fsc, v, m_fwd_storage_corrupt, in->impl);
+            sl_metric_bind_fn(fhf, v, m_fwd_handshake_failures, in->impl);
+            sl_metric_bind_fn(fth, v, m_fwd_tls_handshake_failures, in->impl);
         }
     }
     return 0;

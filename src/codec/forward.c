@@ -694,6 +694,17 @@ int sl_fwd_verify_ping(const struct sl_fwd_ping *p, const void *nonce, size_t no
     return hex_equal(p->digest, p->digest_len, hex) ? 0 : -1;
 }
 
+int sl_fwd_verify_password(const struct sl_fwd_ping *p, const void *auth, size_t auth_len,
+                           const char *user, size_t user_len, const char *password,
+                           size_t password_len)
+{
+    char hex[129];
+    if (p->user_len != user_len || memcmp(p->user, user, user_len) != 0) return -1;
+    if (sl_fwd_password_digest(auth, auth_len, user, user_len, password, password_len, hex) != 0)
+        return -1;
+    return hex_equal(p->password, p->password_len, hex) ? 0 : -1;
+}
+
 void sl_fwd_pong(int ok, const char *reason, size_t reason_len, const char *host, size_t host_len,
                  const char *digest_hex, struct sl_mp_wbuf *out)
 {

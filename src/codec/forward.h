@@ -169,6 +169,12 @@ int sl_fwd_parse_ping(const void *frame, size_t len, struct sl_fwd_ping *p, char
 int sl_fwd_verify_ping(const struct sl_fwd_ping *p, const void *nonce, size_t nonce_len,
                        const char *key, size_t key_len);
 
+/* Server side, user authentication: 0 when the PING names user and its password field equals
+ * sha512_hex(auth | user | password) (compared in constant time), else -1. */
+int sl_fwd_verify_password(const struct sl_fwd_ping *p, const void *auth, size_t auth_len,
+                           const char *user, size_t user_len, const char *password,
+                           size_t password_len);
+
 /* ["PONG", ok, reason, server_host, digest_hex]. On failure pass ok 0, the reason, and "" / NULL
  * for host and digest. */
 void sl_fwd_pong(int ok, const char *reason, size_t reason_len, const char *host, size_t host_len,

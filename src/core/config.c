@@ -682,12 +682,62 @@ static int set_listen(struct loader *L, const struct key_def *k, void *base, con
     return 0;
 }
 
+/* A PEM file sluice reads at start-up (certificates, keys, CA bundles): checked now so a typo is
+ * a FILE:LINE error instead of a failed start. The contents are checked when they are loaded. */
+static int check_pem_file(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    if (check_not_empty(L, k, v) != 0) return -1;
+    struct stat st;
+    int fd = open(v->s, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        err(L, v->line, "'%s': cannot read '%s': %s", k->name, q(L, v->secret ? v->raw : v->s),
+            strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    char head[4096];
+    ssize_t n = S_ISREG(st.st_mode) ? read(fd, head, sizeof head - 1) : -1;
+    close(fd);
+    if (n < 0 || !memmem(head, (size_t)n, "-----BEGIN ", 11)) {
+        err(L, v->line, "'%s': '%s' is not a PEM file (no \"-----BEGIN \" line)", k->name,
+            q(L, v->secret ? v->raw : v->s));
+        return -1;
+    }
+    return 0;
+}
+
+/* Permission bits as octal text: "0660", "660", "0600". */
+static int set_unix_mode(struct loader *L, const struct key_def *k, void *base, const struct val *v)
+{
+    char *end = NULL;
+    unsigned long m = v->null || !*v->s ? 01000 : strtoul(v->s, &end, 8);
+    if (m > 0777 || !end || *end) {
+        err(L, v->line, "'%s' must be octal permission bits such as \"0660\", got '%s'", k->name,
+            q(L, v->null ? "" : v->raw));
+        return -1;
+    }
+    *(uint32_t *)((char *)base + k->off) = (uint32_t)m;
+    return 0;
+}
+
+/* A user name in the forward input's users map. */
+static int check_user_key(struct loader *L, const struct key_def *k, const char *key, int line)
+{
+    if (*key) return 0;
+    err(L, line, "'%s' has an empty user name", k->name);
+    return -1;
+}
+
 /* The forward input's listen address: required to be host:port; port 0 binds any free port. */
 static int set_fwd_listen(struct loader *L, const struct key_def *k, void *base,
                           const struct val *v)
 {
+    if (!v->null && strcmp(v->s, "off") == 0) {
+        set_str(base, k->off, NULL); /* only with unix_path (cross_checks) */
+        return 0;
+    }
     if (v->null || valid_host_port(v->s, 0) < 0) {
-        err(L, v->line, "'%s' must be host:port (port 0..65535), got '%s'", k->name,
+        err(L, v->line, "'%s' must be host:port (port 0..65535) or \"off\", got '%s'", k->name,
             q(L, v->null ? "" : v->raw));
         return -1;
     }
@@ -795,6 +845,7 @@ static const char *const format_values[] = {"json", "text", "regexp", NULL};
 static const char *const on_parse_error_values[] = {"dead_letter", "as_text", NULL};
 static const char *const op_values[] = {"create", "index", NULL};
 static const char *const compression_values[] = {"none", "gzip", NULL};
+static const char *const tls_version_values[] = {"1.2", "1.3", NULL};
 
 #define SVC(f) offsetof(struct sl_service_cfg, f)
 #define IN(f) offsetof(struct sl_input_cfg, f)
@@ -1078,7 +1129,63 @@ static const struct key_def forward_keys[] = {
      .doc_type = "host:port",
      .set = set_fwd_listen,
      .doc = "TCP address to accept Forward connections on; UDP heartbeats are answered on the "
-            "same port. Port 0 picks a free port (logged as \"listening on HOST:PORT\")."},
+            "same port. Port 0 picks a free port (logged as \"listening on HOST:PORT\"). \"off\" "
+            "(only with unix_path): no TCP listener."},
+    {.name = "unix_path",
+     .type = VT_STRING,
+     .off = FWD(unix_path),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "Also accept Forward connections on this Unix stream socket (same protocol, acks, "
+            "handshake and backpressure; no TLS). A stale socket file is replaced at start; the "
+            "file is removed at exit."},
+    {.name = "unix_mode",
+     .type = VT_CUSTOM,
+     .off = FWD(unix_mode),
+     .def = "0660",
+     .doc_type = "octal",
+     .set = set_unix_mode,
+     .doc = "Permission bits of the unix_path socket file."},
+    {.name = "tls",
+     .type = VT_BOOL,
+     .off = FWD(tls),
+     .def = "false",
+     .doc = "The TCP listener speaks TLS (needs tls_cert_file and tls_key_file). A failed TLS "
+            "handshake closes only that connection (logged with the OpenSSL reason, counted in "
+            "sluice_forward_tls_handshake_failures_total)."},
+    {.name = "tls_cert_file",
+     .type = VT_STRING,
+     .off = FWD(tls_cert_file),
+     .nullable = true,
+     .check = check_pem_file,
+     .doc_def = "(none)",
+     .doc = "PEM server certificate (chain) for tls."},
+    {.name = "tls_key_file",
+     .type = VT_STRING,
+     .off = FWD(tls_key_file),
+     .nullable = true,
+     .check = check_pem_file,
+     .doc_def = "(none)",
+     .doc = "PEM private key of tls_cert_file; start-up fails if they do not match."},
+    {.name = "tls_ca_file",
+     .type = VT_STRING,
+     .off = FWD(tls_ca_file),
+     .nullable = true,
+     .check = check_pem_file,
+     .doc_def = "(none)",
+     .doc = "PEM CAs that client certificates must chain to (with tls_verify_client)."},
+    {.name = "tls_verify_client",
+     .type = VT_BOOL,
+     .off = FWD(tls_verify_client),
+     .def = "false",
+     .doc = "Mutual TLS: a client without a certificate signed by tls_ca_file is refused."},
+    {.name = "tls_min_version",
+     .type = VT_ENUM,
+     .off = FWD(tls_min_version),
+     .def = "1.2",
+     .values = tls_version_values,
+     .doc = "Oldest TLS version accepted."},
     {.name = "tag_prefix",
      .type = VT_STRING,
      .off = FWD(tag_prefix),
@@ -1103,6 +1210,15 @@ static const struct key_def forward_keys[] = {
      .check = check_not_empty,
      .doc_def = "(no handshake)",
      .doc = "Enables the HELO/PING/PONG handshake with this key; use ${env:NAME} or ${file:PATH}."},
+    {.name = "users",
+     .type = VT_KVMAP,
+     .off = FWD(users),
+     .count_off = FWD(n_users),
+     .check_key = check_user_key,
+     .doc_def = "{}",
+     .doc = "User authentication in the handshake (needs shared_key): username: password; a "
+            "PING whose user or password digest does not match gets PONG false "
+            "\"username/password mismatch\" and is closed. Use ${env:NAME} or ${file:PATH}."},
     {.name = "self_hostname",
      .type = VT_STRING,
      .off = FWD(self_hostname),
@@ -1444,6 +1560,57 @@ static const struct key_def fwd_out_keys[] = {
      .doc_def = "(no handshake)",
      .doc = "Answer the server's HELO with PING and verify its PONG digest; use ${env:NAME} or "
             "${file:PATH}."},
+    {.name = "username",
+     .type = VT_STRING,
+     .off = FO(username),
+     .nullable = true,
+     .check = check_not_empty,
+     .doc_def = "(none)",
+     .doc = "User for servers that ask for user authentication in HELO (with password)."},
+    {.name = "password",
+     .type = VT_STRING,
+     .off = FO(password),
+     .nullable = true,
+     .doc_def = "(none)",
+     .doc = "Password of username (sent only as a salted SHA-512 digest); use ${env:NAME} or "
+            "${file:PATH}."},
+    {.name = "tls",
+     .type = VT_BOOL,
+     .off = FO(tls),
+     .def = "false",
+     .doc = "Connect with TLS (SNI is the server's host name)."},
+    {.name = "tls_ca_file",
+     .type = VT_STRING,
+     .off = FO(tls_ca_file),
+     .nullable = true,
+     .check = check_pem_file,
+     .doc_def = "(system CAs)",
+     .doc = "PEM CAs to verify servers with."},
+    {.name = "tls_verify",
+     .type = VT_BOOL,
+     .off = FO(tls_verify),
+     .def = "true",
+     .doc = "Verify the server certificate and that it names the host (or IP) in servers."},
+    {.name = "tls_cert_file",
+     .type = VT_STRING,
+     .off = FO(tls_cert_file),
+     .nullable = true,
+     .check = check_pem_file,
+     .doc_def = "(none)",
+     .doc = "PEM client certificate for mutual TLS (with tls_key_file)."},
+    {.name = "tls_key_file",
+     .type = VT_STRING,
+     .off = FO(tls_key_file),
+     .nullable = true,
+     .check = check_pem_file,
+     .doc_def = "(none)",
+     .doc = "PEM private key of tls_cert_file."},
+    {.name = "tls_min_version",
+     .type = VT_ENUM,
+     .off = FO(tls_min_version),
+     .def = "1.2",
+     .values = tls_version_values,
+     .doc = "Oldest TLS version offered."},
     {.name = "self_hostname",
      .type = VT_STRING,
      .off = FO(self_hostname),
@@ -1457,7 +1624,7 @@ static const struct key_def fwd_out_keys[] = {
      .def = "10s",
      .min_value = 1,
      .min_text = "1ms",
-     .doc = "Limit for the TCP connect plus the handshake."},
+     .doc = "Limit for the TCP connect plus the TLS and Forward handshakes."},
     {.name = "retry_base",
      .type = VT_DURATION,
      .off = FO(retry_base_ms),
@@ -2156,6 +2323,26 @@ static void check_edits(struct loader *L, const struct sl_edit_cfg *ec, int line
     sl_jedit_free(plan);
 }
 
+/* The forward input's listeners, TLS files and users. */
+static void check_fwd_in_transport(struct loader *L, const struct sl_input_cfg *in)
+{
+    const struct sl_forward_input_cfg *fc = &in->forward;
+    if (!fc->listen && !fc->unix_path)
+        err(L, in->line, "'listen: off' needs 'unix_path' (the input would accept nothing)");
+    if (fc->tls && (!fc->tls_cert_file || !fc->tls_key_file))
+        err(L, in->line, "'tls: true' needs 'tls_cert_file' and 'tls_key_file'");
+    if (fc->tls && !fc->listen)
+        err(L, in->line, "'tls: true' needs a TCP listener ('listen'); unix_path is never TLS");
+    if (!fc->tls &&
+        (fc->tls_cert_file || fc->tls_key_file || fc->tls_ca_file || fc->tls_verify_client))
+        err(L, in->line, "tls_* keys are set but 'tls' is false");
+    if (fc->tls_verify_client && !fc->tls_ca_file)
+        err(L, in->line, "'tls_verify_client: true' needs 'tls_ca_file'");
+    if (fc->n_users && !fc->shared_key)
+        err(L, in->line,
+            "'users' needs 'shared_key' (user authentication is part of the handshake)");
+}
+
 /* Rules that span keys, checked once everything is loaded. */
 static void cross_checks(struct loader *L, struct sl_config *cfg)
 {
@@ -2182,6 +2369,7 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
                     (unsigned long long)in->forward.max_frame_size,
                     (unsigned long long)svc->storage_max_size);
         }
+        if (in->type == SL_INPUT_FORWARD && L->input_clean[i]) check_fwd_in_transport(L, in);
         /* A frame is held whole (and its gzip payload inflated whole) before any of it can go
          * on: one larger than the whole memory budget could never be taken in. */
         if (in->type == SL_INPUT_FORWARD && L->input_clean[i] && L->service_clean &&
@@ -2206,6 +2394,16 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
             if (fo->retry_max_ms < fo->retry_base_ms)
                 err(L, o->line, "'retry_max' (%llums) is less than 'retry_base' (%llums)",
                     (unsigned long long)fo->retry_max_ms, (unsigned long long)fo->retry_base_ms);
+            if (!fo->username != !fo->password)
+                err(L, o->line, "'username' and 'password' must be set together");
+            else if (fo->username && !fo->shared_key)
+                err(L, o->line,
+                    "'username' needs 'shared_key' (user authentication is part of "
+                    "the handshake)");
+            if (!fo->tls_cert_file != !fo->tls_key_file)
+                err(L, o->line, "'tls_cert_file' and 'tls_key_file' must be set together");
+            if (!fo->tls && (fo->tls_ca_file || fo->tls_cert_file || fo->tls_key_file))
+                err(L, o->line, "tls_* files are set but 'tls' is false");
             continue;
         }
         if (!es->user != !es->password)

@@ -62,10 +62,10 @@ struct sl_kafka_input_cfg {
     char *group_id;                /* default "sluice" */
     char *topics[SL_CFG_MAX_LIST]; /* required, >= 1; entries starting with ^ are regexes */
     size_t n_topics;
-    char *tag;                             /* template; default "kafka.${topic}" */
-    enum sl_format format;                 /* default json */
-    char *pattern;                         /* format regexp: PCRE2 with named groups */
-    struct sl_kv types[SL_CFG_MAX_LIST];   /* format regexp: field -> int|float|bool|string */
+    char *tag;                           /* template; default "kafka.${topic}" */
+    enum sl_format format;               /* default json */
+    char *pattern;                       /* format regexp: PCRE2 with named groups */
+    struct sl_kv types[SL_CFG_MAX_LIST]; /* format regexp: field -> int|float|bool|string */
     size_t n_types;
     enum sl_on_parse_error on_parse_error; /* default dead_letter */
     char *time_key;                        /* NULL = use the Kafka timestamp */
@@ -79,9 +79,20 @@ struct sl_kafka_input_cfg {
  * answers once the request is fsync'd under service.storage_path/<input name>/ (replayed after a
  * restart, deleted once every event of it is finished). See src/inputs/forward.c. */
 enum sl_fwd_ack_mode { SL_FWD_ACK_DELIVERED = 0, SL_FWD_ACK_STORED };
+enum sl_tls_version { SL_TLS_1_2 = 0, SL_TLS_1_3 };
 
 struct sl_forward_input_cfg {
-    char *listen;                  /* host:port; default "0.0.0.0:24224"; port 0 = any free port */
+    char *listen;    /* host:port; default "0.0.0.0:24224"; port 0 = any free port; NULL = "off" */
+    char *unix_path; /* NULL = no Unix socket */
+    uint32_t unix_mode;                  /* permission bits of the socket file; default 0660 */
+    bool tls;                            /* TCP listener speaks TLS; default false */
+    char *tls_cert_file;                 /* PEM; required with tls */
+    char *tls_key_file;                  /* PEM; required with tls */
+    char *tls_ca_file;                   /* PEM CAs for client certificates */
+    bool tls_verify_client;              /* mutual TLS; default false; needs tls_ca_file */
+    enum sl_tls_version tls_min_version; /* default 1.2 */
+    struct sl_kv users[SL_CFG_MAX_LIST]; /* username -> password; needs shared_key */
+    size_t n_users;
     char *tag_prefix;              /* NULL = none; else tags become "<prefix>.<tag>" */
     enum sl_fwd_ack_mode ack;      /* default delivered */
     char *shared_key;              /* NULL = no handshake */
@@ -151,14 +162,22 @@ struct sl_fwd_output_cfg {
     enum sl_compression compression; /* default none */
     int gzip_level;                  /* 1..9; default 1 */
     char *shared_key;                /* NULL = no handshake */
-    char *self_hostname;             /* NULL = gethostname() at start */
-    uint64_t connect_timeout_ms;     /* default 10 s: TCP connect plus handshake */
-    uint64_t retry_base_ms;          /* default 200 ms */
-    uint64_t retry_max_ms;           /* default 30 s */
-    bool kafka_fields;               /* default true: Kafka coordinates go into each record */
-    char *kafka_topic_key;           /* default "kafka_topic" */
-    char *kafka_partition_key;       /* default "kafka_partition" */
-    char *kafka_offset_key;          /* default "kafka_offset" */
+    char *username;                  /* user auth in PING, with password; NULL = "" */
+    char *password;
+    char *self_hostname;         /* NULL = gethostname() at start */
+    uint64_t connect_timeout_ms; /* default 10 s: TCP connect, TLS and Forward handshakes */
+    bool tls;                    /* default false */
+    char *tls_ca_file;           /* NULL = system CAs */
+    bool tls_verify;             /* default true: certificate and host name */
+    char *tls_cert_file;         /* client certificate (mutual TLS) */
+    char *tls_key_file;
+    enum sl_tls_version tls_min_version; /* default 1.2 */
+    uint64_t retry_base_ms;              /* default 200 ms */
+    uint64_t retry_max_ms;               /* default 30 s */
+    bool kafka_fields;                   /* default true: Kafka coordinates go into each record */
+    char *kafka_topic_key;               /* default "kafka_topic" */
+    char *kafka_partition_key;           /* default "kafka_partition" */
+    char *kafka_offset_key;              /* default "kafka_offset" */
 };
 
 enum sl_output_type { SL_OUTPUT_ELASTICSEARCH = 1, SL_OUTPUT_FORWARD };

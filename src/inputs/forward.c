@@ -16,6 +16,17 @@
  * signals backpressure no connection is read (TCP flow control pushes back on the clients);
  * frames already buffered wait, unprocessed and unacked, until the budget can resume.
  *
+ * TLS (tls: true, TCP listener only): each connection first runs a non-blocking SSL_accept on the
+ * loop (the HELO, when a shared_key is set, is queued and written once it completes), bounded by
+ * handshake_timeout. Reads and writes then go through SSL_read / SSL_write; an SSL call that needs
+ * the other direction (WANT_READ while writing, WANT_WRITE while reading) sets the epoll interest
+ * to that direction. Stopping reading for backpressure stops calling SSL_read; what OpenSSL has
+ * already buffered (SSL_has_pending, invisible to epoll) is drained by the drain timer once the
+ * connection reads again. OpenSSL's per-connection state is charged to the budget as
+ * SL_TLS_CONN_COST.
+ *
+ * unix_path adds a Unix stream socket listener: the same connections (never TLS).
+ *
  * Connections are freed only from a timer callback (after the current epoll batch, which may
  * still hold an event for them), and never closed from inside an ack-tracker callback (the
  * tracker is being walked there): a connection that must go is marked and closed by the reap
@@ -33,11 +44,14 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "codec/forward.h"
 #include "codec/msgpack.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "inputs/fwdstore.h"
 
 #define TICK_MS 100
@@ -81,6 +95,11 @@ struct fconn {
     bool doomed;            /* close at the next reap (set where closing is not allowed) */
     bool eof;               /* the peer finished sending; stays open only to write acks */
     bool close_after_write; /* PONG false: close once it is written */
+    SSL *ssl;               /* TLS connections */
+    bool tls_hs;            /* the TLS handshake is not finished */
+    uint32_t hs_want;       /* TLS handshake: the readiness it waits for */
+    uint32_t rd_want;       /* TLS: SSL_read needs this readiness (EPOLLOUT), 0 = EPOLLIN */
+    uint32_t wr_want;       /* TLS: SSL_write needs this readiness (EPOLLIN), 0 = EPOLLOUT */
     uint8_t *rbuf;
     size_t rlen, rcap;
     size_t wr_end; /* ack: stored: rbuf[0..wr_end) is appended to the store, not yet synced */
@@ -104,8 +123,13 @@ struct sl_fwd_in {
     const char *name;
     char host[256];
     size_t host_len;
-    int lfd, ufd;
-    struct sl_io lio, uio;
+    int lfd, ufd, xfd; /* TCP listener, UDP heartbeat, Unix listener */
+    struct sl_io lio, uio, xio;
+    dev_t x_dev; /* the socket file we bound, removed at exit only if still ours */
+    ino_t x_ino;
+    SSL_CTX *tls;
+    struct sl_timer drain; /* TLS: reads what OpenSSL buffered once a connection reads again */
+    uint64_t tls_handshake_failures;
     int port;
     char addr[96];
     struct fconn *conns, *dead;
@@ -213,9 +237,62 @@ static bool reading(const struct fconn *c)
 static void conn_update_events(struct fconn *c)
 {
     if (c->closed) return;
-    uint32_t ev = (reading(c) ? EPOLLIN : 0) | (c->wpos < c->wlen ? EPOLLOUT : 0);
+    uint32_t ev;
+    if (c->tls_hs) {
+        ev = c->hs_want;
+    } else {
+        bool rd = reading(c);
+        ev = (rd ? (c->rd_want ? c->rd_want : EPOLLIN) : 0) |
+             (c->wpos < c->wlen ? (c->wr_want ? c->wr_want : EPOLLOUT) : 0);
+        /* Decrypted or undecrypted bytes OpenSSL holds raise no epoll event. */
+        if (rd && c->ssl && SSL_has_pending(c->ssl) && !c->f->drain.active)
+            sl_timer_start(c->f->p->loop, &c->f->drain, 0);
+    }
     /* Without any event the fd leaves epoll; a reset while paused is then seen on resume. */
     sl_loop_io_set(c->f->p->loop, &c->io, ev);
+}
+
+/* recv or SSL_read: >0 bytes, 0 at the end of the stream, -1 with errno (EAGAIN: wait). */
+static ssize_t conn_recv(struct fconn *c, void *buf, size_t n)
+{
+    if (!c->ssl) return recv(c->io.fd, buf, n, 0);
+    char err[320];
+    int st;
+    ssize_t r = sl_tls_read(c->ssl, buf, n, &st, err, sizeof err);
+    c->rd_want = 0;
+    if (r > 0) return r;
+    if (st == SL_TLS_EOF) return 0;
+    if (st == SL_TLS_WANT_READ || st == SL_TLS_WANT_WRITE) {
+        if (st == SL_TLS_WANT_WRITE) c->rd_want = EPOLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    SL_WARN(c->f->name, "tls", "%s: %s; closing this connection", c->peer, err);
+    errno = EPROTO;
+    return -1;
+}
+
+/* send or SSL_write, like conn_recv. */
+static ssize_t conn_send(struct fconn *c, const void *buf, size_t n)
+{
+    if (!c->ssl) return send(c->io.fd, buf, n, MSG_NOSIGNAL);
+    char err[320];
+    int st;
+    ssize_t r = sl_tls_write(c->ssl, buf, n, &st, err, sizeof err);
+    c->wr_want = 0;
+    if (r > 0) return r;
+    if (st == SL_TLS_WANT_READ || st == SL_TLS_WANT_WRITE) {
+        if (st == SL_TLS_WANT_READ) c->wr_want = EPOLLIN;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (st == SL_TLS_EOF) {
+        errno = EPIPE;
+        return -1;
+    }
+    SL_DEBUG(c->f->name, "%s: %s", c->peer, err);
+    errno = EPROTO;
+    return -1;
 }
 
 /* Whether a connection that stopped reading has anything left to do. */
@@ -226,8 +303,13 @@ static bool finished(const struct fconn *c)
 
 static void conn_write(struct fconn *c)
 {
+    if (c->closed) return;
+    if (c->tls_hs) {
+        conn_update_events(c); /* queued (HELO): written once the TLS handshake is done */
+        return;
+    }
     while (!c->closed && c->wpos < c->wlen) {
-        ssize_t w = send(c->io.fd, c->wbuf + c->wpos, c->wlen - c->wpos, MSG_NOSIGNAL);
+        ssize_t w = conn_send(c, c->wbuf + c->wpos, c->wlen - c->wpos);
         if (w > 0) {
             c->wpos += (size_t)w;
         } else if (w < 0 && errno == EINTR) {
@@ -296,6 +378,11 @@ static void conn_close(struct fconn *c, const char *why)
     c->closed = true;
     c->wr_end = 0; /* appended but unsynced requests are not acked; the client resends them */
     sl_loop_io_set(f->p->loop, &c->io, 0);
+    if (c->ssl) {
+        sl_tls_close(c->ssl);
+        c->ssl = NULL;
+        sl_budget_release(&f->p->budget, SL_TLS_CONN_COST);
+    }
     close(c->io.fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -553,7 +640,7 @@ static void push_ack(struct fconn *c, const struct sl_fwd_options *o, int64_t en
 
 /* ---------------------------------------------------------------- handshake */
 
-static void send_pong_fail(struct fconn *c, const char *reason)
+static void send_pong_fail_why(struct fconn *c, const char *reason, const char *detail)
 {
     uint8_t buf[256];
     struct sl_mp_wbuf w;
@@ -562,8 +649,37 @@ static void send_pong_fail(struct fconn *c, const char *reason)
     queue_write(c, buf, w.len);
     c->close_after_write = true;
     c->f->handshake_failures++;
-    SL_WARN(c->f->name, "handshake", "%s: handshake failed: %s", c->peer, reason);
+    SL_WARN(c->f->name, "handshake", "%s: handshake failed: %s%s; closing this connection", c->peer,
+            reason, detail ? detail : "");
     conn_write(c);
+}
+
+static void send_pong_fail(struct fconn *c, const char *reason)
+{
+    send_pong_fail_why(c, reason, NULL);
+}
+
+/* users: the PING's username must be configured and its password digest match. Returns 0, or
+ * -1 after answering PONG false. The log names a configured user, never an unknown one (it may
+ * be a mistyped password) and never a password. */
+static int check_user(struct fconn *c, const struct sl_fwd_ping *ping)
+{
+    const struct sl_forward_input_cfg *fc = c->f->fc;
+    for (size_t i = 0; i < fc->n_users; i++) {
+        const struct sl_kv *u = &fc->users[i];
+        size_t ul = strlen(u->key);
+        if (ul != ping->user_len || memcmp(u->key, ping->user, ul) != 0) continue;
+        if (sl_fwd_verify_password(ping, c->auth, sizeof c->auth, u->key, ul, u->value,
+                                   strlen(u->value)) == 0)
+            return 0;
+        char why[160];
+        snprintf(why, sizeof why, " (wrong password for user '%.100s')", u->key);
+        send_pong_fail_why(c, "username/password mismatch", why);
+        return -1;
+    }
+    send_pong_fail_why(c, "username/password mismatch",
+                       ping->user_len ? " (unknown user)" : " (no username sent)");
+    return -1;
 }
 
 static void handle_ping(struct fconn *c, const uint8_t *frame, size_t n)
@@ -580,6 +696,7 @@ static void handle_ping(struct fconn *c, const uint8_t *frame, size_t n)
         send_pong_fail(c, "shared_key mismatch");
         return;
     }
+    if (f->fc->n_users && check_user(c, &ping) != 0) return;
     char digest[129];
     if (sl_fwd_ping_digest(ping.salt, ping.salt_len, f->host, f->host_len, c->nonce,
                            sizeof c->nonce, key, strlen(key), digest) != 0) {
@@ -596,8 +713,9 @@ static void handle_ping(struct fconn *c, const uint8_t *frame, size_t n)
     }
     queue_write(c, buf, w.len);
     c->state = C_OPEN;
-    SL_DEBUG(f->name, "%s: authenticated (client host %.*s)", c->peer, (int)ping.host_len,
-             ping.host);
+    SL_DEBUG(f->name, "%s: authenticated (client host %.*s%s%.*s)", c->peer, (int)ping.host_len,
+             ping.host, f->fc->n_users ? ", user " : "", f->fc->n_users ? (int)ping.user_len : 0,
+             ping.user);
     conn_write(c);
 }
 
@@ -1014,7 +1132,7 @@ static void conn_read(struct fconn *c)
             }
             c->rbuf = resize(f, c->rbuf, &c->rcap, want);
         }
-        ssize_t r = recv(c->io.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t r = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (r > 0) {
             c->rlen += (size_t)r;
             f->bytes_read += (uint64_t)r;
@@ -1052,13 +1170,52 @@ static void conn_read(struct fconn *c)
     }
 }
 
+/* Drives the TLS handshake of a new connection. */
+static void conn_tls_step(struct fconn *c)
+{
+    struct sl_fwd_in *f = c->f;
+    char err[320];
+    int r = sl_tls_handshake(c->ssl, err, sizeof err);
+    if (r == SL_TLS_WANT_READ || r == SL_TLS_WANT_WRITE) {
+        c->hs_want = r == SL_TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+        conn_update_events(c);
+        return;
+    }
+    if (r == SL_TLS_EOF) {
+        /* a TCP connect-and-close (fluentd's transport heartbeat) is no failure */
+        conn_close(c, "closed during the TLS handshake");
+        return;
+    }
+    if (r != SL_TLS_OK) {
+        f->tls_handshake_failures++;
+        SL_WARN(f->name, "tls_handshake", "%s: %s; closing this connection", c->peer, err);
+        conn_close(c, NULL);
+        return;
+    }
+    c->tls_hs = false;
+    c->last_ms = sl_now_ms();
+    SL_DEBUG(f->name, "%s: TLS established (%s, %s)", c->peer, SSL_get_version(c->ssl),
+             SSL_get_cipher_name(c->ssl));
+    conn_write(c); /* the HELO, if any */
+    if (!c->closed && !c->doomed && reading(c)) conn_read(c);
+}
+
 static void conn_io(struct sl_io *io, uint32_t events)
 {
     struct fconn *c = io->arg;
     struct sl_fwd_in *f = c->f;
     if (c->closed) return;
-    if (events & EPOLLOUT) conn_write(c);
-    if (!c->closed && !c->doomed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+    if (c->tls_hs) {
+        conn_tls_step(c);
+        if (!c->closed && c->doomed) conn_close(c, NULL);
+        sl_pipeline_dl_commit(f->p);
+        return;
+    }
+    /* TLS may need the other direction to make progress (rd_want / wr_want). */
+    uint32_t wr_ev = c->wr_want ? c->wr_want : EPOLLOUT;
+    uint32_t rd_ev = (c->rd_want ? c->rd_want : EPOLLIN) | EPOLLHUP | EPOLLERR;
+    if (events & (wr_ev | EPOLLERR)) conn_write(c);
+    if (!c->closed && !c->doomed && (events & rd_ev)) {
         if (reading(c))
             conn_read(c);
         else if (events & (EPOLLHUP | EPOLLERR))
@@ -1079,6 +1236,11 @@ static void conn_io(struct sl_io *io, uint32_t events)
 static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t n)
 {
     char h[64], s[16];
+    if (sa->sa_family == AF_UNIX) {
+        static unsigned long long seq; /* Unix peers have no address: number them */
+        snprintf(out, n, "unix#%llu", ++seq);
+        return;
+    }
     if (getnameinfo(sa, len, h, sizeof h, s, sizeof s, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(out, n, "?");
         return;
@@ -1086,7 +1248,8 @@ static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_
     snprintf(out, n, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, s);
 }
 
-static void conn_new(struct sl_fwd_in *f, int fd, const struct sockaddr *sa, socklen_t len)
+static void conn_new(struct sl_fwd_in *f, int fd, const struct sockaddr *sa, socklen_t len,
+                     bool tls)
 {
     struct fconn *c = calloc(1, sizeof *c);
     if (!c) abort();
@@ -1101,13 +1264,27 @@ static void conn_new(struct sl_fwd_in *f, int fd, const struct sockaddr *sa, soc
     c->state = f->fc->shared_key ? C_AUTH : C_OPEN;
     int one = 1;
     /* Acks are small and a client waits for each: do not let Nagle hold them back. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sa->sa_family != AF_UNIX) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->next = f->conns;
     if (f->conns) f->conns->prev = c;
     f->conns = c;
     f->n_conns++;
     f->connections_total++;
     SL_DEBUG(f->name, "%s: connected (%zu open)", c->peer, f->n_conns);
+    if (tls) {
+        c->ssl = SSL_new(f->tls);
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+            SL_ERROR(f->name, "tls", "%s: cannot set up TLS (out of memory?)", c->peer);
+            if (c->ssl) SSL_free(c->ssl);
+            c->ssl = NULL;
+            conn_close(c, NULL);
+            return;
+        }
+        sl_budget_charge(&f->p->budget, SL_TLS_CONN_COST);
+        SSL_set_accept_state(c->ssl);
+        c->tls_hs = true;
+        c->hs_want = EPOLLIN;
+    }
     if (c->state == C_AUTH) {
         if (getrandom(c->nonce, sizeof c->nonce, 0) != (ssize_t)sizeof c->nonce ||
             getrandom(c->auth, sizeof c->auth, 0) != (ssize_t)sizeof c->auth) {
@@ -1126,6 +1303,31 @@ static void conn_new(struct sl_fwd_in *f, int fd, const struct sockaddr *sa, soc
     }
 }
 
+/* TLS: connections that read again while OpenSSL holds bytes for them (no epoll event comes). */
+static void drain_cb(struct sl_timer *t)
+{
+    struct sl_fwd_in *f = t->arg;
+    for (struct fconn *c = f->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closed || c->doomed || !c->ssl || c->tls_hs || !reading(c) ||
+            !SSL_has_pending(c->ssl))
+            continue;
+        conn_read(c);
+        if (c->closed) continue;
+        if (c->doomed)
+            conn_close(c, NULL);
+        else
+            conn_update_events(c);
+    }
+    sl_pipeline_dl_commit(f->p);
+}
+
+static void listeners_set(struct sl_fwd_in *f, uint32_t ev)
+{
+    if (f->lfd >= 0) sl_loop_io_set(f->p->loop, &f->lio, ev);
+    if (f->xfd >= 0) sl_loop_io_set(f->p->loop, &f->xio, ev);
+}
+
 static void listen_io(struct sl_io *io, uint32_t events)
 {
     (void)events;
@@ -1133,7 +1335,7 @@ static void listen_io(struct sl_io *io, uint32_t events)
     for (int i = 0; i < ACCEPT_BURST; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int fd = accept4(f->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -1142,7 +1344,7 @@ static void listen_io(struct sl_io *io, uint32_t events)
             SL_WARN(f->name, "accept", "accept: %s; not accepting for 1 s", strerror(errno));
             f->accept_off = true;
             f->accept_off_until = sl_now_ms() + 1000;
-            sl_loop_io_set(f->p->loop, &f->lio, 0);
+            listeners_set(f, 0);
             return;
         }
         if (f->n_conns >= f->fc->max_connections) {
@@ -1154,7 +1356,7 @@ static void listen_io(struct sl_io *io, uint32_t events)
             close(fd);
             continue;
         }
-        conn_new(f, fd, (struct sockaddr *)&ss, len);
+        conn_new(f, fd, (struct sockaddr *)&ss, len, io == &f->lio && f->tls);
     }
 }
 
@@ -1251,15 +1453,22 @@ static void tick_cb(struct sl_timer *t)
     uint64_t now = sl_now_ms();
     update_backpressure(f);
     break_partial_deadlock(f, now);
-    if (f->accept_off && now >= f->accept_off_until && !f->stopping && f->lfd >= 0) {
+    if (f->accept_off && now >= f->accept_off_until && !f->stopping) {
         f->accept_off = false;
-        sl_loop_io_set(f->p->loop, &f->lio, EPOLLIN);
+        listeners_set(f, EPOLLIN);
     }
     for (struct fconn *c = f->conns, *next; c; c = next) {
         next = c->next;
         if (c->doomed) continue;
-        if (c->state == C_AUTH && !c->close_after_write &&
-            now - c->opened_ms >= f->fc->handshake_timeout_ms) {
+        if (c->tls_hs && now - c->opened_ms >= f->fc->handshake_timeout_ms) {
+            f->tls_handshake_failures++;
+            SL_WARN(f->name, "tls_handshake",
+                    "%s: no TLS handshake within handshake_timeout (%llu ms); closing this "
+                    "connection",
+                    c->peer, (unsigned long long)f->fc->handshake_timeout_ms);
+            conn_close(c, NULL);
+        } else if (c->state == C_AUTH && !c->close_after_write &&
+                   now - c->opened_ms >= f->fc->handshake_timeout_ms) {
             f->handshake_failures++;
             SL_WARN(f->name, "handshake", "%s: no valid PING within handshake_timeout (%llu ms)",
                     c->peer, (unsigned long long)f->fc->handshake_timeout_ms);
@@ -1302,8 +1511,69 @@ static int split_listen(const char *s, char *host, size_t hn, char *port, size_t
     return 0;
 }
 
+/* The Unix listener. A socket file left by a process that did not exit cleanly is replaced; one
+ * a live process listens on, or a file that is not a socket, is an error. */
+static int open_unix(struct sl_fwd_in *f, char *err, size_t errlen)
+{
+    const char *path = f->fc->unix_path;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "%s: unix_path %s is longer than %zu bytes", f->name, path,
+                 sizeof sa.sun_path - 1);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s: unix_path %s exists and is not a socket; not replacing it",
+                     f->name, path);
+            return -1;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&sa, sizeof sa);
+        int e = errno;
+        if (probe >= 0) close(probe);
+        if (rc == 0) {
+            snprintf(err, errlen, "%s: unix_path %s: another process is listening on it", f->name,
+                     path);
+            return -1;
+        }
+        if (e != ECONNREFUSED && e != ENOENT) {
+            snprintf(err, errlen, "%s: unix_path %s: cannot tell whether it is in use: %s", f->name,
+                     path, strerror(e));
+            return -1;
+        }
+        if (unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "%s: unix_path %s: cannot remove the stale socket: %s", f->name,
+                     path, strerror(errno));
+            return -1;
+        }
+        SL_INFO(f->name, "replaced the stale socket file %s (left by an unclean exit)", path);
+    }
+    f->xfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Permissions are set between bind and listen: until listen, connects are refused. */
+    if (f->xfd < 0 || bind(f->xfd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(err, errlen, "%s: unix_path %s: %s", f->name, path, strerror(errno));
+        return -1;
+    }
+    if (chmod(path, (mode_t)f->fc->unix_mode) != 0 || listen(f->xfd, 512) != 0 ||
+        stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: unix_path %s: %s", f->name, path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    f->x_dev = st.st_dev;
+    f->x_ino = st.st_ino;
+    f->xio = (struct sl_io){.fd = f->xfd, .cb = listen_io, .arg = f};
+    sl_loop_io_set(f->p->loop, &f->xio, EPOLLIN);
+    return 0;
+}
+
 static int open_sockets(struct sl_fwd_in *f, char *err, size_t errlen)
 {
+    if (f->fc->unix_path && open_unix(f, err, errlen) != 0) return -1;
+    if (!f->fc->listen) return 0;
     char host[256], port[16];
     if (split_listen(f->fc->listen, host, sizeof host, port, sizeof port) != 0) {
         snprintf(err, errlen, "%s: invalid listen address %s", f->name, f->fc->listen);
@@ -1358,8 +1628,9 @@ struct sl_fwd_in *sl_fwd_in_new(struct sl_pipeline *p, const struct sl_input_cfg
     f->cfg = cfg;
     f->fc = &cfg->forward;
     f->name = cfg->name;
-    f->lfd = f->ufd = -1;
+    f->lfd = f->ufd = f->xfd = -1;
     f->tick = (struct sl_timer){.cb = tick_cb, .arg = f};
+    f->drain = (struct sl_timer){.cb = drain_cb, .arg = f};
     f->reap = (struct sl_timer){.cb = reap_cb, .arg = f};
     err[0] = '\0';
     f->edits = sl_edits_new(&cfg->edits, &p->budget, err, errlen);
@@ -1403,13 +1674,31 @@ struct sl_fwd_in *sl_fwd_in_new(struct sl_pipeline *p, const struct sl_input_cfg
         f->feed_t = (struct sl_timer){.cb = feed_cb, .arg = f};
         sl_timer_start(p->loop, &f->feed_t, 0);
     }
+    if (f->fc->tls) {
+        char terr[600];
+        f->tls = sl_tls_server_ctx(f->fc->tls_cert_file, f->fc->tls_key_file, f->fc->tls_ca_file,
+                                   f->fc->tls_verify_client, (int)f->fc->tls_min_version, terr,
+                                   sizeof terr);
+        if (!f->tls) {
+            snprintf(err, errlen, "%s: tls: %s", f->name, terr);
+            goto fail;
+        }
+    }
     if (open_sockets(f, err, errlen) != 0) goto fail;
     sl_timer_start(p->loop, &f->tick, TICK_MS);
+    char where[400];
+    if (f->fc->listen)
+        snprintf(where, sizeof where, "%s (tcp%s, udp heartbeat)%s%s", f->addr,
+                 f->tls ? " with tls" : "", f->fc->unix_path ? " and unix:" : "",
+                 f->fc->unix_path ? f->fc->unix_path : "");
+    else
+        snprintf(where, sizeof where, "unix:%s", f->fc->unix_path);
     SL_INFO(f->name,
-            "listening on %s (tcp, udp heartbeat) ack=%s handshake=%s "
-            "max_frame_size=%llu max_connections=%u",
-            f->addr, f->stored ? "stored" : "delivered", f->fc->shared_key ? "on" : "off",
-            (unsigned long long)f->fc->max_frame_size, (unsigned)f->fc->max_connections);
+            "listening on %s ack=%s handshake=%s users=%zu max_frame_size=%llu "
+            "max_connections=%u",
+            where, f->stored ? "stored" : "delivered", f->fc->shared_key ? "on" : "off",
+            f->fc->n_users, (unsigned long long)f->fc->max_frame_size,
+            (unsigned)f->fc->max_connections);
     return f;
 fail:
     sl_fwd_in_close(f);
@@ -1428,6 +1717,15 @@ static void close_listeners(struct sl_fwd_in *f)
         close(f->ufd);
         f->ufd = -1;
     }
+    if (f->xfd >= 0) {
+        sl_loop_io_set(f->p->loop, &f->xio, 0);
+        close(f->xfd);
+        f->xfd = -1;
+        /* Removed only if it is still the file we bound (not one a newer process made). */
+        struct stat st;
+        if (lstat(f->fc->unix_path, &st) == 0 && st.st_dev == f->x_dev && st.st_ino == f->x_ino)
+            unlink(f->fc->unix_path);
+    }
 }
 
 void sl_fwd_in_stop(struct sl_fwd_in *f)
@@ -1445,7 +1743,9 @@ void sl_fwd_in_close(struct sl_fwd_in *f)
         conn_close(f->conns, NULL);
     sl_timer_stop(f->p->loop, &f->tick);
     sl_timer_stop(f->p->loop, &f->reap);
+    sl_timer_stop(f->p->loop, &f->drain);
     reap_cb(&f->reap);
+    if (f->tls) SSL_CTX_free(f->tls);
     if (f->stored) {
         sl_timer_stop(f->p->loop, &f->sync_t);
         sl_timer_stop(f->p->loop, &f->feed_t);
@@ -1492,6 +1792,7 @@ void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out)
         .frames = f->frames,
         .acks_sent = f->acks_sent,
         .handshake_failures = f->handshake_failures,
+        .tls_handshake_failures = f->tls_handshake_failures,
         .heartbeats = f->heartbeats,
         .paused_ms = f->paused_ms + (f->paused ? sl_now_ms() - f->paused_since : 0),
         .partial_closed = f->partial_closed,
@@ -1515,7 +1816,8 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
     SL_INFO(f->name,
             "received=%llu delivered=%llu dead_lettered=%llu dropped=%llu in_flight=%llu "
             "parse_errors=%llu unmatched=%llu connections=%zu connections_total=%llu "
-            "rejected=%llu protocol_errors=%llu handshake_failures=%llu bytes_read=%llu "
+            "rejected=%llu protocol_errors=%llu handshake_failures=%llu "
+            "tls_handshake_failures=%llu bytes_read=%llu "
             "frames=%llu acks=%llu heartbeats=%llu idle_closed=%llu partial_closed=%llu "
             "pauses=%llu paused_ms=%llu budget=%llu/%llu",
             (unsigned long long)c->received, (unsigned long long)c->delivered,
@@ -1524,11 +1826,12 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
             (unsigned long long)c->parse_errors, (unsigned long long)c->unmatched, f->n_conns,
             (unsigned long long)f->connections_total, (unsigned long long)f->connections_rejected,
             (unsigned long long)f->protocol_errors, (unsigned long long)f->handshake_failures,
-            (unsigned long long)f->bytes_read, (unsigned long long)f->frames,
-            (unsigned long long)f->acks_sent, (unsigned long long)f->heartbeats,
-            (unsigned long long)f->idle_closed, (unsigned long long)f->partial_closed,
-            (unsigned long long)f->pauses, (unsigned long long)paused,
-            (unsigned long long)f->p->budget.used, (unsigned long long)f->p->budget.limit);
+            (unsigned long long)f->tls_handshake_failures, (unsigned long long)f->bytes_read,
+            (unsigned long long)f->frames, (unsigned long long)f->acks_sent,
+            (unsigned long long)f->heartbeats, (unsigned long long)f->idle_closed,
+            (unsigned long long)f->partial_closed, (unsigned long long)f->pauses,
+            (unsigned long long)paused, (unsigned long long)f->p->budget.used,
+            (unsigned long long)f->p->budget.limit);
     if (f->st) {
         struct sl_fwdstore_stats ss;
         sl_fwdstore_stats(f->st, &ss);

@@ -20,6 +20,12 @@
  * WAIT_ACK -> READY ...; any failure -> BACKOFF -> IDLE -> CONNECTING. A failed connect or
  * handshake moves the output to the next server; an ack failure first reconnects to the same one.
  *
+ * TLS (tls: true): after the TCP connect a non-blocking SSL_connect runs on the loop (SNI and the
+ * verified name are the server's host; an IP literal is matched against IP SANs), still within
+ * connect_timeout; a failure counts as a handshake retry and moves to the next server. All reads
+ * and writes then go through SSL_read / SSL_write; a call that needs the other direction sets the
+ * epoll interest to it (ssl_want).
+ *
  * Fates: every record of an acked batch is delivered (sl_ack), so the Kafka input stores its
  * offset only then. Retries go on forever with capped exponential backoff; the budget makes the
  * inputs wait meanwhile. Records are dead-lettered only before they are batched: JSON that cannot
@@ -48,6 +54,7 @@
 #include "codec/json_mp.h"
 #include "codec/msgpack.h"
 #include "core/log.h"
+#include "core/tls.h"
 
 /* Bytes reserved for the option map {"size": N, "compressed": "gzip", "chunk": "<24>"} and the
  * shrinking bin header, when deciding whether an entry still fits a frame. */
@@ -82,6 +89,7 @@ struct fbatch {
 enum cstate {
     CS_IDLE,
     CS_CONNECTING,
+    CS_TLS,
     CS_HELO,
     CS_PONG,
     CS_READY,
@@ -95,6 +103,8 @@ struct fconn {
     unsigned idx;
     enum cstate st;
     struct sl_io io; /* fd -1 without a socket */
+    SSL *ssl;
+    uint32_t ssl_want; /* the readiness the last TLS call waits for (0: none) */
     struct sl_timer timer;
     struct fbatch *b;
     size_t server;
@@ -134,6 +144,7 @@ struct fwd_out {
     struct sl_output_stats st;
     uint64_t retries[RR_COUNT];
     uint64_t connects, handshakes;
+    SSL_CTX *tls;
 };
 
 /* ---------------------------------------------------------------- buffers */
@@ -300,6 +311,12 @@ static void conn_close_socket(struct fconn *c)
 {
     if (c->io.fd < 0) return;
     sl_loop_io_set(c->o->p->loop, &c->io, 0);
+    if (c->ssl) {
+        sl_tls_close(c->ssl);
+        c->ssl = NULL;
+        c->ssl_want = 0;
+        sl_budget_release(&c->o->p->budget, SL_TLS_CONN_COST);
+    }
     close(c->io.fd);
     c->io.fd = -1;
     c->rlen = 0;
@@ -347,8 +364,50 @@ static void conn_fail(struct fconn *c, enum retry_reason why, const char *fmt, .
 
 static void conn_set_events(struct fconn *c, uint32_t ev)
 {
+    if (c->ssl && c->ssl_want && ev) ev = c->ssl_want; /* TLS needs the other direction */
     int rc = sl_loop_io_set(c->o->p->loop, &c->io, ev);
     if (rc != 0 && ev) conn_fail(c, RR_IO, "cannot watch the socket: %s", strerror(-rc));
+}
+
+/* recv or SSL_read: >0 bytes, 0 at the end of the stream, -1 with errno (EAGAIN: wait; then
+ * ssl_want tells conn_set_events what for; EPROTO: TLS error, text in *tls_err). */
+static ssize_t c_recv(struct fconn *c, void *buf, size_t n, char *tls_err, size_t errlen)
+{
+    if (!c->ssl) return recv(c->io.fd, buf, n, 0);
+    int st;
+    ssize_t r = sl_tls_read(c->ssl, buf, n, &st, tls_err, errlen);
+    c->ssl_want = 0;
+    if (r > 0) return r;
+    if (st == SL_TLS_EOF) return 0;
+    if (st == SL_TLS_WANT_READ || st == SL_TLS_WANT_WRITE) {
+        c->ssl_want = st == SL_TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = EPROTO;
+    return -1;
+}
+
+static ssize_t c_send(struct fconn *c, const void *buf, size_t n, char *tls_err, size_t errlen)
+{
+    if (!c->ssl) return send(c->io.fd, buf, n, MSG_NOSIGNAL);
+    int st;
+    ssize_t r = sl_tls_write(c->ssl, buf, n, &st, tls_err, errlen);
+    c->ssl_want = 0;
+    if (r > 0) return r;
+    if (st == SL_TLS_WANT_READ || st == SL_TLS_WANT_WRITE) {
+        c->ssl_want = st == SL_TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = st == SL_TLS_EOF ? EPIPE : EPROTO;
+    return -1;
+}
+
+/* strerror, or the TLS reason for EPROTO from c_recv/c_send. */
+static const char *io_err(int e, const char *tls_err)
+{
+    return e == EPROTO && tls_err[0] ? tls_err : strerror(e);
 }
 
 static void deliver(struct fconn *c)
@@ -386,8 +445,9 @@ static void conn_ready(struct fconn *c)
 static void conn_write_frame(struct fconn *c)
 {
     struct fbatch *b = c->b;
+    char terr[320] = "";
     while (c->wpos < b->w.len) {
-        ssize_t w = send(c->io.fd, b->w.data + c->wpos, b->w.len - c->wpos, MSG_NOSIGNAL);
+        ssize_t w = c_send(c, b->w.data + c->wpos, b->w.len - c->wpos, terr, sizeof terr);
         if (w > 0) {
             c->wpos += (size_t)w;
         } else if (w < 0 && errno == EINTR) {
@@ -396,8 +456,9 @@ static void conn_write_frame(struct fconn *c)
             conn_set_events(c, EPOLLOUT);
             return;
         } else {
-            conn_fail(c, errno == EPIPE || errno == ECONNRESET ? RR_EOF : RR_IO,
-                      "writing the request failed: %s", strerror(errno));
+            int e = errno;
+            conn_fail(c, e == EPIPE || e == ECONNRESET ? RR_EOF : RR_IO,
+                      "writing the request failed: %s", io_err(e, terr));
             return;
         }
     }
@@ -429,8 +490,9 @@ static void conn_start_send(struct fconn *c)
 
 static void conn_write_ping(struct fconn *c)
 {
+    char terr[320] = "";
     while (c->ping_pos < c->ping_len) {
-        ssize_t w = send(c->io.fd, c->ping + c->ping_pos, c->ping_len - c->ping_pos, MSG_NOSIGNAL);
+        ssize_t w = c_send(c, c->ping + c->ping_pos, c->ping_len - c->ping_pos, terr, sizeof terr);
         if (w > 0) {
             c->ping_pos += (size_t)w;
         } else if (w < 0 && errno == EINTR) {
@@ -439,11 +501,55 @@ static void conn_write_ping(struct fconn *c)
             conn_set_events(c, EPOLLOUT);
             return;
         } else {
-            conn_fail(c, RR_HANDSHAKE, "writing PING failed: %s", strerror(errno));
+            conn_fail(c, RR_HANDSHAKE, "writing PING failed: %s", io_err(errno, terr));
             return;
         }
     }
     conn_set_events(c, EPOLLIN);
+}
+
+static void on_helo(struct fconn *c);
+
+/* Transport ready (TCP, or TLS established): the Forward handshake, or straight to work. */
+static void conn_transport_ready(struct fconn *c)
+{
+    struct fwd_out *o = c->o;
+    if (o->fc->shared_key) {
+        /* The server speaks first; connect_timeout still runs and covers the handshake. */
+        c->st = CS_HELO;
+        c->rlen = 0;
+        if (c->ssl) {
+            on_helo(c); /* it may be buffered in OpenSSL already (no epoll event then) */
+            if (c->st != CS_HELO || c->io.fd < 0) return;
+        }
+        conn_set_events(c, EPOLLIN);
+        return;
+    }
+    conn_ready(c);
+}
+
+static void conn_tls_step(struct fconn *c)
+{
+    struct fwd_out *o = c->o;
+    char err[320];
+    int r = sl_tls_handshake(c->ssl, err, sizeof err);
+    if (r == SL_TLS_WANT_READ || r == SL_TLS_WANT_WRITE) {
+        c->ssl_want = r == SL_TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+        conn_set_events(c, c->ssl_want);
+        return;
+    }
+    if (r == SL_TLS_EOF) {
+        conn_fail(c, RR_HANDSHAKE, "the server closed the connection during the TLS handshake");
+        return;
+    }
+    if (r != SL_TLS_OK) {
+        conn_fail(c, RR_HANDSHAKE, "%s", err);
+        return;
+    }
+    c->ssl_want = 0;
+    SL_DEBUG(o->name, "connection %u: TLS established (%s, %s)", c->idx, SSL_get_version(c->ssl),
+             SSL_get_cipher_name(c->ssl));
+    conn_transport_ready(c);
 }
 
 static void conn_connected(struct fconn *c)
@@ -455,14 +561,20 @@ static void conn_connected(struct fconn *c)
     o->connects++;
     SL_DEBUG(o->name, "connection %u: connected to %s:%s", c->idx, o->servers[c->server].host,
              o->servers[c->server].port);
-    if (o->fc->shared_key) {
-        /* The server speaks first; connect_timeout still runs and covers the handshake. */
-        c->st = CS_HELO;
-        c->rlen = 0;
-        conn_set_events(c, EPOLLIN);
+    if (o->tls) {
+        char err[320];
+        c->ssl = sl_tls_client_new(o->tls, c->io.fd, o->servers[c->server].host, o->fc->tls_verify,
+                                   err, sizeof err);
+        if (!c->ssl) {
+            conn_fail(c, RR_HANDSHAKE, "%s", err);
+            return;
+        }
+        sl_budget_charge(&o->p->budget, SL_TLS_CONN_COST);
+        c->st = CS_TLS; /* connect_timeout still runs and covers the TLS handshake */
+        conn_tls_step(c);
         return;
     }
-    conn_ready(c);
+    conn_transport_ready(c);
 }
 
 static void conn_connect(struct fconn *c)
@@ -523,7 +635,8 @@ static int conn_read_obj(struct fconn *c, enum retry_reason why, size_t *n)
                       RBUF_SIZE);
             return -1;
         }
-        ssize_t r = recv(c->io.fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
+        char terr[320] = "";
+        ssize_t r = c_recv(c, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, terr, sizeof terr);
         if (r > 0) {
             c->rlen += (size_t)r;
         } else if (r == 0) {
@@ -533,9 +646,10 @@ static int conn_read_obj(struct fconn *c, enum retry_reason why, size_t *n)
         } else if (errno == EINTR) {
             continue;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (c->ssl) conn_set_events(c, EPOLLIN); /* or what TLS waits for (ssl_want) */
             return 0;
         } else {
-            conn_fail(c, why == RR_EOF ? RR_IO : why, "read failed: %s", strerror(errno));
+            conn_fail(c, why == RR_EOF ? RR_IO : why, "read failed: %s", io_err(errno, terr));
             return -1;
         }
     }
@@ -569,8 +683,15 @@ static void on_helo(struct fconn *c)
     struct sl_mp_wbuf w;
     sl_mp_wbuf_init(&w, c->ping, sizeof c->ping);
     const char *key = o->fc->shared_key;
-    if (sl_fwd_make_ping(&h, o->hostname, strlen(o->hostname), c->salt, 32, key, strlen(key), "", 0,
-                         "", 0, &w) != 0 ||
+    const char *user = o->fc->username ? o->fc->username : "";
+    const char *pw = o->fc->password ? o->fc->password : "";
+    if (h.auth_len > 0 && !o->fc->username)
+        SL_DEBUG(o->name,
+                 "connection %u: the server asks for user authentication but no "
+                 "username is configured; sending an empty one",
+                 c->idx);
+    if (sl_fwd_make_ping(&h, o->hostname, strlen(o->hostname), c->salt, 32, key, strlen(key), user,
+                         strlen(user), pw, strlen(pw), &w) != 0 ||
         w.overflow) {
         conn_fail(c, RR_HANDSHAKE, "cannot build PING");
         return;
@@ -663,8 +784,12 @@ static void on_idle_readable(struct fconn *c)
 {
     struct fwd_out *o = c->o;
     uint8_t tmp[64];
-    ssize_t r = recv(c->io.fd, tmp, sizeof tmp, 0);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    char terr[320] = "";
+    ssize_t r = c_recv(c, tmp, sizeof tmp, terr, sizeof terr);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (c->ssl) conn_set_events(c, EPOLLIN); /* e.g. a TLS 1.3 session ticket was read */
+        return;
+    }
     if (r > 0)
         SL_WARN(o->name, "protocol", "connection %u: unexpected data from an idle server; closing",
                 c->idx);
@@ -697,6 +822,9 @@ static void conn_io(struct sl_io *io, uint32_t events)
         conn_connected(c);
         break;
     }
+    case CS_TLS:
+        conn_tls_step(c);
+        break;
     case CS_HELO:
         on_helo(c);
         break;
@@ -727,6 +855,10 @@ static void conn_timer(struct sl_timer *t)
     switch (c->st) {
     case CS_CONNECTING:
         conn_fail(c, RR_CONNECT, "connect timed out after %llu ms",
+                  (unsigned long long)o->fc->connect_timeout_ms);
+        break;
+    case CS_TLS:
+        conn_fail(c, RR_HANDSHAKE, "TLS handshake timed out after %llu ms",
                   (unsigned long long)o->fc->connect_timeout_ms);
         break;
     case CS_HELO:
@@ -934,6 +1066,7 @@ static void fwd_destroy(void *impl)
         batch_free(o->all);
     free(o->scr.data);
     sl_budget_release(&o->p->budget, o->scr_charged);
+    if (o->tls) SSL_CTX_free(o->tls);
     free(o->conns);
     free(o->servers);
     free(o);
@@ -1018,6 +1151,15 @@ int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, ch
         snprintf(err, errlen, "no servers");
         return -1;
     }
+    if (fc->tls) {
+        char terr[600];
+        o->tls = sl_tls_client_ctx(fc->tls_ca_file, fc->tls_verify, fc->tls_cert_file,
+                                   fc->tls_key_file, (int)fc->tls_min_version, terr, sizeof terr);
+        if (!o->tls) {
+            snprintf(err, errlen, "tls: %s", terr);
+            return -1;
+        }
+    }
     if (fc->self_hostname)
         snprintf(o->hostname, sizeof o->hostname, "%s", fc->self_hostname);
     else if (gethostname(o->hostname, sizeof o->hostname - 1) != 0)
@@ -1042,11 +1184,12 @@ int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, ch
     }
     SL_INFO(o->name,
             "servers=%s:%s%s batch_max_bytes=%zu (configured %llu) concurrency=%u "
-            "require_ack=%s compression=%s handshake=%s",
+            "require_ack=%s compression=%s handshake=%s%s tls=%s%s",
             o->servers[0].host, o->servers[0].port, o->n_servers > 1 ? ",..." : "", o->eff_max,
             (unsigned long long)fc->batch_max_bytes, fc->concurrency,
             fc->require_ack ? "true" : "false",
-            fc->compression == SL_COMPRESSION_GZIP ? "gzip" : "none",
-            fc->shared_key ? "on" : "off");
+            fc->compression == SL_COMPRESSION_GZIP ? "gzip" : "none", fc->shared_key ? "on" : "off",
+            fc->username ? " (with user)" : "", fc->tls ? "on" : "off",
+            fc->tls && !fc->tls_verify ? " (verify off)" : "");
     return 0;
 }

@@ -433,6 +433,94 @@ static void test_types_not_supported(void **state)
     "  - type: forward\n" extra "outputs:\n"                                                       \
     "  - type: elasticsearch\n"
 
+/* Forward transports: TLS files are checked at load with the key's line; cross-key rules. */
+static void test_forward_transport(void **state)
+{
+    (void)state;
+    char pem[] = "/tmp/sluice-test-pem-XXXXXX";
+    int fd = mkstemp(pem);
+    assert_true(fd >= 0);
+    assert_true(write(fd, "-----BEGIN CERTIFICATE-----\nx\n", 30) == 30);
+    close(fd);
+    char notpem[] = "/tmp/sluice-test-notpem-XXXXXX";
+    fd = mkstemp(notpem);
+    assert_true(fd >= 0);
+    assert_true(write(fd, "hello\n", 6) == 6);
+    close(fd);
+    char yaml[2048], want[2048];
+
+    struct sl_config cfg;
+    setenv("SLUICE_T_ALICE", "pw", 1);
+    snprintf(yaml, sizeof yaml,
+             FWD_INPUT("    listen: \"off\"\n"
+                       "    unix_path: /tmp/x.sock\n"
+                       "    unix_mode: \"600\"\n"
+                       "    shared_key: k\n"
+                       "    users:\n"
+                       "      alice: ${env:SLUICE_T_ALICE}\n") "  - type: forward\n"
+                                                               "    servers: [h:1]\n"
+                                                               "    tls: true\n"
+                                                               "    tls_cert_file: %s\n"
+                                                               "    tls_key_file: %s\n"
+                                                               "    tls_min_version: \"1.3\"\n"
+                                                               "    shared_key: k\n"
+                                                               "    username: bob\n"
+                                                               "    password: p\n",
+             pem, pem);
+    int rc = load(yaml, &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    const struct sl_forward_input_cfg *fi = &cfg.inputs[0].forward;
+    assert_null(fi->listen);
+    assert_string_equal(fi->unix_path, "/tmp/x.sock");
+    assert_int_equal(fi->unix_mode, 0600);
+    assert_false(fi->tls);
+    assert_int_equal(fi->tls_min_version, SL_TLS_1_2);
+    assert_int_equal(fi->n_users, 1);
+    assert_string_equal(fi->users[0].key, "alice");
+    assert_string_equal(fi->users[0].value, "pw");
+    const struct sl_fwd_output_cfg *fo = &cfg.outputs[1].fwd;
+    assert_true(fo->tls);
+    assert_true(fo->tls_verify);
+    assert_int_equal(fo->tls_min_version, SL_TLS_1_3);
+    assert_string_equal(fo->username, "bob");
+    sl_config_free(&cfg);
+
+    /* unreadable and non-PEM files: the key's line */
+    snprintf(yaml, sizeof yaml,
+             FWD_INPUT("    tls: true\n"
+                       "    tls_cert_file: /nonexistent/cert.pem\n"
+                       "    tls_key_file: %s\n"),
+             notpem);
+    snprintf(want, sizeof want,
+             "t.yaml:4: 'tls_cert_file': cannot read '/nonexistent/cert.pem': No such file or "
+             "directory\n"
+             "t.yaml:5: 'tls_key_file': '%s' is not a PEM file (no \"-----BEGIN \" line)\n",
+             notpem);
+    expect_errors(yaml, want);
+
+    /* cross-key rules */
+    expect_errors(FWD_INPUT("    tls: true\n    listen: \"off\"\n"),
+                  "t.yaml:2: 'listen: off' needs 'unix_path' (the input would accept nothing)\n"
+                  "t.yaml:2: 'tls: true' needs 'tls_cert_file' and 'tls_key_file'\n"
+                  "t.yaml:2: 'tls: true' needs a TCP listener ('listen'); unix_path is never "
+                  "TLS\n");
+    snprintf(yaml, sizeof yaml,
+             FWD_INPUT("    tls_ca_file: %s\n    tls_verify_client: true\n    users: {a: b}\n"),
+             pem);
+    expect_errors(yaml, "t.yaml:2: tls_* keys are set but 'tls' is false\n"
+                        "t.yaml:2: 'users' needs 'shared_key' (user authentication is part of "
+                        "the handshake)\n");
+    expect_errors(FWD_INPUT("    unix_mode: \"0999\"\n    users: {\"\": x}\n"),
+                  "t.yaml:3: 'unix_mode' must be octal permission bits such as \"0660\", got "
+                  "'0999'\n"
+                  "t.yaml:4: 'users' has an empty user name\n");
+    expect_errors("inputs:\n  - {type: forward}\noutputs:\n  - type: forward\n"
+                  "    name: o\n    username: u\n    tls_verify: false\n",
+                  "t.yaml:4: 'username' and 'password' must be set together\n");
+    unlink(pem);
+    unlink(notpem);
+}
+
 static void test_forward_input(void **state)
 {
     (void)state;
@@ -531,13 +619,15 @@ static void test_forward_input(void **state)
                   "t.yaml:3: 'max_frame_size' (6291456) is larger than service.storage_max_size "
                   "(1048576): such a request could never be stored\n");
     expect_errors(FWD_INPUT("    listen: 24224\n    brokers: x\n"),
-                  "t.yaml:3: 'listen' must be host:port (port 0..65535), got '24224'\n"
+                  "t.yaml:3: 'listen' must be host:port (port 0..65535) or \"off\", got '24224'\n"
                   "t.yaml:4: unknown key 'brokers' in forward input (valid: type, name, listen, "
-                  "tag_prefix, ack, shared_key, self_hostname, handshake_timeout, "
+                  "unix_path, unix_mode, tls, tls_cert_file, tls_key_file, tls_ca_file, "
+                  "tls_verify_client, tls_min_version, "
+                  "tag_prefix, ack, shared_key, users, self_hostname, handshake_timeout, "
                   "max_frame_size, max_connections, idle_timeout, id_from_kafka_fields, "
                   "remove_keys, rename_keys, add_fields, include_tag_key, tag_key)\n");
     expect_errors(FWD_INPUT("    listen: \"h:65536\"\n    tag_prefx: a\n"),
-                  "t.yaml:3: 'listen' must be host:port (port 0..65535), got 'h:65536'\n"
+                  "t.yaml:3: 'listen' must be host:port (port 0..65535) or \"off\", got 'h:65536'\n"
                   "t.yaml:4: unknown key 'tag_prefx' in forward input (did you mean "
                   "'tag_prefix'?)\n");
     expect_errors(FWD_INPUT("    max_frame_size: 512\n    max_connections: 0\n"
@@ -653,7 +743,9 @@ static void test_forward_output(void **state)
     expect_errors(FWD_OUTPUT("    hosts: [http://x:9200]\n"),
                   "t.yaml:6: unknown key 'hosts' in forward output (valid: type, name, match, "
                   "servers, require_ack, ack_timeout, batch_max_bytes, batch_max_wait, "
-                  "concurrency, compression, gzip_level, shared_key, self_hostname, "
+                  "concurrency, compression, gzip_level, shared_key, username, password, tls, "
+                  "tls_ca_file, tls_verify, tls_cert_file, tls_key_file, tls_min_version, "
+                  "self_hostname, "
                   "connect_timeout, retry_base, retry_max, kafka_fields, kafka_topic_key, "
                   "kafka_partition_key, kafka_offset_key, remove_keys, rename_keys, add_fields, "
                   "include_tag_key, tag_key)\n");
@@ -1164,6 +1256,7 @@ int main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_shipped_example),
+        cmocka_unit_test(test_forward_transport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

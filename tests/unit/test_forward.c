@@ -556,6 +556,45 @@ static void test_ping_round_trip(void **state)
     assert_non_null(strstr(err, "invalid ping message"));
 }
 
+/* User authentication on the server side. The second vector was computed independently with
+ * Python: hashlib.sha512(bytes(range(0xa0, 0xb0)) + b"bob" + "pä55w0rd".encode()).hexdigest() */
+static void test_verify_password(void **state)
+{
+    (void)state;
+    uint8_t nonce[16], out[512], salt2[16];
+    nonce16(nonce);
+    for (int k = 0; k < 16; k++)
+        salt2[k] = (uint8_t)(0xa0 + k);
+    char hex[129];
+    assert_int_equal(sl_fwd_password_digest(salt2, 16, "bob", 3,
+                                            "p\xc3\xa4"
+                                            "55w0rd",
+                                            9, hex),
+                     0);
+    assert_string_equal(hex, "5aaf0ff17b17efb4c96f0449fcf19845e7a0e2d9786b2bf486b601994ff44e94"
+                             "f24a5c7958053afad0bf81423e8c85f92ab78d7db08541f501c1f3e5d7f3ef0a");
+
+    struct sl_fwd_helo h = {nonce, 16, auth_salt, 16, 1};
+    struct sl_mp_wbuf w;
+    sl_mp_wbuf_init(&w, out, sizeof(out));
+    assert_int_equal(
+        sl_fwd_make_ping(&h, "c", 1, client_salt, 32, "k", 1, "alice", 5, "s3cret", 6, &w), 0);
+    struct sl_fwd_ping p;
+    char err[SL_FWD_ERRLEN];
+    assert_int_equal(sl_fwd_parse_ping(out, w.len, &p, err, sizeof(err)), 0);
+    assert_int_equal(sl_fwd_verify_password(&p, auth_salt, 16, "alice", 5, "s3cret", 6), 0);
+    assert_int_equal(sl_fwd_verify_password(&p, auth_salt, 16, "alice", 5, "s3creT", 6), -1);
+    assert_int_equal(sl_fwd_verify_password(&p, auth_salt, 16, "alic", 4, "s3cret", 6), -1);
+    assert_int_equal(sl_fwd_verify_password(&p, salt2, 16, "alice", 5, "s3cret", 6), -1);
+    /* a PING without user auth ("" / "") matches no user */
+    h.auth_len = 0;
+    sl_mp_wbuf_init(&w, out, sizeof(out));
+    assert_int_equal(
+        sl_fwd_make_ping(&h, "c", 1, client_salt, 32, "k", 1, "alice", 5, "s3cret", 6, &w), 0);
+    assert_int_equal(sl_fwd_parse_ping(out, w.len, &p, err, sizeof(err)), 0);
+    assert_int_equal(sl_fwd_verify_password(&p, auth_salt, 16, "alice", 5, "s3cret", 6), -1);
+}
+
 static void test_pong(void **state)
 {
     (void)state;
@@ -855,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_truncation_everywhere),
         cmocka_unit_test(test_encoder_round_trip),
+        cmocka_unit_test(test_verify_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
