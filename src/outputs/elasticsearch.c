@@ -154,8 +154,14 @@ struct es_out {
      * flight. */
     struct batch *pool[BODY_POOL];
     size_t n_pool;
+    uint64_t pool_hits, pool_misses;
     uint64_t pool_bytes, pool_max_bytes; /* charged by pooled batches; at most half the budget */
     z_stream zs; /* reused with deflateReset: its ~256 KiB state is not rebuilt per batch */
+    /* per-response scratch, kept: at 40 B an item, a full batch's array is a fresh mapping
+     * (above the 128 KiB mmap threshold) that each response would map, fault in and unmap */
+    struct sl_bulk_item *items;
+    size_t *retry_idx;
+    size_t items_cap;
     bool zs_ready;
     int ts_path_idx; /* timestamp_key in the record's scan, -1 when off */
     char *ts_buf;    /* ,"<timestamp_key>":" then room for the time and "} */
@@ -359,12 +365,14 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
     if (cap == o->eff_max && o->n_pool > 0 && o->pool[o->n_pool - 1]->cap_recs >= cap_recs) {
         /* still charged from its last use: the charge moves from the pool to the batch */
         struct batch *b = o->pool[--o->n_pool];
+        o->pool_hits++;
         o->pool_bytes -= b->charged;
         batch_link(o, b);
         return b;
     }
     struct batch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
+    if (cap == o->eff_max) o->pool_misses++;
     b->o = o;
     b->body = malloc(cap);
     b->recs = malloc(cap_recs * sizeof *b->recs);
@@ -740,19 +748,25 @@ static void pump(struct es_out *o)
 
 static void handle_items(struct es_out *o, struct batch *b)
 {
-    struct sl_bulk_item *items = calloc(b->n, sizeof *items);
-    size_t *retry_idx = malloc(b->n * sizeof *retry_idx);
     char err[256];
-    if (!items || !retry_idx) {
-        free(items);
-        free(retry_idx);
-        schedule_retry(o, b, RR_BAD_RESPONSE, ++b->attempts);
-        return;
+    if (b->n > o->items_cap) {
+        struct sl_bulk_item *ni = realloc(o->items, b->n * sizeof *ni);
+        if (ni) o->items = ni;
+        size_t *nr = realloc(o->retry_idx, b->n * sizeof *nr);
+        if (nr) o->retry_idx = nr;
+        if (!ni || !nr) {
+            schedule_retry(o, b, RR_BAD_RESPONSE, ++b->attempts);
+            return;
+        }
+        /* bounded by the largest batch, which the budget bounds */
+        sl_budget_charge(&o->p->budget, (b->n - o->items_cap) * (sizeof *ni + sizeof *nr));
+        o->items_cap = b->n;
     }
+    struct sl_bulk_item *items = o->items;
+    size_t *retry_idx = o->retry_idx;
+    memset(items, 0, b->n * sizeof *items);
     if (sl_bulk_parse_response(b->resp, b->resp_len, items, b->n, err, sizeof err) != 0) {
         SL_WARN(o->name, "bad_response", "unusable bulk response (%s); resending the batch", err);
-        free(items);
-        free(retry_idx);
         schedule_retry(o, b, RR_BAD_RESPONSE, ++b->attempts);
         return;
     }
@@ -801,8 +815,6 @@ static void handle_items(struct es_out *o, struct batch *b)
                 "%zu of %zu items rejected permanently; written to "
                 "the dead-letter store",
                 n_dl, b->n);
-    free(items);
-    free(retry_idx);
     batch_free(b);
 }
 
@@ -1360,11 +1372,14 @@ static void es_log_stats(void *impl)
                               (unsigned long long)o->retries[i]);
     SL_INFO(o->name,
             "requests=%llu items_sent=%llu delivered=%llu dead_lettered=%llu pending=%llu "
-            "inflight=%zu bytes_sent=%llu avg_latency_ms=%llu retries{%s}",
+            "inflight=%zu bytes_sent=%llu avg_latency_ms=%llu batches_reused=%llu/%llu "
+            "retries{%s}",
             (unsigned long long)o->st.requests, (unsigned long long)o->st.items_sent,
             (unsigned long long)o->st.delivered, (unsigned long long)o->st.dead_lettered,
             (unsigned long long)o->recs_pending, o->inflight, (unsigned long long)o->st.bytes_sent,
-            (unsigned long long)(o->st.requests ? o->st.latency_ms_sum / o->st.requests : 0), r);
+            (unsigned long long)(o->st.requests ? o->st.latency_ms_sum / o->st.requests : 0),
+            (unsigned long long)o->pool_hits, (unsigned long long)(o->pool_hits + o->pool_misses),
+            r);
 }
 
 static void es_destroy(void *impl)
@@ -1382,6 +1397,9 @@ static void es_destroy(void *impl)
     while (o->n_pool)
         batch_destroy(o->pool[--o->n_pool]);
     o->pool_bytes = 0;
+    sl_budget_release(&o->p->budget, o->items_cap * (sizeof *o->items + sizeof *o->retry_idx));
+    free(o->items);
+    free(o->retry_idx);
     if (o->zs_ready) deflateEnd(&o->zs);
     sl_timer_stop(o->p->loop, &o->linger);
     sl_timer_stop(o->p->loop, &o->curl_timer);
