@@ -341,7 +341,11 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
 static void batch_free(struct batch *b)
 {
     struct es_out *o = b->o;
-    if (b->cap == o->eff_max && o->n_body_pool < o->pool_max) {
+    /* Pool only while the budget is below its resume mark: pooled bodies stay charged, and with
+     * several outputs (copy: true) their pools alone could otherwise keep the budget above the
+     * mark with nothing in flight, and paused inputs would never resume. */
+    if (b->cap == o->eff_max && o->n_body_pool < o->pool_max &&
+        sl_budget_can_resume(&o->p->budget)) {
         o->body_pool[o->n_body_pool++] = b->body; /* stays charged, as pool memory */
         b->body = NULL;
         b->charged -= b->cap;
@@ -1392,8 +1396,9 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
     o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
-    /* Idle pooled bodies stay charged: at most half the budget, well under the 3/4 resume mark,
-     * so a quiet pipeline never holds its own inputs paused. */
+    /* Idle pooled bodies stay charged: at most half the budget per output, and batch_free pools
+     * only below the 3/4 resume mark, so a quiet pipeline never holds its own inputs paused (even
+     * with several outputs). */
     o->pool_max = p->budget.limit / 2 / o->eff_max;
     if (o->pool_max > BODY_POOL) o->pool_max = BODY_POOL;
     if (o->es->api_key) {
