@@ -341,11 +341,7 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
 static void batch_free(struct batch *b)
 {
     struct es_out *o = b->o;
-    /* Pool only while the budget is below its resume mark: pooled bodies stay charged, and with
-     * several outputs (copy: true) their pools alone could otherwise keep the budget above the
-     * mark with nothing in flight, and paused inputs would never resume. */
-    if (b->cap == o->eff_max && o->n_body_pool < o->pool_max &&
-        sl_budget_can_resume(&o->p->budget)) {
+    if (b->cap == o->eff_max && o->n_body_pool < o->pool_max) {
         o->body_pool[o->n_body_pool++] = b->body; /* stays charged, as pool memory */
         b->body = NULL;
         b->charged -= b->cap;
@@ -364,6 +360,16 @@ static void batch_free(struct batch *b)
     free(b->recs);
     free(b->tags);
     free(b);
+    /* The last batch is gone and inputs are still held above the resume mark: the idle pool
+     * must not be what keeps them paused (Forward read buffers, or other outputs' pools, can
+     * make up the rest). Give it back; it refills once traffic flows. */
+    if (!o->all && o->n_body_pool && !sl_budget_can_resume(&o->p->budget)) {
+        for (size_t i = 0; i < o->n_body_pool; i++) {
+            sl_budget_release(&o->p->budget, o->eff_max);
+            free(o->body_pool[i]);
+        }
+        o->n_body_pool = 0;
+    }
 }
 
 /* Copies a tag into the batch; returns its offset, or UINT32_MAX when out of memory. */
@@ -1396,10 +1402,14 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
     o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
-    /* Idle pooled bodies stay charged: at most half the budget per output, and batch_free pools
-     * only below the 3/4 resume mark, so a quiet pipeline never holds its own inputs paused (even
-     * with several outputs). */
-    o->pool_max = p->budget.limit / 2 / o->eff_max;
+    /* Idle pooled bodies stay charged: at most half the budget for all Elasticsearch outputs
+     * together (with two outputs, as copy: true makes common, each pooling half the budget held
+     * the Kafka input paused for good), and batch_free drops an idle output's pool while the
+     * budget is above the 3/4 resume mark, so a quiet pipeline never holds its inputs paused. */
+    size_t n_es = 0;
+    for (size_t i = 0; i < p->cfg->n_outputs; i++)
+        n_es += p->cfg->outputs[i].type == SL_OUTPUT_ELASTICSEARCH;
+    o->pool_max = p->budget.limit / 2 / o->eff_max / (n_es ? n_es : 1);
     if (o->pool_max > BODY_POOL) o->pool_max = BODY_POOL;
     if (o->es->api_key) {
         size_t n = strlen(o->es->api_key) + 32;
