@@ -6,7 +6,9 @@
      |-> bench/ceiling   the same with the prefetch settings sluice derives from memory_limit 32MiB
      |-> sluice          -> esemu --count-only   (default config, memory_limit 32MiB)
      |-> sluice          the same with compression: gzip / id: none / memory_limit 128MiB
-  Forward in -> esemu: not built yet (the Forward input does not exist).
+  bench/fwd_client    -> sluice (Forward input) -> esemu --count-only   (memory_limit 32MiB):
+                         PackedForward requests of 1,000 records of ~--size B with a chunk id,
+                         --fwd-conns connections, --fwd-window un-acked requests per connection
 
 Every run reads the whole backlog from offset 0 with a new consumer group, so one mock cluster
 serves them all. The mock keeps only ~5 MB per partition (PROTOCOLS.md 3.6), so the backlog is
@@ -53,7 +55,7 @@ SLUICE_VARIANTS = {
     "sluice-add-fields": ("32MiB", {"add_fields": '{env: prod, src: "${topic}/${partition}"}'}),
 }
 ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB",
-       "sluice-no-timestamp", "sluice-add-fields"]
+       "sluice-no-timestamp", "sluice-add-fields", "forward"]
 LABEL = {
     "ceiling": "ceiling: bare consumer, librdkafka defaults",
     "ceiling-32MiB": "ceiling: bare consumer, sluice's 32MiB prefetch",
@@ -63,7 +65,7 @@ LABEL = {
     "sluice-128MiB": "sluice -> esemu, memory_limit 128MiB",
     "sluice-no-timestamp": "sluice -> esemu, 32MiB, timestamp_key null (no byte added)",
     "sluice-add-fields": "sluice -> esemu, 32MiB, add_fields with 2 fields",
-    "forward": "Forward in -> esemu",
+    "forward": "Forward in -> esemu, 32MiB (fwd_client)",
 }
 
 
@@ -130,15 +132,18 @@ class Bench:
         self.n = args.records
         self.wd = procs.tmpdir(prefix="bench-")
         self.ceiling_bin = os.path.join(args.build, "bench", "ceiling")
+        self.fwd_client_bin = os.path.join(args.build, "bench", "fwd_client")
         self.payload_bytes = None
         self.runs = {}  # variant -> [result dicts]
         self.problems = []
         self.seq = 0
 
-    def setup(self):
+    def setup(self, kafka=True):
         H, a = self.H, self.args
-        self.mk = self.procs.add(H.MockKafka(topics=[f"logs:{a.partitions}"], workdir=self.wd))
         self.es = self.procs.add(H.EsEmu(count_only=True, workdir=self.wd))
+        if not kafka:  # only the Forward row: no backlog needed
+            return True
+        self.mk = self.procs.add(H.MockKafka(topics=[f"logs:{a.partitions}"], workdir=self.wd))
         t0 = time.monotonic()
         self.mk.produce("logs", self.n, size=a.size)
         produced = self.mk.wait_produced(600)
@@ -200,6 +205,7 @@ class Bench:
         # delays a new member's join by session.timeout.ms - 1000 (PROTOCOLS.md 3.6).
         return f"""service:
   memory_limit: {mem}
+  http_listen: 127.0.0.1:{self.H.free_port()}
   dead_letter: {{path: {self.wd}/dead-letter-{group}}}
 inputs:
   - type: kafka
@@ -265,9 +271,91 @@ outputs:
                 "pauses": pauses[-1] if pauses else None,
                 "paused_ms": paused_ms[-1] if paused_ms else None}
 
+    def run_forward(self):
+        """fwd_client -> sluice's Forward input -> esemu. Same measures as run_sluice: events/s
+        from esemu's first to last document, sluice's CPU until esemu holds N, peak RSS."""
+        H = self.H
+        self.es.reset()
+        cfg = f"""service:
+  memory_limit: 32MiB
+  http_listen: 127.0.0.1:{H.free_port()}
+  dead_letter: {{path: {self.wd}/dead-letter-forward}}
+inputs:
+  - type: forward
+    name: f
+    listen: 127.0.0.1:0
+outputs:
+  - type: elasticsearch
+    hosts: [{self.es.url}]
+    index: bench-${{tag}}
+    batch_max_wait: {self.args.fwd_batch_wait}
+"""
+        es0 = cpu_ticks(self.es.proc.pid)
+        sl = self.procs.add(H.Sluice(cfg, self.wd))
+        if not sl.wait_log(r"listening on 127\.0\.0\.1:\d+", 15):
+            self.problems.append(f"forward: sluice did not listen\n{sl.log_tail(10)}")
+            sl.kill()
+            return None
+        port = re.search(r"listening on 127\.0\.0\.1:(\d+)", sl.text()).group(1)
+        client = [H.exe_alias(self.fwd_client_bin, "bench-fwd-client"), "-p", port,
+                  "-n", str(self.n), "-c", str(self.args.fwd_conns), "-k",
+                  str(self.args.fwd_window), "-b", "1000", "-s", str(self.args.size)]
+        cpu0 = cpu_ticks(sl.pid)
+        p = subprocess.Popen(client, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + self.args.timeout
+        cpu, hwm = None, 0
+        while time.monotonic() < deadline and sl.alive():
+            st = self.es.stats()
+            if int(st["created"]) + int(st["conflicts_409"]) >= self.n:
+                cpu = cpu_ticks(sl.pid)
+                hwm = H.proc_status(sl.pid).get("VmHWM", 0)
+                break
+            time.sleep(0.05)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        es1 = cpu_ticks(self.es.proc.pid)
+        rc = sl.terminate(120)
+        st = self.es.stats()
+        fs = sl.final_stats() or {}
+        inp = (fs.get("inputs") or {}).get("f", {})
+        try:
+            cl = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            cl = {}
+        bad = []
+        if cpu is None:
+            bad.append(f"esemu has {st['created']} of {self.n} documents after the timeout")
+        if int(st["created"]) != self.n:
+            bad.append(f"created {st['created']} (409 conflicts {st['conflicts_409']})")
+        if p.returncode != 0 or cl.get("errors"):
+            bad.append(f"fwd_client exit {p.returncode}: {err[-300:]}")
+        if rc != 0:
+            bad.append(f"exit code {rc}")
+        if inp.get("dead_lettered") or inp.get("dropped"):
+            bad.append(f"dead_lettered {inp.get('dead_lettered')} dropped {inp.get('dropped')}")
+        if bad:
+            self.problems.append("forward: " + "; ".join(bad) + f"\n{sl.log_tail(10)}")
+            return None
+        a, b = int(st["first_doc_ns"]), int(st["last_doc_ns"])
+        wall = (b - a) / 1e9
+        return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK,
+                "cpu_run_s": (cpu - cpu0) / TICK,
+                "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
+                "esemu_cpu_s": (es1 - es0) / TICK,
+                "bulk_requests": int(st["bulk_requests"]),
+                "wire_mb": int(st["bulk_body_bytes"]) / 1e6,
+                "client_eps": cl.get("events_per_s"),
+                "ack_p50_ms": (cl.get("ack_ms") or {}).get("p50"),
+                "ack_p99_ms": (cl.get("ack_ms") or {}).get("p99")}
+
     def run(self, variant):
         if variant.startswith("ceiling"):
             r = self.run_ceiling(variant)
+        elif variant == "forward":
+            r = self.run_forward()
         else:
             r = self.run_sluice(variant)
         if r:
@@ -275,8 +363,12 @@ outputs:
             extra = ""
             if "pauses" in r:
                 extra = f", pauses {r['pauses']} ({r['paused_ms']} ms)"
+            if "client_eps" in r:
+                extra = (f", client {r['client_eps']:,.0f} events/s, ack p50 {r['ack_p50_ms']} ms "
+                         f"p99 {r['ack_p99_ms']} ms")
+            mock = f"{r['mock_cpu_s']:.2f} s" if "mock_cpu_s" in r else "-"
             print(f"  {variant:<15} {r['eps']:>10,.0f} events/s  CPU {r['cpu_s']:.2f} s  "
-                  f"peak RSS {r['rss_kb'] / 1024:.1f} MiB  mock CPU {r['mock_cpu_s']:.2f} s"
+                  f"peak RSS {r['rss_kb'] / 1024:.1f} MiB  mock CPU {mock}"
                   f"{extra}  (load {loadavg()})", flush=True)
         else:
             print(f"  {variant:<15} FAILED: {self.problems[-1]}", flush=True)
@@ -290,10 +382,7 @@ def med(runs, key):
 def table(b, variants):
     ceil = med(b.runs.get("ceiling", []), "eps")
     rows = [("run", "events/s", "MB/s", "CPU us/event", "peak RSS MiB", "sluice/ceiling", "n")]
-    for v in variants + ["forward"]:
-        if v == "forward":
-            rows.append((LABEL[v], "not built yet", "", "", "", "", ""))
-            continue
+    for v in variants:
         runs = b.runs.get(v, [])
         if not runs:
             rows.append((LABEL[v], "no valid run", "", "", "", "", "0"))
@@ -301,8 +390,10 @@ def table(b, variants):
         eps = med(runs, "eps")
         lo, hi = min(r["eps"] for r in runs), max(r["eps"] for r in runs)
         mbs = med([{"x": b.payload_bytes / r["wall_s"] / 1e6} for r in runs], "x") \
-            if b.payload_bytes else None
+            if b.payload_bytes and v != "forward" else None
         ratio = f"{eps / ceil:.2f}" if ceil and v != "ceiling" else ("1.00" if ceil else "?")
+        if v == "forward":
+            ratio = "-"  # another input: not comparable with the Kafka consumer
         rows.append((LABEL[v], f"{eps:,.0f} ({lo / 1000:,.0f}k-{hi / 1000:,.0f}k)",
                      f"{mbs:.1f}" if mbs else "?", f"{med(runs, 'cpu_s') * 1e6 / b.n:.2f}",
                      f"{med(runs, 'rss_kb') / 1024:.1f}", ratio, str(len(runs))))
@@ -323,6 +414,12 @@ def details(b, variants):
         rows.append((v, f("cpu_s", ".2f"), f("mock_cpu_s", ".2f"), f("esemu_cpu_s", ".2f"),
                      f("bulk_requests", ".0f"), f("wire_mb", ".1f"), f("pauses", ".0f"),
                      f("paused_ms", ".0f")))
+    runs = b.runs.get("forward", [])
+    if runs:
+        rows.append(("forward: fwd_client events/s (first send to last ack), ack latency "
+                     "p50 / p99 ms", f"{med(runs, 'client_eps'):,.0f}",
+                     f"{med(runs, 'ack_p50_ms'):.1f} / {med(runs, 'ack_p99_ms'):.1f}", "", "",
+                     "", "", ""))
     return rows
 
 
@@ -347,6 +444,12 @@ def main():
     ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
     ap.add_argument("--json", help="also write every run's numbers to this file")
+    ap.add_argument("--fwd-conns", type=int, default=4, help="forward: client connections")
+    ap.add_argument("--fwd-batch-wait", default="50ms",
+                    help="forward: the output's batch_max_wait (a client waiting for acks sends "
+                         "nothing more, so a partly filled batch waits this long)")
+    ap.add_argument("--fwd-window", type=int, default=8,
+                    help="forward: un-acked requests per connection")
     ap.add_argument("--librdkafka", action="append", default=[], metavar="KEY=VALUE",
                     type=lambda s: tuple(s.split("=", 1)),
                     help="extra librdkafka property for the sluice runs (experiments; the "
@@ -366,8 +469,10 @@ def main():
     need = [H.MOCKKAFKA_BIN, H.ESEMU_BIN]
     if any(v.startswith("ceiling") for v in variants):
         need.append(os.path.join(args.build, "bench", "ceiling"))
-    if any(v.startswith("sluice") for v in variants):
+    if any(v.startswith("sluice") or v == "forward" for v in variants):
         need.append(H.SLUICE_BIN)
+    if "forward" in variants:
+        need.append(os.path.join(args.build, "bench", "fwd_client"))
     missing = [p for p in need if not os.access(p, os.X_OK)]
     if missing:
         print(f"bench: missing binaries (build first): {' '.join(missing)}")
@@ -379,7 +484,8 @@ def main():
     print(f"load average before: {load0}", flush=True)
     with H.Procs() as procs:
         b = Bench(args, H, procs)
-        if not b.setup():
+        kafka = any(v != "forward" for v in variants)
+        if not b.setup(kafka):
             print("REFUSING to measure: the mock cluster does not hold the whole backlog")
             print("\n".join(b.problems))
             return 1
@@ -387,7 +493,7 @@ def main():
             print(f"round {rep + 1}/{args.repeat}", flush=True)
             for v in variants:
                 b.run(v)
-        ok = b.verify_backlog("after the runs")
+        ok = b.verify_backlog("after the runs") if kafka else True
         load1 = loadavg()
         print()
         print(f"{args.records:,} records x ~{args.size} B JSON, {args.partitions} partitions, "

@@ -108,6 +108,8 @@ struct loader {
      * still hold its default, and a complaint about that default would be noise. */
     bool service_clean;
     int storage_path_line; /* 0 while the default applies */
+    int weights_line;      /* of the output being loaded; 0 when it has no weights */
+    int output_weights_line[SL_CFG_MAX_OUTPUTS];
     bool output_clean[SL_CFG_MAX_OUTPUTS];
     bool input_clean[SL_CFG_MAX_INPUTS];
     char qbuf[N_QBUF][QUOTE_MAX + 8];
@@ -450,6 +452,18 @@ static int check_not_empty(struct loader *L, const struct key_def *k, const stru
 {
     if (*v->s) return 0;
     err(L, v->line, "'%s' must not be empty", k->name);
+    return -1;
+}
+
+/* One entry of a forward output's weights; remembers the line for the length check. */
+static int check_weight(struct loader *L, const struct key_def *k, const struct val *v)
+{
+    char *end;
+    errno = 0;
+    long w = strtol(v->s, &end, 10);
+    if (!L->weights_line) L->weights_line = v->line;
+    if (*v->s && !*end && errno == 0 && w >= 0 && w <= 100) return 0;
+    err(L, v->line, "'%s' entries must be integers from 0 to 100, got '%s'", k->name, q(L, v->raw));
     return -1;
 }
 
@@ -1290,6 +1304,12 @@ static const struct key_def es_keys[] = {
      .split = true,
      .check = check_pattern,
      .doc = "fluentd tag patterns (*, **, {a,b}); space-separated string or a list."},
+    {.name = "copy",
+     .type = VT_BOOL,
+     .off = OUT(copy),
+     .def = "false",
+     .doc = "Take a copy of every matching record and let routing go on to the later outputs "
+            "(fluentd's copy); false: the first matching output takes the record."},
     {.name = "hosts",
      .type = VT_LIST,
      .off = ES(hosts),
@@ -1498,6 +1518,12 @@ static const struct key_def fwd_out_keys[] = {
      .split = true,
      .check = check_pattern,
      .doc = "fluentd tag patterns (*, **, {a,b}); space-separated string or a list."},
+    {.name = "copy",
+     .type = VT_BOOL,
+     .off = OUT(copy),
+     .def = "false",
+     .doc = "Take a copy of every matching record and let routing go on to the later outputs "
+            "(fluentd's copy); false: the first matching output takes the record."},
     {.name = "servers",
      .type = VT_LIST,
      .off = FO(servers),
@@ -1506,6 +1532,16 @@ static const struct key_def fwd_out_keys[] = {
      .check = check_server,
      .doc = "Forward servers as host:port; the next one is used when connecting or the "
             "handshake fails (a list or one string)."},
+    {.name = "weights",
+     .type = VT_LIST,
+     .off = FO(weights),
+     .count_off = FO(n_weights),
+     .check = check_weight,
+     .doc_def = "(failover in order)",
+     .doc = "One integer 0..100 per server: batches go round-robin to the healthy servers in "
+            "proportion to their weights (concurrency then counts per server); 0 marks a "
+            "standby, used only while every weighted server is down. Unset: servers is a "
+            "failover list."},
     {.name = "require_ack",
      .type = VT_BOOL,
      .off = FO(require_ack),
@@ -2246,7 +2282,9 @@ static void load_outputs(struct loader *L, struct sl_config *cfg, yaml_node_t *l
         unsigned before = L->n_errors;
         apply_defaults(L, sections[t], out);
         default_name(L, &out->name, output_types[t], index, out->line);
+        L->weights_line = 0;
         load_section(L, sections[t], out, item);
+        L->output_weights_line[cfg->n_outputs - 1] = L->weights_line;
         L->output_clean[cfg->n_outputs - 1] = L->n_errors == before;
     }
 }
@@ -2404,6 +2442,12 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
                 err(L, o->line, "'tls_cert_file' and 'tls_key_file' must be set together");
             if (!fo->tls && (fo->tls_ca_file || fo->tls_cert_file || fo->tls_key_file))
                 err(L, o->line, "tls_* files are set but 'tls' is false");
+            if (fo->n_weights && fo->n_weights != fo->n_servers)
+                err(L, L->output_weights_line[i] ? L->output_weights_line[i] : o->line,
+                    "'weights' has %zu entries but 'servers' has %zu (one weight per server)",
+                    fo->n_weights, fo->n_servers);
+            for (size_t w = 0; w < fo->n_weights; w++)
+                o->fwd.weight[w] = (uint32_t)strtoul(fo->weights[w], NULL, 10);
             continue;
         }
         if (!es->user != !es->password)

@@ -154,6 +154,11 @@ struct sl_es_output_cfg {
 struct sl_fwd_output_cfg {
     char *servers[SL_CFG_MAX_LIST]; /* host:port; default ["127.0.0.1:24224"]; failover in order */
     size_t n_servers;
+    /* weights: as written (integers 0..100), one per server; n_weights 0 = not set (failover in
+     * order); weight holds the values once loaded */
+    char *weights[SL_CFG_MAX_LIST];
+    size_t n_weights;
+    uint32_t weight[SL_CFG_MAX_LIST];
     bool require_ack;                /* default true: a batch is delivered only once acked */
     uint64_t ack_timeout_ms;         /* default 30 s: from the first byte written to the ack */
     uint64_t batch_max_bytes;        /* default 4 MiB, at most 4 MiB (uncompressed request) */
@@ -188,6 +193,7 @@ struct sl_output_cfg {
     int line;
     char *match[SL_CFG_MAX_LIST]; /* tag patterns; default ["**"] */
     size_t n_match;
+    bool copy; /* default false: a match takes the record; true: routing goes on past it */
     struct sl_es_output_cfg es;   /* type elasticsearch */
     struct sl_fwd_output_cfg fwd; /* type forward */
     struct sl_edit_cfg edits;

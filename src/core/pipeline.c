@@ -16,7 +16,42 @@ struct sl_dl_pending {
     char *copy;
 };
 
+static uint64_t n_fanouts; /* unresolved, process-wide (the loop is single-threaded) */
+
+uint64_t sl_pipeline_fanouts(void)
+{
+    return n_fanouts;
+}
+
+static void source_ack(const struct sl_ackref *ref, enum sl_fate fate);
+
+/* Drops one reference (a finished copy or the router's hold); the last one resolves. */
+static void fan_put(struct sl_fanout *fan)
+{
+    if (--fan->left) return;
+    enum sl_fate fate = fan->n_dead_lettered ? SL_FATE_DEAD_LETTERED
+                        : fan->n_dropped     ? SL_FATE_DROPPED
+                                             : SL_FATE_DELIVERED;
+    struct sl_ackref src = fan->src;
+    sl_budget_release(fan->budget, sizeof *fan);
+    free(fan);
+    n_fanouts--;
+    source_ack(&src, fate);
+}
+
 void sl_ack(const struct sl_ackref *ref, enum sl_fate fate)
+{
+    struct sl_fanout *fan = ref->fan;
+    if (!fan) {
+        source_ack(ref, fate);
+        return;
+    }
+    if (fate == SL_FATE_DEAD_LETTERED) fan->n_dead_lettered++;
+    if (fate == SL_FATE_DROPPED) fan->n_dropped++;
+    fan_put(fan);
+}
+
+static void source_ack(const struct sl_ackref *ref, enum sl_fate fate)
 {
     switch (fate) {
     case SL_FATE_DELIVERED:
@@ -59,6 +94,7 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
         }
         if (rc != 0) return -1;
         struct sl_output *o = &p->outputs[p->n_outputs - 1];
+        o->copy = oc->copy;
         err[0] = '\0';
         o->edits = sl_edits_new(&oc->edits, &p->budget, err, errlen);
         if (!o->edits && err[0]) return -1;
@@ -103,12 +139,45 @@ int sl_pipeline_path(struct sl_pipeline *p, const char *path)
     return (int)p->n_paths++;
 }
 
-struct sl_output *sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len)
+size_t sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len, struct sl_route *r)
 {
-    for (size_t i = 0; i < p->n_outputs; i++)
-        for (size_t j = 0; j < p->outputs[i].n_match; j++)
-            if (sl_tagpat_match(p->outputs[i].match[j], tag, tag_len)) return &p->outputs[i];
-    return NULL;
+    r->n = 0;
+    for (size_t i = 0; i < p->n_outputs; i++) {
+        struct sl_output *o = &p->outputs[i];
+        for (size_t j = 0; j < o->n_match; j++) {
+            if (!sl_tagpat_match(o->match[j], tag, tag_len)) continue;
+            r->out[r->n++] = o;
+            if (!o->copy) return r->n;
+            break;
+        }
+    }
+    return r->n;
+}
+
+void sl_pipeline_submit(struct sl_pipeline *p, const struct sl_route *r, const struct sl_event *ev)
+{
+    if (r->n == 1) {
+        sl_output_submit(p, r->out[0], ev);
+        return;
+    }
+    struct sl_fanout *fan = malloc(sizeof *fan);
+    if (!fan) {
+        SL_ERROR("pipeline", "oom",
+                 "out of memory copying a record to %zu outputs; exiting so the record is "
+                 "redelivered from its source",
+                 r->n);
+        abort();
+    }
+    /* The extra reference keeps the record unresolved while copies are still being submitted:
+     * an output may finish a copy (dead-letter it, say) before the next output has its own. */
+    *fan = (struct sl_fanout){.src = ev->ack, .budget = &p->budget, .left = (uint32_t)r->n + 1};
+    sl_budget_charge(&p->budget, sizeof *fan);
+    n_fanouts++;
+    struct sl_event e = *ev;
+    e.ack.fan = fan;
+    for (size_t i = 0; i < r->n; i++)
+        sl_output_submit(p, r->out[i], &e);
+    fan_put(fan);
 }
 
 static int push_pending(struct sl_dl_pending **arr, size_t *n, size_t *cap,

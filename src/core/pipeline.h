@@ -1,10 +1,11 @@
 /* The pipeline: what inputs hand to outputs, and how results flow back.
  *
  * An input turns each source record into a struct sl_event (borrowed pointers, valid only during
- * the call), routes it by tag to one output and submits it. The output copies what it needs
- * (the one copy of the payload sluice makes) and later reports the record's fate through
- * sl_ack(): delivered, dead-lettered (after the dead-letter line is durable) or dropped (counted).
- * sl_ack() updates the input's conservation counters and the source's offset tracker.
+ * the call), routes it by tag (sl_pipeline_route: the first matching output, plus every earlier
+ * matching output that has `copy: true`) and submits it (sl_pipeline_submit). The output copies
+ * what it needs (the one copy of the payload sluice makes) and later reports the record's fate
+ * through sl_ack(): delivered, dead-lettered (after the dead-letter line is durable) or dropped
+ * (counted). sl_ack() updates the input's conservation counters and the source's offset tracker.
  *
  * Conservation, per input, at every moment: received = delivered + dead_lettered + dropped +
  * in_flight. */
@@ -38,14 +39,29 @@ struct sl_counters {
     uint64_t edit_skipped; /* field edits that could not apply (a path through a non-object) */
 };
 
+struct sl_fanout;
+
 struct sl_ackref {
     struct sl_acktrack *trk; /* NULL for sources without offsets */
     uint64_t seq;
     struct sl_counters *ctr;
+    struct sl_fanout *fan; /* set on each copy of a record routed to several outputs */
 };
 
 enum sl_fate { SL_FATE_DELIVERED, SL_FATE_DEAD_LETTERED, SL_FATE_DROPPED };
 
+/* A record that went to several outputs (copy: true). Each copy's ackref points here; the record
+ * is finished at its source (counters, ack tracker) only when the last copy is, with one fate:
+ * dead-lettered if any copy was, else delivered if every copy was, else dropped. Allocated only
+ * for such routes and charged to the budget (sizeof) until resolved. */
+struct sl_fanout {
+    struct sl_ackref src; /* the record's own ackref (fan NULL) */
+    struct sl_budget *budget;
+    uint32_t left; /* copies not yet finished, plus one while the router still submits */
+    uint32_t n_dead_lettered, n_dropped;
+};
+
+/* Reports the fate of a record, or of one copy of it (ref->fan set). Call once per ref. */
 void sl_ack(const struct sl_ackref *ref, enum sl_fate fate);
 
 /* Lifetimes: `input` and `topic` must stay valid for the process lifetime (inputs intern them;
@@ -97,6 +113,7 @@ struct sl_output_ops {
 
 struct sl_output {
     const char *name;
+    bool copy; /* routing goes on to later outputs after this one matched */
     struct sl_tagpat *match[SL_CFG_MAX_LIST];
     size_t n_match;
     const struct sl_output_ops *ops;
@@ -150,8 +167,20 @@ void sl_pipeline_fini(struct sl_pipeline *p);
 int sl_pipeline_path(struct sl_pipeline *p, const char *path);
 /* Hands ev to o, after o's field edits. */
 void sl_output_submit(const struct sl_pipeline *p, struct sl_output *o, const struct sl_event *ev);
-/* The output a tag goes to (first match), or NULL. */
-struct sl_output *sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len);
+/* Where a tag goes: every matching output up to and including the first one without copy: true,
+ * in the order of the outputs list. n == 0: unmatched. Inputs cache it per topic / per tag. */
+struct sl_route {
+    struct sl_output *out[SL_CFG_MAX_OUTPUTS];
+    size_t n;
+};
+/* Fills r; returns r->n. */
+size_t sl_pipeline_route(struct sl_pipeline *p, const char *tag, size_t tag_len,
+                         struct sl_route *r);
+/* Hands ev to every output of r (r->n >= 1). With more than one output the copies share one
+ * struct sl_fanout; ev->ack must be the record's own ackref (fan NULL). */
+void sl_pipeline_submit(struct sl_pipeline *p, const struct sl_route *r, const struct sl_event *ev);
+/* Fan-out records not yet resolved (for tests and /status). */
+uint64_t sl_pipeline_fanouts(void);
 /* Dead-letters ev (the line is buffered; the ack happens in sl_pipeline_dl_commit). */
 void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, const char *reason,
                              int status, const char *etype, size_t etype_len, const char *ereason,

@@ -54,7 +54,7 @@ struct ktopic {
     size_t name_len;
     char *tag;
     size_t tag_len;
-    struct sl_output *out;
+    struct sl_route route; /* cached: the outputs this topic's tag goes to */
     struct kpart **parts;
     int32_t n_parts;
 };
@@ -213,8 +213,7 @@ static struct ktopic *get_topic(struct sl_kafka_in *k, const char *name)
     t->name_len = strlen(name);
     t->tag = render_tag(k->kc->tag, name, &t->tag_len);
     if (!t->name || !t->tag) abort();
-    t->out = sl_pipeline_route(k->p, t->tag, t->tag_len);
-    if (!t->out)
+    if (sl_pipeline_route(k->p, t->tag, t->tag_len, &t->route) == 0)
         SL_WARN(k->name, "unmatched", "topic %s: tag %s matches no output; its records are %s",
                 name, t->tag,
                 k->p->cfg->service.unmatched == SL_UNMATCHED_DROP ? "dropped (counted)"
@@ -620,7 +619,7 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
         .payload_len = m->len,
         .ack = {.trk = kp->trk, .seq = seq, .ctr = &k->ctr},
     };
-    if (!t->out) {
+    if (t->route.n == 0) {
         k->ctr.unmatched++;
         if (k->p->cfg->service.unmatched == SL_UNMATCHED_DROP) {
             sl_ack(&ev.ack, SL_FATE_DROPPED);
@@ -634,7 +633,7 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
     if (parse_payload(k, &ev, &scan) < 0) return;
     if (k->kc->metadata_key) add_metadata(k, &ev);
     if (k->edits) sl_edits_apply(k->edits, k->p, &ev, &scan);
-    sl_output_submit(k->p, t->out, &ev);
+    sl_pipeline_submit(k->p, &t->route, &ev);
     sl_edits_done(k->edits);
     shrink_scratch(k);
 }

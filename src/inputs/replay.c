@@ -114,14 +114,15 @@ static void replay_line(struct sl_replay_in *r, struct rfile *f, const char *lin
         .payload_len = l.payload_len,
         .ack = {.trk = NULL, .seq = 0, .ctr = &f->ctr},
     };
-    struct sl_output *out = sl_pipeline_route(r->p, ev.tag, ev.tag_len);
+    struct sl_route route;
+    sl_pipeline_route(r->p, ev.tag, ev.tag_len, &route);
     /* The payload must be one JSON object line for the bulk body; records dead-lettered for
      * being invalid JSON are sent again as they are and fail again, with the same reason. */
     struct sl_json_scan scan = {0};
     for (size_t i = 0; i < r->p->n_paths; i++)
         scan.paths[i] = r->p->paths[i];
     scan.n_paths = r->p->n_paths;
-    if (!out) {
+    if (route.n == 0) {
         f->ctr.unmatched++;
         static const char m[] = "no output's match pattern matches this tag (replay)";
         sl_pipeline_dead_letter(r->p, &ev, "unmatched tag", 0, "unmatched_tag", 13, m, sizeof m - 1,
@@ -136,7 +137,7 @@ static void replay_line(struct sl_replay_in *r, struct rfile *f, const char *lin
                                 false, NULL, NULL, 0, l.attempts);
     } else {
         ev.scan = &scan;
-        sl_output_submit(r->p, out, &ev);
+        sl_pipeline_submit(r->p, &route, &ev);
     }
     sl_dl_line_free(&l);
 }

@@ -416,16 +416,24 @@ static void batch_free(struct batch *b)
     if (b->cap != o->eff_max || o->n_pool == BODY_POOL ||
         o->pool_bytes + b->charged > o->pool_max_bytes) {
         batch_destroy(b);
-        return;
+    } else {
+        /* kept whole, and charged, for the next batch */
+        b->len = b->n = b->tags_len = b->gz_len = b->resp_len = 0;
+        b->last_tag_len = 0;
+        b->attempts = 0;
+        b->next = b->all_prev = b->all_next = NULL;
+        b->easy = NULL;
+        o->pool_bytes += b->charged;
+        o->pool[o->n_pool++] = b;
     }
-    /* kept whole, and charged, for the next batch */
-    b->len = b->n = b->tags_len = b->gz_len = b->resp_len = 0;
-    b->last_tag_len = 0;
-    b->attempts = 0;
-    b->next = b->all_prev = b->all_next = NULL;
-    b->easy = NULL;
-    o->pool_bytes += b->charged;
-    o->pool[o->n_pool++] = b;
+    /* The last batch is gone and inputs are still held above the resume mark: the idle pool
+     * must not be what keeps them paused (Forward read buffers, or other outputs' pools, can
+     * make up the rest). Give it back; it refills once traffic flows. */
+    if (!o->all && o->n_pool && !sl_budget_can_resume(&o->p->budget)) {
+        while (o->n_pool)
+            batch_destroy(o->pool[--o->n_pool]);
+        o->pool_bytes = 0;
+    }
 }
 
 /* Copies a tag into the batch; returns its offset, or UINT32_MAX when out of memory. */
@@ -1494,9 +1502,14 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
     o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
-    /* Idle pooled batches stay charged: at most half the budget, well under the 3/4 resume mark,
-     * so a quiet pipeline never holds its own inputs paused. */
-    o->pool_max_bytes = p->budget.limit / 2;
+    /* Idle pooled batches stay charged: at most half the budget for all Elasticsearch outputs
+     * together (with two outputs, as copy: true makes common, each pooling half the budget held
+     * the Kafka input paused for good), and batch_free drops an idle output's pool while the
+     * budget is above the 3/4 resume mark, so a quiet pipeline never holds its inputs paused. */
+    size_t n_es = 0;
+    for (size_t i = 0; i < p->cfg->n_outputs; i++)
+        n_es += p->cfg->outputs[i].type == SL_OUTPUT_ELASTICSEARCH;
+    o->pool_max_bytes = p->budget.limit / 2 / (n_es ? n_es : 1);
     if (o->es->api_key) {
         size_t n = strlen(o->es->api_key) + 32;
         o->auth_header = malloc(n);

@@ -25,6 +25,13 @@
  * connect_timeout; a failure counts as a handshake retry and moves to the next server. All reads
  * and writes then go through SSL_read / SSL_write; a call that needs the other direction sets the
  * epoll interest to it (ssl_want).
+ * With `weights`, each server has its own `concurrency` connections and batches are spread by
+ * smooth weighted round-robin (nginx's) over the servers that are up and weighted; weight-0
+ * servers are standbys, used only while no weighted server is up. The split is strict: the next
+ * batch waits for a free connection of the server whose turn it is. A failed connect or handshake
+ * marks the server down and hands the connection's batch back to the front of the ready queue
+ * (another server sends it, same bytes and chunk id); the down server's connections keep probing
+ * it with backoff, and it is up again once a connection to it is ready.
  *
  * Fates: every record of an acked batch is delivered (sl_ack), so the Kafka input stores its
  * offset only then. Retries go on forever with capped exponential backoff; the budget makes the
@@ -123,6 +130,10 @@ struct fconn {
 struct server {
     char host[256];
     char port[8];
+    uint32_t weight;
+    bool down;      /* weighted mode: the last connect or handshake failed */
+    int64_t cw;     /* smooth weighted round-robin: current weight */
+    uint64_t sends; /* requests sent to it */
 };
 
 struct fwd_out {
@@ -145,6 +156,8 @@ struct fwd_out {
     uint64_t retries[RR_COUNT];
     uint64_t connects, handshakes;
     SSL_CTX *tls;
+    bool weighted; /* weights set: connections pinned per server, weighted round-robin */
+    bool pumping;
 };
 
 /* ---------------------------------------------------------------- buffers */
@@ -237,6 +250,13 @@ static void ready_push(struct fwd_out *o, struct fbatch *b)
     else
         o->ready_head = b;
     o->ready_tail = b;
+}
+
+static void ready_push_front(struct fwd_out *o, struct fbatch *b)
+{
+    b->next = o->ready_head;
+    o->ready_head = b;
+    if (!o->ready_tail) o->ready_tail = b;
 }
 
 static struct fbatch *ready_pop(struct fwd_out *o)
@@ -352,14 +372,25 @@ static void conn_fail(struct fconn *c, enum retry_reason why, const char *fmt, .
                  : "reconnecting after a backoff");
     conn_close_socket(c);
     o->retries[why]++;
-    /* The server could not be reached or would not let us in: try the next one. An ack
-     * failure says less about the server, so the same one is tried again first. */
-    if ((why == RR_CONNECT || why == RR_HANDSHAKE) && o->n_servers > 1 &&
-        o->cur_server == c->server)
+    struct fbatch *requeue = NULL;
+    if (o->weighted && (why == RR_CONNECT || why == RR_HANDSHAKE)) {
+        /* The server is down: its batch goes to another one; this connection probes it. */
+        o->servers[c->server].down = true;
+        requeue = c->b;
+        c->b = NULL;
+    } else if ((why == RR_CONNECT || why == RR_HANDSHAKE) && o->n_servers > 1 &&
+               o->cur_server == c->server) {
+        /* The server could not be reached or would not let us in: try the next one. An ack
+         * failure says less about the server, so the same one is tried again first. */
         o->cur_server = (o->cur_server + 1) % o->n_servers;
+    }
     c->fails++;
     c->st = CS_BACKOFF;
     sl_timer_start(o->p->loop, &c->timer, backoff_ms(o, c->fails));
+    if (requeue) {
+        ready_push_front(o, requeue);
+        pump(o);
+    }
 }
 
 static void conn_set_events(struct fconn *c, uint32_t ev)
@@ -433,6 +464,16 @@ static void conn_ready(struct fconn *c)
     sl_timer_stop(o->p->loop, &c->timer);
     c->st = CS_READY;
     c->rlen = 0;
+    if (o->weighted) {
+        o->servers[c->server].down = false;
+        if (c->b) {
+            conn_start_send(c);
+        } else {
+            conn_set_events(c, EPOLLIN);
+            pump(o); /* the round-robin decides whether this connection gets the next batch */
+        }
+        return;
+    }
     if (!c->b) c->b = ready_pop(o);
     if (c->b) {
         conn_start_send(c);
@@ -481,6 +522,7 @@ static void conn_start_send(struct fconn *c)
     c->wpos = 0;
     c->sent_ms = sl_now_ms();
     b->attempts++;
+    o->servers[c->server].sends++;
     o->st.requests++;
     o->st.items_sent += b->n;
     o->st.bytes_sent += b->w.len;
@@ -580,7 +622,7 @@ static void conn_connected(struct fconn *c)
 static void conn_connect(struct fconn *c)
 {
     struct fwd_out *o = c->o;
-    c->server = o->cur_server;
+    if (!o->weighted) c->server = o->cur_server; /* weighted: pinned to its server */
     const struct server *s = &o->servers[c->server];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -873,8 +915,8 @@ static void conn_timer(struct sl_timer *t)
         break;
     case CS_BACKOFF:
         c->st = CS_IDLE;
-        if (c->b)
-            conn_connect(c);
+        if (c->b || (o->weighted && o->servers[c->server].down))
+            conn_connect(c); /* resend, or probe a down server */
         else
             pump(o);
         break;
@@ -883,9 +925,76 @@ static void conn_timer(struct sl_timer *t)
     }
 }
 
+/* Smooth weighted round-robin over the servers that are up: weighted ones, else the standbys
+ * (weight 0, taken as equal). Returns the server whose turn it is, or -1 when all are down;
+ * *total is what commit_pick subtracts. Does not change state. */
+static int wrr_pick(const struct fwd_out *o, int64_t *total)
+{
+    for (int standby = 0; standby < 2; standby++) {
+        int best = -1;
+        int64_t best_cw = 0;
+        *total = 0;
+        for (size_t i = 0; i < o->n_servers; i++) {
+            const struct server *s = &o->servers[i];
+            if (s->down || (s->weight == 0) != (standby == 1)) continue;
+            int64_t w = standby ? 1 : s->weight;
+            *total += w;
+            if (best < 0 || s->cw + w > best_cw) {
+                best = (int)i;
+                best_cw = s->cw + w;
+            }
+        }
+        if (best >= 0) return best;
+    }
+    return -1;
+}
+
+static void wrr_commit(struct fwd_out *o, int best, int64_t total)
+{
+    bool standby = o->servers[best].weight == 0;
+    for (size_t i = 0; i < o->n_servers; i++) {
+        struct server *s = &o->servers[i];
+        if (s->down || (s->weight == 0) != standby) continue;
+        s->cw += standby ? 1 : s->weight;
+    }
+    o->servers[best].cw -= total;
+}
+
+static void pump_weighted(struct fwd_out *o)
+{
+    if (o->pumping) return; /* re-entered from a send that finished at once */
+    o->pumping = true;
+    while (o->ready_head) {
+        int64_t total;
+        int s = wrr_pick(o, &total);
+        if (s < 0) break; /* every server down: the batches wait, the connections probe */
+        struct fconn *free_c = NULL;
+        unsigned per = o->fc->concurrency;
+        for (unsigned i = (unsigned)s * per; i < (unsigned)(s + 1) * per; i++) {
+            struct fconn *c = &o->conns[i];
+            if (!c->b && (c->st == CS_READY || c->st == CS_IDLE)) {
+                free_c = c;
+                if (c->st == CS_READY) break; /* prefer a connected one */
+            }
+        }
+        if (!free_c) break; /* strict split: wait for that server's connection */
+        wrr_commit(o, s, total);
+        free_c->b = ready_pop(o);
+        if (free_c->st == CS_READY)
+            conn_start_send(free_c);
+        else
+            conn_connect(free_c);
+    }
+    o->pumping = false;
+}
+
 /* Puts idle connections to work on ready batches. */
 static void pump(struct fwd_out *o)
 {
+    if (o->weighted) {
+        pump_weighted(o);
+        return;
+    }
     for (unsigned i = 0; i < o->n_conns && o->ready_head; i++) {
         struct fconn *c = &o->conns[i];
         if (c->st == CS_READY && !c->b) {
@@ -1040,6 +1149,17 @@ static void fwd_log_stats(void *impl)
     unsigned busy = 0;
     for (unsigned i = 0; i < o->n_conns; i++)
         busy += o->conns[i].b != NULL;
+    if (o->weighted) {
+        /* weighted mode: requests per server (the split) and which ones are down */
+        char w[512];
+        size_t wn = 0;
+        for (size_t i = 0; i < o->n_servers && wn < sizeof w; i++)
+            wn += (size_t)snprintf(w + wn, sizeof w - wn, "%s%s:%s=%llu%s", i ? "," : "",
+                                   o->servers[i].host, o->servers[i].port,
+                                   (unsigned long long)o->servers[i].sends,
+                                   o->servers[i].down ? "(down)" : "");
+        SL_INFO(o->name, "requests per server (weights): %s", w);
+    }
     SL_INFO(o->name,
             "requests=%llu items_sent=%llu delivered=%llu dead_lettered=%llu pending=%llu "
             "inflight=%u bytes_sent=%llu avg_latency_ms=%llu connects=%llu server=%s:%s "
@@ -1113,8 +1233,10 @@ int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, ch
     o->st.retries = o->retries;
     o->st.reason_names = retry_names;
     o->st.n_reasons = RR_COUNT;
+    o->weighted = fc->n_weights > 0;
+    unsigned n_conns = fc->concurrency * (o->weighted ? (unsigned)fc->n_servers : 1u);
     o->servers = calloc(fc->n_servers ? fc->n_servers : 1, sizeof *o->servers);
-    o->conns = calloc(fc->concurrency ? fc->concurrency : 1, sizeof *o->conns);
+    o->conns = calloc(n_conns ? n_conns : 1, sizeof *o->conns);
     if (!o->servers || !o->conns) {
         free(o->servers);
         free(o->conns);
@@ -1145,6 +1267,7 @@ int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, ch
             snprintf(err, errlen, "server '%s' is not host:port", fc->servers[i]);
             return -1;
         }
+        if (o->weighted) o->servers[o->n_servers].weight = fc->weight[i];
         o->n_servers++;
     }
     if (o->n_servers == 0) {
@@ -1166,17 +1289,18 @@ int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, ch
         snprintf(o->hostname, sizeof o->hostname, "localhost");
     /* Every connection's request, one open batch and one waiting must fit the budget together,
      * or the pipeline would hold less than one request's worth and stall. */
-    uint64_t share = p->budget.limit / (2 * (uint64_t)(fc->concurrency + 2));
+    uint64_t share = p->budget.limit / (2 * (uint64_t)(n_conns + 2));
     o->eff_max = fc->batch_max_bytes < share ? fc->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
     sl_mp_wbuf_init(&o->scr, NULL, 0);
     o->scr.grow = grow_charged;
     o->scr.ctx = &o->scr_charged;
-    o->n_conns = fc->concurrency;
+    o->n_conns = n_conns;
     for (unsigned i = 0; i < o->n_conns; i++) {
         struct fconn *c = &o->conns[i];
         c->o = o;
         c->idx = i;
+        c->server = o->weighted ? i / fc->concurrency : 0;
         c->st = CS_IDLE;
         c->io = (struct sl_io){.fd = -1, .cb = conn_io, .arg = c};
         c->timer.cb = conn_timer;

@@ -740,15 +740,48 @@ static void test_forward_output(void **state)
                   "t.yaml:6: 'concurrency' must be between 1 and 64, got '0'\n");
     expect_errors(FWD_OUTPUT("    compression: zstd\n"),
                   "t.yaml:6: invalid value 'zstd' for 'compression' (valid: none, gzip)\n");
-    expect_errors(FWD_OUTPUT("    hosts: [http://x:9200]\n"),
-                  "t.yaml:6: unknown key 'hosts' in forward output (valid: type, name, match, "
-                  "servers, require_ack, ack_timeout, batch_max_bytes, batch_max_wait, "
-                  "concurrency, compression, gzip_level, shared_key, username, password, tls, "
-                  "tls_ca_file, tls_verify, tls_cert_file, tls_key_file, tls_min_version, "
-                  "self_hostname, "
-                  "connect_timeout, retry_base, retry_max, kafka_fields, kafka_topic_key, "
-                  "kafka_partition_key, kafka_offset_key, remove_keys, rename_keys, add_fields, "
-                  "include_tag_key, tag_key)\n");
+    expect_errors(
+        FWD_OUTPUT("    hosts: [http://x:9200]\n"),
+        "t.yaml:6: unknown key 'hosts' in forward output (valid: type, name, match, "
+        "copy, servers, weights, require_ack, ack_timeout, batch_max_bytes, batch_max_wait, "
+        "concurrency, compression, gzip_level, shared_key, username, password, tls, "
+        "tls_ca_file, tls_verify, tls_cert_file, tls_key_file, tls_min_version, self_hostname, "
+        "connect_timeout, retry_base, retry_max, kafka_fields, kafka_topic_key, "
+        "kafka_partition_key, kafka_offset_key, remove_keys, rename_keys, add_fields, "
+        "include_tag_key, tag_key)\n");
+    /* copy: true and weights */
+    rc = load(FWD_OUTPUT("    copy: true\n"
+                         "    servers: [a:1, b:2, c:3]\n"
+                         "    weights: [60, 40, 0]\n"),
+              &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    o = &cfg.outputs[1];
+    assert_true(o->copy);
+    assert_false(cfg.outputs[0].copy);
+    assert_int_equal(o->fwd.n_weights, 3);
+    assert_int_equal(o->fwd.weight[0], 60);
+    assert_int_equal(o->fwd.weight[1], 40);
+    assert_int_equal(o->fwd.weight[2], 0);
+    sl_config_free(&cfg);
+    rc = load(FWD_OUTPUT(""), &cfg);
+    if (rc != 0) fail_msg("%s", errs);
+    assert_int_equal(cfg.outputs[1].fwd.n_weights, 0);
+    assert_false(cfg.outputs[1].copy);
+    sl_config_free(&cfg);
+    expect_errors(FWD_OUTPUT("    servers: [a:1, b:2]\n"
+                             "    weights: [60, 40, 10]\n"),
+                  "t.yaml:7: 'weights' has 3 entries but 'servers' has 2 (one weight per "
+                  "server)\n");
+    expect_errors(FWD_OUTPUT("    servers: [a:1, b:2]\n"
+                             "    weights:\n"
+                             "      - 101\n"
+                             "      - x\n"),
+                  "t.yaml:8: 'weights' entries must be integers from 0 to 100, got '101'\n"
+                  "t.yaml:9: 'weights' entries must be integers from 0 to 100, got 'x'\n");
+    expect_errors(FWD_OUTPUT("    weights: [-1]\n"),
+                  "t.yaml:6: 'weights' entries must be integers from 0 to 100, got '-1'\n");
+    expect_errors(WITH_OUTPUT("    copy: maybe\n"),
+                  "t.yaml:7: 'copy' must be true or false (or yes/no, on/off), got 'maybe'\n");
     expect_errors(FWD_OUTPUT("    kafka_topic_key: \"\"\n"),
                   "t.yaml:6: 'kafka_topic_key' must not be empty\n");
     expect_errors(FWD_OUTPUT("    name: es2\n") "  - {type: forward, name: es2}\n",
