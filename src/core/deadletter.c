@@ -25,8 +25,10 @@
  * unsynced tail is cut and the next sync starts a new file. */
 struct sl_dlq {
     char *dir;
-    char path[4096]; /* current file; "" before the first one */
-    bool new_file;   /* the next sync starts a new file (rotation, or after an fsync failure) */
+    char path[4096];  /* current file; "" before the first one */
+    bool new_file;    /* the next sync starts a new file (rotation, or after an fsync failure) */
+    char stale[4096]; /* a file left after a failed fdatasync whose unsynced tail is not cut yet */
+    uint64_t stale_size;
     uint64_t max_size;
     uint64_t used; /* bytes in all files, durable or buffered */
     uint64_t lines;
@@ -242,7 +244,8 @@ static int open_for_sync(struct sl_dlq *q)
 /* After a failed write or fdatasync: cut what this sync appended, close the file. */
 static void abandon(struct sl_dlq *q, bool untrusted)
 {
-    if (ftruncate(q->fd, (off_t)q->file_size) != 0) {
+    bool cut = ftruncate(q->fd, (off_t)q->file_size) == 0;
+    if (!cut) {
         int e = errno;
         SL_ERROR("dead-letter", "truncate",
                  "cannot cut a partial line off %s at %llu bytes yet: %s (errno %d); retried "
@@ -251,13 +254,43 @@ static void abandon(struct sl_dlq *q, bool untrusted)
     }
     close(q->fd);
     q->fd = -1;
-    if (untrusted) q->new_file = true;
+    if (untrusted) {
+        q->new_file = true;
+        if (!cut) { /* its lines are written again elsewhere: they must not stay here too */
+            memcpy(q->stale, q->path, sizeof q->stale);
+            q->stale_size = q->file_size;
+        }
+    }
+}
+
+/* Cuts the unsynced tail of a file abandoned after a failed fdatasync; until that works nothing
+ * else is written, so no line can end up in the store twice. */
+static int cut_stale(struct sl_dlq *q)
+{
+    if (!q->stale[0]) return 0;
+    int fd = open(q->stale, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        q->stale[0] = '\0';
+        return 0;
+    }
+    if (fd < 0 || ftruncate(fd, (off_t)q->stale_size) != 0 || fdatasync(fd) != 0) {
+        int e = errno;
+        SL_ERROR("dead-letter", "truncate",
+                 "cannot cut unsynced lines off %s at %llu bytes: %s (errno %d); inputs paused "
+                 "until it works",
+                 q->stale, (unsigned long long)q->stale_size, strerror(e), e);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    q->stale[0] = '\0';
+    return 0;
 }
 
 int sl_dlq_sync(struct sl_dlq *q)
 {
     if (q->len == 0) return 0;
-    if (open_for_sync(q) != 0) {
+    if (cut_stale(q) != 0 || open_for_sync(q) != 0) {
         q->failing = true;
         return -1;
     }

@@ -48,7 +48,8 @@ int sl_dlq_write(struct sl_dlq *q, const struct sl_dl_record *r);
  * stay buffered, are not durable, and their records must not be acknowledged until a later sync
  * returns 0. What a failed write appended is cut off again (now, or before the next write if the
  * cut fails too), so a file never keeps a torn line in front of later ones; after a failed
- * fdatasync the file is not written again and the next sync starts a new one. */
+ * fdatasync the file is not written again and the next sync starts a new one, but only once the
+ * old file's unsynced tail is cut (so no line is in the store twice). */
 int sl_dlq_sync(struct sl_dlq *q);
 uint64_t sl_dlq_lines(const struct sl_dlq *q); /* durable lines written since start */
 uint64_t sl_dlq_bytes(const struct sl_dlq *q); /* bytes used by all files of the store */

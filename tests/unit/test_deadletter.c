@@ -317,6 +317,37 @@ static void test_fsync_failure_starts_a_new_file(void **state)
     sl_dlq_close(q);
 }
 
+/* A failed fdatasync whose cut fails too: the old file's unsynced tail is cut before anything
+ * goes to the new file, so no line is in the store twice. */
+static void test_fsync_failure_then_failed_cut(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t offs[16];
+    int files;
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    put_lines(q, 2, 3);
+    fsync_fail = 1;
+    truncate_fail = 2; /* the cut after the failed fdatasync, and the first retry of it */
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(check_lines(offs, 16, &files), 5); /* the untrusted tail, not cut yet */
+    assert_int_equal(files, 1);                         /* and nothing written elsewhere */
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(sl_dlq_lines(q), 5);
+    assert_int_equal(check_lines(offs, 16, &files), 5);
+    assert_int_equal(files, 2);
+    int seen[5] = {0};
+    for (int i = 0; i < 5; i++)
+        seen[offs[i]]++;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    sl_dlq_close(q);
+}
+
 /* An idle store holds no file open for writing (a read-only remount needs that). */
 static void test_idle_store_holds_no_file_open(void **state)
 {
@@ -352,6 +383,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_torn_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_cut_before_next_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure_starts_a_new_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_failure_then_failed_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_store_holds_no_file_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
