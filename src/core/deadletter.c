@@ -17,8 +17,18 @@
 #define SL_DLQ_FILE_MAX (64u << 20)
 #define SL_DLQ_BUF_KEEP (1u << 20)
 
+/* The current file is opened for one sync and closed after it, so an idle store holds no file open
+ * for writing (a read-only remount of its filesystem is then possible) and every sync starts
+ * from a fresh look at the file. file_size is the durable length of the current file: whatever a
+ * failed write left beyond it is cut away before the next write. After a failed fdatasync the file
+ * is not trusted at all (the kernel may have dropped the dirty pages and cleared the error): its
+ * unsynced tail is cut and the next sync starts a new file. */
 struct sl_dlq {
     char *dir;
+    char path[4096];  /* current file; "" before the first one */
+    bool new_file;    /* the next sync starts a new file (rotation, or after an fsync failure) */
+    char stale[4096]; /* a file left after a failed fdatasync whose unsynced tail is not cut yet */
+    uint64_t stale_size;
     uint64_t max_size;
     uint64_t used; /* bytes in all files, durable or buffered */
     uint64_t lines;
@@ -28,6 +38,7 @@ struct sl_dlq {
     unsigned file_seq;
     char *buf;
     size_t len, cap;
+    bool failing; /* the last sync failed (for the "works again" line) */
 };
 
 static uint64_t scan_dir_bytes(const char *dir)
@@ -50,16 +61,19 @@ static uint64_t scan_dir_bytes(const char *dir)
 
 static int open_file(struct sl_dlq *q)
 {
-    char ts[32], path[4096];
+    char ts[32], path[sizeof q->path];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
     snprintf(path, sizeof path, "%s/dead-letter-%s-%d-%u.ndjson", q->dir, ts, (int)getpid(),
-             q->file_seq++);
+             q->file_seq);
     q->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (q->fd < 0) return -1;
+    q->file_seq++;
+    memcpy(q->path, path, sizeof path);
     q->file_size = 0;
+    q->new_file = false;
     /* The directory entry must be durable too, or a crash could lose a synced file. */
     int dfd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
@@ -89,6 +103,8 @@ struct sl_dlq *sl_dlq_open(const char *dir, uint64_t max_size, char *err, size_t
         sl_dlq_close(q);
         return NULL;
     }
+    close(q->fd);
+    q->fd = -1;
     return q;
 }
 
@@ -178,35 +194,134 @@ int sl_dlq_write(struct sl_dlq *q, const struct sl_dl_record *r)
     return 0;
 }
 
+/* Opens the current file for appending (or a new one), with nothing beyond file_size in it. */
+static int open_for_sync(struct sl_dlq *q)
+{
+    if (q->new_file || q->file_size >= SL_DLQ_FILE_MAX || !q->path[0]) {
+        if (open_file(q) != 0) {
+            int e = errno;
+            SL_ERROR("dead-letter", "open",
+                     "cannot create a dead-letter file in %s: %s (errno %d); inputs paused until "
+                     "it works",
+                     q->dir, strerror(e), e);
+            return -1;
+        }
+        return 0;
+    }
+    q->fd = open(q->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    struct stat st;
+    if (q->fd < 0 || fstat(q->fd, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT) { /* removed by someone: start a new file rather than recreate it */
+            q->new_file = true;
+            return open_for_sync(q);
+        }
+        SL_ERROR("dead-letter", "open",
+                 "cannot open dead-letter file %s: %s (errno %d); inputs paused until it works",
+                 q->path, strerror(e), e);
+        if (q->fd >= 0) close(q->fd);
+        q->fd = -1;
+        return -1;
+    }
+    if ((uint64_t)st.st_size > q->file_size) {
+        /* the tail of a failed write that could not be cut at the time */
+        if (ftruncate(q->fd, (off_t)q->file_size) != 0) {
+            int e = errno;
+            SL_ERROR("dead-letter", "truncate",
+                     "cannot cut a partial line off %s at %llu bytes: %s (errno %d); inputs "
+                     "paused until it works",
+                     q->path, (unsigned long long)q->file_size, strerror(e), e);
+            close(q->fd);
+            q->fd = -1;
+            return -1;
+        }
+    } else if ((uint64_t)st.st_size < q->file_size) {
+        q->file_size = (uint64_t)st.st_size; /* truncated by someone; keep the lines whole */
+    }
+    return 0;
+}
+
+/* After a failed write or fdatasync: cut what this sync appended, close the file. */
+static void abandon(struct sl_dlq *q, bool untrusted)
+{
+    bool cut = ftruncate(q->fd, (off_t)q->file_size) == 0;
+    if (!cut) {
+        int e = errno;
+        SL_ERROR("dead-letter", "truncate",
+                 "cannot cut a partial line off %s at %llu bytes yet: %s (errno %d); retried "
+                 "before the next write",
+                 q->path, (unsigned long long)q->file_size, strerror(e), e);
+    }
+    close(q->fd);
+    q->fd = -1;
+    if (untrusted) {
+        q->new_file = true;
+        if (!cut) { /* its lines are written again elsewhere: they must not stay here too */
+            memcpy(q->stale, q->path, sizeof q->stale);
+            q->stale_size = q->file_size;
+        }
+    }
+}
+
+/* Cuts the unsynced tail of a file abandoned after a failed fdatasync; until that works nothing
+ * else is written, so no line can end up in the store twice. */
+static int cut_stale(struct sl_dlq *q)
+{
+    if (!q->stale[0]) return 0;
+    int fd = open(q->stale, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        q->stale[0] = '\0';
+        return 0;
+    }
+    if (fd < 0 || ftruncate(fd, (off_t)q->stale_size) != 0 || fdatasync(fd) != 0) {
+        int e = errno;
+        SL_ERROR("dead-letter", "truncate",
+                 "cannot cut unsynced lines off %s at %llu bytes: %s (errno %d); inputs paused "
+                 "until it works",
+                 q->stale, (unsigned long long)q->stale_size, strerror(e), e);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    q->stale[0] = '\0';
+    return 0;
+}
+
 int sl_dlq_sync(struct sl_dlq *q)
 {
     if (q->len == 0) return 0;
-    if (q->file_size >= SL_DLQ_FILE_MAX) {
-        close(q->fd);
-        if (open_file(q) != 0) {
-            SL_ERROR("dead-letter", "open", "cannot open a new file in %s: %s", q->dir,
-                     strerror(errno));
-            return -1;
-        }
+    if (cut_stale(q) != 0 || open_for_sync(q) != 0) {
+        q->failing = true;
+        return -1;
     }
     size_t off = 0;
     while (off < q->len) {
         ssize_t w = write(q->fd, q->buf + off, q->len - off);
         if (w < 0) {
             if (errno == EINTR) continue;
-            SL_ERROR("dead-letter", "write", "writing to %s failed: %s", q->dir, strerror(errno));
-            /* A partial line may be on disk; truncating it away keeps the file parseable. */
-            if (off && ftruncate(q->fd, (off_t)q->file_size) != 0)
-                SL_ERROR("dead-letter", "truncate", "cannot remove a partial line: %s",
-                         strerror(errno));
+            int e = errno;
+            SL_ERROR("dead-letter", "write",
+                     "writing %zu bytes to %s failed: %s (errno %d); the lines stay buffered and "
+                     "inputs paused until it works",
+                     q->len, q->path, strerror(e), e);
+            abandon(q, false);
+            q->failing = true;
             return -1;
         }
         off += (size_t)w;
     }
     if (fdatasync(q->fd) != 0) {
-        SL_ERROR("dead-letter", "fsync", "fdatasync in %s failed: %s", q->dir, strerror(errno));
+        int e = errno;
+        SL_ERROR("dead-letter", "fsync",
+                 "fdatasync of %s failed: %s (errno %d); its unsynced lines are cut and written "
+                 "again to a new file",
+                 q->path, strerror(e), e);
+        abandon(q, true);
+        q->failing = true;
         return -1;
     }
+    close(q->fd);
+    q->fd = -1;
     q->file_size += q->len;
     q->len = 0;
     if (q->cap > SL_DLQ_BUF_KEEP) {
@@ -217,6 +332,10 @@ int sl_dlq_sync(struct sl_dlq *q)
     }
     q->lines += q->pending_lines;
     q->pending_lines = 0;
+    if (q->failing) {
+        q->failing = false;
+        SL_INFO("dead-letter", "dead-letter store %s works again (%s)", q->dir, q->path);
+    }
     return 0;
 }
 

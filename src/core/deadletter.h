@@ -43,9 +43,13 @@ void sl_dlq_close(struct sl_dlq *q);
 /* Appends one line to the write buffer. Returns 0, or -1 when the store is full (the cap would be
  * passed) or the buffer cannot grow. */
 int sl_dlq_write(struct sl_dlq *q, const struct sl_dl_record *r);
-/* Writes the buffer and fdatasyncs. Returns 0, or -1 (message logged); on -1 the lines stay
- * buffered, are not durable, and their records must not be acknowledged until a later sync
- * returns 0. */
+/* Writes the buffer and fdatasyncs, opening the current file for this sync only (an idle store
+ * holds no file open). Returns 0, or -1 (message logged with the file and errno); on -1 the lines
+ * stay buffered, are not durable, and their records must not be acknowledged until a later sync
+ * returns 0. What a failed write appended is cut off again (now, or before the next write if the
+ * cut fails too), so a file never keeps a torn line in front of later ones; after a failed
+ * fdatasync the file is not written again and the next sync starts a new one, but only once the
+ * old file's unsynced tail is cut (so no line is in the store twice). */
 int sl_dlq_sync(struct sl_dlq *q);
 uint64_t sl_dlq_lines(const struct sl_dlq *q); /* durable lines written since start */
 uint64_t sl_dlq_bytes(const struct sl_dlq *q); /* bytes used by all files of the store */

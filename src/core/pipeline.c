@@ -275,7 +275,7 @@ void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, c
     if (!p->dl_retry.active) sl_timer_start(p->loop, &p->dl_retry, 1000);
 }
 
-void sl_pipeline_dl_commit(struct sl_pipeline *p)
+static void dl_sync(struct sl_pipeline *p)
 {
     if (p->n_dl_pending == 0) return;
     if (sl_dlq_sync(p->dlq) != 0) {
@@ -291,12 +291,19 @@ void sl_pipeline_dl_commit(struct sl_pipeline *p)
     p->n_dl_pending = 0;
 }
 
+void sl_pipeline_dl_commit(struct sl_pipeline *p)
+{
+    /* After a failed sync only the timer retries (once a second): a failing disk must not be
+     * hammered with the whole buffer on every loop turn. */
+    if (!p->dl_sync_failed) dl_sync(p);
+}
+
 static void dl_retry_cb(struct sl_timer *t)
 {
     struct sl_pipeline *p = t->arg;
     if (p->dl_sync_failed) {
-        sl_pipeline_dl_commit(p);
-        if (p->dl_sync_failed) return; /* re-armed by dl_commit */
+        dl_sync(p);
+        if (p->dl_sync_failed) return; /* re-armed by dl_sync */
     }
     size_t done = 0;
     while (done < p->n_dl_blocked && sl_dlq_write(p->dlq, &p->dl_blocked[done].rec) == 0) {
@@ -308,7 +315,7 @@ static void dl_retry_cb(struct sl_timer *t)
     }
     memmove(p->dl_blocked, p->dl_blocked + done, (p->n_dl_blocked - done) * sizeof *p->dl_blocked);
     p->n_dl_blocked -= done;
-    sl_pipeline_dl_commit(p);
+    dl_sync(p);
     if (p->n_dl_blocked && !t->active) sl_timer_start(p->loop, t, 1000);
 }
 

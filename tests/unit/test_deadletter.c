@@ -2,6 +2,7 @@
  * finished only after its line is durable. These tests pin the line format, the permissions, the
  * size cap (refuse, never drop) and the byte accounting across restarts. */
 #include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,47 @@
 #include "core/deadletter.h"
 
 static char dir[256];
+
+/* Disk faults, injected by linking this test with -Wl,--wrap=write,--wrap=fdatasync,
+ * --wrap=ftruncate (CMakeLists.txt): the store's own calls go through these. */
+static long write_budget = -1; /* bytes the next writes may still put down, then ENOSPC; -1: off */
+static int fsync_fail, truncate_fail;
+ssize_t __real_write(int fd, const void *b, size_t n);
+int __real_fdatasync(int fd);
+int __real_ftruncate(int fd, off_t len);
+
+ssize_t __wrap_write(int fd, const void *b, size_t n)
+{
+    if (write_budget < 0) return __real_write(fd, b, n);
+    if (write_budget == 0) {
+        errno = ENOSPC;
+        return -1;
+    }
+    if (n > (size_t)write_budget) n = (size_t)write_budget;
+    ssize_t w = __real_write(fd, b, n);
+    if (w > 0) write_budget -= w;
+    return w;
+}
+
+int __wrap_fdatasync(int fd)
+{
+    if (fsync_fail) {
+        fsync_fail--;
+        errno = EIO;
+        return -1;
+    }
+    return __real_fdatasync(fd);
+}
+
+int __wrap_ftruncate(int fd, off_t len)
+{
+    if (truncate_fail) {
+        truncate_fail--;
+        errno = EROFS;
+        return -1;
+    }
+    return __real_ftruncate(fd, len);
+}
 
 static int setup(void **state)
 {
@@ -156,6 +198,181 @@ static void test_open_fails_clearly(void **state)
     assert_non_null(strstr(err, "/proc/self/no/such/dir"));
 }
 
+/* Every line of the store parses as one JSON object; returns the number of lines and fills
+ * offsets[] with their source.offset values. */
+static int check_lines(int64_t *offsets, int max, int *files)
+{
+    static char buf[1 << 20];
+    size_t len;
+    *files = read_store(buf, sizeof buf, &len);
+    assert_true(len == 0 || buf[len - 1] == '\n');
+    int n = 0;
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(buf + at, '\n', len - at);
+        assert_non_null(nl);
+        struct sl_json_scan s = {.paths = {"source.offset"}, .n_paths = 1};
+        assert_int_equal(sl_json_scan_object(buf + at, (size_t)(nl - (buf + at)), &s), 0);
+        assert_true(n < max);
+        offsets[n++] = strtoll(s.val[0], NULL, 10);
+        at = (size_t)(nl - buf) + 1;
+    }
+    return n;
+}
+
+static void put_lines(struct sl_dlq *q, int64_t first, int n)
+{
+    char payload[300];
+    memset(payload, 'p', sizeof payload);
+    for (int i = 0; i < n; i++) {
+        struct sl_dl_record r = sample(payload, sizeof payload);
+        r.offset = first + i;
+        assert_int_equal(sl_dlq_write(q, &r), 0);
+    }
+}
+
+/* ENOSPC in the middle of a write: the part that made it to the file is cut off again, the lines
+ * stay buffered and not durable; once there is room, every line is there exactly once. */
+static void test_failed_write_leaves_no_torn_line(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t offs[16];
+    int files;
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 3);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    put_lines(q, 3, 2);
+    write_budget = 100; /* part of the first new line, then ENOSPC */
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(sl_dlq_lines(q), 3);
+    assert_int_equal(check_lines(offs, 16, &files), 3); /* no torn fourth line */
+    assert_int_equal(sl_dlq_sync(q), -1);               /* still full */
+    write_budget = -1;
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(sl_dlq_lines(q), 5);
+    assert_int_equal(check_lines(offs, 16, &files), 5);
+    assert_int_equal(files, 1);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(offs[i], i);
+    sl_dlq_close(q);
+}
+
+/* The cut itself fails (e.g. the filesystem went read-only): the torn tail is cut before the next
+ * write, so later lines never follow a partial one. */
+static void test_torn_tail_cut_before_next_write(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t offs[16];
+    int files;
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    put_lines(q, 2, 2);
+    write_budget = 150;
+    truncate_fail = 1;
+    assert_int_equal(sl_dlq_sync(q), -1);
+    write_budget = -1;
+    truncate_fail = 1; /* the cut fails again: nothing may be written after the torn bytes */
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(sl_dlq_lines(q), 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(check_lines(offs, 16, &files), 4);
+    assert_int_equal(files, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(offs[i], i);
+    sl_dlq_close(q);
+}
+
+/* A failed fdatasync: the file is not trusted any more. Its unsynced lines are cut, the next sync
+ * writes them to a new file, and no line appears twice. */
+static void test_fsync_failure_starts_a_new_file(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t offs[16];
+    int files;
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    put_lines(q, 2, 3);
+    fsync_fail = 1;
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(sl_dlq_lines(q), 2);
+    assert_int_equal(check_lines(offs, 16, &files), 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(sl_dlq_lines(q), 5);
+    assert_int_equal(check_lines(offs, 16, &files), 5);
+    assert_int_equal(files, 2);
+    int seen[5] = {0};
+    for (int i = 0; i < 5; i++) {
+        assert_true(offs[i] >= 0 && offs[i] < 5);
+        seen[offs[i]]++;
+    }
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    sl_dlq_close(q);
+}
+
+/* A failed fdatasync whose cut fails too: the old file's unsynced tail is cut before anything
+ * goes to the new file, so no line is in the store twice. */
+static void test_fsync_failure_then_failed_cut(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t offs[16];
+    int files;
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    put_lines(q, 2, 3);
+    fsync_fail = 1;
+    truncate_fail = 2; /* the cut after the failed fdatasync, and the first retry of it */
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(check_lines(offs, 16, &files), 5); /* the untrusted tail, not cut yet */
+    assert_int_equal(files, 1);                         /* and nothing written elsewhere */
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(sl_dlq_lines(q), 5);
+    assert_int_equal(check_lines(offs, 16, &files), 5);
+    assert_int_equal(files, 2);
+    int seen[5] = {0};
+    for (int i = 0; i < 5; i++)
+        seen[offs[i]]++;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seen[i], 1);
+    sl_dlq_close(q);
+}
+
+/* An idle store holds no file open for writing (a read-only remount needs that). */
+static void test_idle_store_holds_no_file_open(void **state)
+{
+    (void)state;
+    char err[256];
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 1);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int open_in_store = 0;
+    while ((e = readdir(d))) {
+        char p[300], target[512];
+        snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = '\0';
+        if (strncmp(target, dir, strlen(dir)) == 0 && strstr(target, ".ndjson")) open_in_store++;
+    }
+    closedir(d);
+    assert_int_equal(open_in_store, 0);
+    sl_dlq_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +380,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cap_refuses_and_counts_existing_files, setup,
                                         teardown),
         cmocka_unit_test(test_open_fails_clearly),
+        cmocka_unit_test_setup_teardown(test_failed_write_leaves_no_torn_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_cut_before_next_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_failure_starts_a_new_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_failure_then_failed_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_store_holds_no_file_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""Disk faults under the dead-letter store (issue 6): Kafka -> sluice -> esemu, with esemu
+rejecting a fixed 30% of the documents (item 400, the same documents on every redelivery), so those
+records must be dead-lettered, and service.dead_letter.path on a small tmpfs.
+
+ 1. disk full: a filler file leaves 1 MiB free on a 4 MiB tmpfs, records are produced at
+    4,000/s. The store takes what fits, then hits ENOSPC: sluice
+    logs it naming the file and errno, the input pauses, and no committed Kafka offset passes a
+    record that is neither indexed nor in the store (checked per partition against the esemu ids
+    and the store's source offsets). RSS stays under memory_limit + 16 MiB. The filler is deleted:
+    everything flows, every record ends indexed or dead-lettered exactly once, the committed
+    offsets reach the end, every line of the store parses (no torn line), conservation holds.
+ 2. read-only: a second tmpfs is remounted read-only while records flow (produced at 3,000/s);
+    EROFS logged naming the path, the same checks while it is read-only; remounted rw, the same
+    checks at the end.
+
+Needs `mount -t tmpfs` (root); when it cannot mount, the test exits 77 (ctest: skipped)."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+SKIP_CODE = 77
+MEM_LIMIT_MIB = 16
+PARTS = 4
+RATE = 0.3  # share of documents esemu rejects with a permanent item 400
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
+                       capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
+
+
+def umount(path):
+    subprocess.run(["mount", "-o", "remount,rw", path], capture_output=True)
+    subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def remount(path, mode, timeout_s=10):
+    """A read-only remount fails (busy) while a file on it is open for writing; the store opens
+    its file only for the length of a sync, so this retries until it falls between two syncs."""
+    deadline = time.monotonic() + timeout_s
+    err, tries = "", 0
+    while time.monotonic() < deadline:
+        tries += 1
+        r = subprocess.run(["mount", "-o", f"remount,{mode}", path], capture_output=True,
+                           text=True)
+        if r.returncode == 0:
+            return None, tries
+        err = r.stderr.strip()
+        time.sleep(0.02)
+    return err, tries
+
+
+def store_lines(dl_dir):
+    """Parsed lines of the store; unparsable (torn) lines as {'_bad': ...}."""
+    return H.dead_letters(dl_dir)
+
+
+def fates(es, dl_dir, topic):
+    """{(partition, offset): [fate, ...]} from the esemu ids and the store's source offsets, plus
+    the seqs on each side."""
+    out, idx_seqs, dl_seqs, bad = {}, [], [], 0
+    for d in es.dump():
+        t, p, o = d["_id"].rsplit("-", 2)
+        if t == topic:
+            out.setdefault((int(p), int(o)), []).append("es")
+            idx_seqs.append(H.seq_of(d))
+    for d in store_lines(dl_dir):
+        if "_bad" in d:
+            bad += 1
+            continue
+        s = d.get("source") or {}
+        out.setdefault((s["partition"], s["offset"]), []).append("dl")
+        dl_seqs.append(json.loads(d["payload"])["seq"])
+    return out, idx_seqs, dl_seqs, bad
+
+
+def check_commits_durable(ck, mk, es, dl_dir, group, topic, label):
+    """Every offset below a committed one is indexed or has its line in the store."""
+    com = mk.committed(group, topic)
+    f, _, _, _ = fates(es, dl_dir, topic)
+    bad = [(p, o) for p, c in com.items() for o in range(max(c, 0)) if (p, o) not in f]
+    ck.check(not bad, f"{label}: no committed offset passes a record that is neither indexed nor "
+             f"in the store (committed {com})", bad[:10])
+    return com
+
+
+def wait_stable(fn, stable_s=2.0, timeout_s=20):
+    prev, since, deadline = None, time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = fn()
+        if now != prev:
+            prev, since = now, time.monotonic()
+        elif time.monotonic() - since >= stable_s:
+            break
+        time.sleep(0.2)
+    return prev
+
+
+def wait_all_done(mk, es, dl_dir, group, topic, n, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        wm = mk.watermarks(topic)
+        com = mk.committed(group, topic)
+        if (es.docs() + len(store_lines(dl_dir)) >= n
+                and all(com.get(p) == hi for p, (lo, hi) in wm.items())):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def final_checks(ck, sl, mk, es, dl_dir, group, topic, n, label):
+    f, idx, dls, bad = fates(es, dl_dir, topic)
+    ck.eq(bad, 0, f"{label}: every line of the store parses (no torn line)")
+    dup_coords = [k for k, v in f.items() if len(v) > 1]
+    ck.check(not dup_coords, f"{label}: no record both indexed and dead-lettered, or twice",
+             dup_coords[:10])
+    seqs = idx + dls
+    missing = set(range(n)) - set(seqs)
+    dupes = len(seqs) - len(set(seqs))
+    ck.check(not missing, f"{label}: every record indexed or dead-lettered ({len(idx)} + "
+             f"{len(dls)} of {n})", sorted(missing)[:10])
+    ck.eq(dupes, 0, f"{label}: duplicates")
+    ck.check(dls and all(d.get("reason") == "rejected by elasticsearch" and d.get("status") == 400
+                         for d in store_lines(dl_dir)),
+             f"{label}: dead-letter lines carry the item 400")
+    wm = mk.watermarks(topic)
+    com = mk.committed(group, topic)
+    ck.check(all(com.get(p) == hi for p, (lo, hi) in wm.items()),
+             f"{label}: committed offsets reach the end", (com, wm))
+    ck.eq(sl.terminate(30), 0, f"{label}: exit code after SIGTERM")
+    i = H.check_conservation(ck, sl.final_stats(), label=f"{label}: ")
+    if i:
+        ck.eq((i["received"], i["delivered"], i["dead_lettered"], i["dropped"]),
+              (n, len(idx), len(dls), 0), f"{label}: final-stats received/delivered/"
+              f"dead_lettered/dropped")
+    peak = sl.rss.peak_hwm_kb / 1024
+    if os.environ.get("SLUICE_SANITIZED") == "1":
+        H.log(f"NOTE peak RSS {peak:.1f} MiB not checked: sanitizer build")
+    else:
+        ck.check(peak < MEM_LIMIT_MIB + 16, f"{label}: peak RSS {peak:.1f} MiB < "
+                 f"{MEM_LIMIT_MIB} + 16 MiB")
+    return len(idx), len(dls), len(missing), dupes, peak
+
+
+def start(procs, mk, es, wd, dl_dir, group):
+    cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group=group,
+                          topics=("logs",), match="kafka.logs", shutdown_timeout="5s",
+                          memory_limit=f"{MEM_LIMIT_MIB}MiB")
+    cfg = cfg.replace(f"path: {wd}/dead-letter", f"path: {dl_dir}")
+    return procs.add(H.Sluice(cfg, wd))
+
+
+def scenario_full(ck, procs, es, mnt):
+    n, group = 10_000, "dlfull"
+    wd = procs.tmpdir("dld1-")
+    mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
+    filler = os.path.join(mnt, "filler")
+    st = os.statvfs(mnt)
+    free = st.f_bavail * st.f_frsize
+    with open(filler, "wb") as f:
+        f.write(b"\0" * (free - 1024 * 1024))
+    dl_dir = os.path.join(mnt, "dl")
+    es.reset()
+    es.faults(item_permanent_rate=RATE)
+    sl = start(procs, mk, es, wd, dl_dir, group)
+    mk.produce("logs", n, rate=4000)  # the store fills line by line, not in one sync
+    ck.check(sl.wait_log(r"No space left on device", 40), "full: ENOSPC logged", sl.log_tail(5))
+    lines = sl.lines(r"No space left on device")
+    ck.check(lines and mnt in lines[0] and "errno 28" in lines[0],
+             "full: the error names the file and errno", lines[:1])
+    com = wait_stable(lambda: mk.committed(group, "logs"))
+    time.sleep(1)
+    held = len(store_lines(dl_dir))
+    docs_full = es.docs()
+    wm = mk.watermarks("logs")
+    ck.check(sum(max(c, 0) for c in com.values()) < sum(hi for lo, hi in wm.values()),
+             f"full: commits stopped before the end ({com} vs {wm})")
+    check_commits_durable(ck, mk, es, dl_dir, group, "logs", "full")
+    ck.check(sl.alive(), "full: sluice keeps running")
+    time.sleep(3)
+    n_err = len(sl.lines(r"No space left on device"))
+    ck.check(n_err <= 3, f"full: the error is rate-limited ({n_err} lines in ~6 s)")
+    ck.eq(mk.committed(group, "logs"), com, "full: committed offsets do not move while full")
+    ck.check(0 < held, f"full: the store took what fitted ({held} lines)")
+    os.unlink(filler)
+    mk.wait_produced(60)
+    ck.check(wait_all_done(mk, es, dl_dir, group, "logs", n, 40),
+             "full: after freeing space everything is indexed or dead-lettered and committed",
+             sl.log_tail(5))
+    ck.check(sl.wait_log(r"works again", 5), "full: recovery logged")
+    idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs", n,
+                                                  "full")
+    H.log(f"RESULT disk full: in {n} delivered {idx} dead-lettered {dls} missing {missing} "
+          f"dupes {dupes} (while full: {held} lines in the store, {docs_full} docs, committed "
+          f"{sum(max(c, 0) for c in com.values())}) errors logged {n_err} peak RSS {peak:.1f} MiB "
+          f"vs {MEM_LIMIT_MIB} MiB (+16)")
+    mk.kill()
+
+
+def scenario_read_only(ck, procs, es, mnt):
+    n, group = 12_000, "dlro"
+    wd = procs.tmpdir("dld2-")
+    mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
+    dl_dir = os.path.join(mnt, "dl")
+    es.reset()
+    es.faults(item_permanent_rate=RATE)
+    sl = start(procs, mk, es, wd, dl_dir, group)
+    mk.produce("logs", n, rate=3000)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(store_lines(dl_dir)) < 100:
+        time.sleep(0.1)
+    err, tries = remount(mnt, "ro")
+    if not ck.check(err is None, f"read-only: remounted read-only mid-stream ({tries} tries)", err):
+        return
+    try:
+        ro_at = len(store_lines(dl_dir))
+        ck.check(sl.wait_log(r"Read-only file system", 15), "read-only: EROFS logged",
+                 sl.log_tail(5))
+        lines = sl.lines(r"Read-only file system")
+        ck.check(lines and mnt in lines[0] and "errno 30" in lines[0],
+                 "read-only: the error names the path and errno", lines[:1])
+        com = wait_stable(lambda: mk.committed(group, "logs"))
+        wm = mk.watermarks("logs")
+        ck.check(sum(max(c, 0) for c in com.values()) < sum(hi for lo, hi in wm.values()),
+                 f"read-only: commits stopped before the end ({com} vs {wm})")
+        check_commits_durable(ck, mk, es, dl_dir, group, "logs", "read-only")
+        ck.check(sl.alive(), "read-only: sluice keeps running")
+    finally:
+        err, _ = remount(mnt, "rw")
+    ck.check(err is None, "read-only: remounted rw", err)
+    mk.wait_produced(60)
+    ck.check(wait_all_done(mk, es, dl_dir, group, "logs", n, 40),
+             "read-only: after rw everything is indexed or dead-lettered and committed",
+             sl.log_tail(5))
+    ck.check(sl.wait_log(r"works again", 5), "read-only: recovery logged")
+    idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs", n,
+                                                  "read-only")
+    H.log(f"RESULT read-only: in {n} delivered {idx} dead-lettered {dls} missing {missing} "
+          f"dupes {dupes} (store had {ro_at} lines at the remount; committed while ro "
+          f"{sum(max(c, 0) for c in com.values())}) peak RSS {peak:.1f} MiB vs {MEM_LIMIT_MIB} "
+          f"MiB (+16)")
+    mk.kill()
+
+
+def main():
+    H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
+    ck = H.Checker("test_dead_letter_disk")
+    skip = None
+    with H.Procs() as procs:
+        try:
+            es = procs.add(H.EsEmu(workdir=procs.tmpdir("dld-es-")))
+            mnt = procs.tmpdir("dld-mnt-")
+            why = mount_tmpfs(mnt, "4m")
+            if why:
+                skip = f"cannot mount a tmpfs: {why}"
+            else:
+                try:
+                    scenario_full(ck, procs, es, mnt)
+                finally:
+                    umount(mnt)
+                why = mount_tmpfs(mnt, "8m")
+                if why:
+                    skip = f"cannot mount a tmpfs for the read-only scenario: {why}"
+                else:
+                    try:
+                        scenario_read_only(ck, procs, es, mnt)
+                    finally:
+                        umount(mnt)
+        except Exception as e:  # noqa: BLE001
+            ck.crash(e)
+    if skip and not ck.failed:
+        print(f"SKIP {skip}", flush=True)
+        print(f"{ck.passed} passed, 0 failed (skipped)", flush=True)
+        sys.exit(SKIP_CODE)
+    ck.finish()
+
+
+if __name__ == "__main__":
+    main()
