@@ -661,7 +661,7 @@ static int run(const char *path, const char *replay_dir)
                  strerror(errno));
         return 1;
     }
-    if (sl_pipeline_init(&a.pipe, a.loop, &a.cfg, limit / 8 * 3, err, sizeof err) != 0) {
+    if (sl_pipeline_init(&a.pipe, a.loop, &a.cfg, SL_PIPELINE_SHARE(limit), err, sizeof err) != 0) {
         SL_ERROR("sluice", NULL, "%s", err);
         return 1;
     }

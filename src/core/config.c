@@ -1254,7 +1254,8 @@ static const struct key_def forward_keys[] = {
      .min_value = 1024,
      .min_text = "1KiB",
      .doc = "Largest request, and largest decompressed gzip payload; a larger one is a protocol "
-            "error that closes that connection without an ack."},
+            "error that closes that connection without an ack. At most 3/8 of "
+            "service.memory_limit (the pipeline's share, where a request is held whole)."},
     {.name = "max_connections",
      .type = VT_UINT32,
      .off = FWD(max_connections),
@@ -2408,13 +2409,19 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
                     (unsigned long long)svc->storage_max_size);
         }
         if (in->type == SL_INPUT_FORWARD && L->input_clean[i]) check_fwd_in_transport(L, in);
-        /* A frame is held whole (and its gzip payload inflated whole) before any of it can go
-         * on: one larger than the whole memory budget could never be taken in. */
+        /* A frame is held whole (and its gzip payload inflated whole) in the pipeline's share
+         * of the budget before any of it can go on: a larger one could never be taken in, and
+         * its client would resend it forever. */
         if (in->type == SL_INPUT_FORWARD && L->input_clean[i] && L->service_clean &&
-            in->forward.max_frame_size > cfg->service.memory_limit)
-            err(L, in->line, "'max_frame_size' (%llu) is larger than service.memory_limit (%llu)",
+            in->forward.max_frame_size > SL_PIPELINE_SHARE(cfg->service.memory_limit))
+            err(L, in->line,
+                "'max_frame_size' (%llu) is larger than the pipeline's share of "
+                "service.memory_limit (3/8 of %llu = %llu): such a request could never be taken "
+                "in; lower max_frame_size or raise memory_limit to at least %llu",
                 (unsigned long long)in->forward.max_frame_size,
-                (unsigned long long)cfg->service.memory_limit);
+                (unsigned long long)cfg->service.memory_limit,
+                (unsigned long long)SL_PIPELINE_SHARE(cfg->service.memory_limit),
+                (unsigned long long)((in->forward.max_frame_size * 8 + 2) / 3));
     }
     for (size_t i = 0; i < cfg->n_outputs; i++) {
         struct sl_output_cfg *o = &cfg->outputs[i];

@@ -15,6 +15,10 @@
 #define SL_CFG_MAX_OUTPUTS 16
 #define SL_CFG_MAX_LIST 64
 
+/* The part of service.memory_limit that the pipeline's buffers (batches, Forward requests) may
+ * hold; the rest is librdkafka's prefetch and slack (src/main.c explains the split). */
+#define SL_PIPELINE_SHARE(limit) ((limit) / 8 * 3)
+
 struct sl_kv {
     char *key;
     char *value;

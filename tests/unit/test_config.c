@@ -636,9 +636,11 @@ static void test_forward_input(void **state)
                   "t.yaml:4: 'max_connections' must be between 1 and 65536, got '0'\n"
                   "t.yaml:5: 'handshake_timeout' must be at least 1ms, got '0'\n"
                   "t.yaml:6: 'tag_prefix' must not be empty\n");
-    expect_errors("service: {memory_limit: 5MiB}\n" FWD_INPUT(""),
-                  "t.yaml:3: 'max_frame_size' (6291456) is larger than service.memory_limit "
-                  "(5242880)\n");
+    expect_errors("service: {memory_limit: 15MiB}\n" FWD_INPUT(""),
+                  "t.yaml:3: 'max_frame_size' (6291456) is larger than the pipeline's share of "
+                  "service.memory_limit (3/8 of 15728640 = 5898240): such a request could never "
+                  "be taken in; lower max_frame_size or raise memory_limit to at least "
+                  "16777216\n");
     unsetenv("SLUICE_T_FWD_KEY");
     expect_errors(FWD_INPUT("    shared_key: ${env:SLUICE_T_FWD_KEY}\n"),
                   "t.yaml:3: environment variable SLUICE_T_FWD_KEY is not set\n");
