@@ -934,8 +934,11 @@ static void setup_deadline_cb(struct sl_timer *t)
     if (o->setup.gate_open) return;
     SL_ERROR(o->name, "setup_timeout",
              "Elasticsearch resources still not in place after %llums; sending batches anyway "
-             "and still retrying the setup",
-             (unsigned long long)o->es->setup_timeout_ms);
+             "and still retrying the setup%s",
+             (unsigned long long)o->es->setup_timeout_ms,
+             o->es->data_stream ? " (without its template, a write to the data stream's name "
+                                  "creates a plain index)"
+                                : "");
     o->setup.gate_open = true;
     pump(o);
 }
