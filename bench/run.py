@@ -53,6 +53,8 @@ SLUICE_VARIANTS = {
     # an add-only edit
     "sluice-no-timestamp": ("32MiB", {"timestamp_key": "null"}),
     "sluice-add-fields": ("32MiB", {"add_fields": '{env: prod, src: "${topic}/${partition}"}'}),
+    # --baseline BUILD: the default config run by another build's sluice (before/after a change)
+    "baseline": ("32MiB", {}),
 }
 ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB",
        "sluice-no-timestamp", "sluice-add-fields", "forward"]
@@ -66,6 +68,7 @@ LABEL = {
     "sluice-no-timestamp": "sluice -> esemu, 32MiB, timestamp_key null (no byte added)",
     "sluice-add-fields": "sluice -> esemu, 32MiB, add_fields with 2 fields",
     "forward": "Forward in -> esemu, 32MiB (fwd_client)",
+    "baseline": "baseline build's sluice -> esemu, memory_limit 32MiB",
 }
 
 
@@ -223,7 +226,8 @@ outputs:
         self.es.reset()
         group = self.group(variant)
         mk0, es0 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
-        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd))
+        binary = os.path.join(self.args.baseline, "sluice") if variant == "baseline" else None
+        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd, binary=binary))
         deadline = time.monotonic() + self.args.timeout
         cpu = None
         hwm = 0
@@ -444,6 +448,8 @@ def main():
     ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
     ap.add_argument("--json", help="also write every run's numbers to this file")
+    ap.add_argument("--baseline", help="another build directory: adds the variant 'baseline', the "
+                    "default config run by that build's sluice, interleaved with the others")
     ap.add_argument("--fwd-conns", type=int, default=4, help="forward: client connections")
     ap.add_argument("--fwd-batch-wait", default="50ms",
                     help="forward: the output's batch_max_wait (a client waiting for acks sends "
@@ -458,8 +464,12 @@ def main():
     args.build = os.path.abspath(args.build)
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
-        if v not in ALL:
+        if v not in ALL and not (v == "baseline" and args.baseline):
             ap.error(f"unknown variant {v}")
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+        if "baseline" not in variants:
+            variants.append("baseline")
 
     os.environ["SLUICE_BUILD"] = args.build
     os.environ.setdefault("SLUICE_SOURCE", SOURCE)

@@ -489,7 +489,8 @@ class RssSampler(threading.Thread):
 class Sluice:
     _n = 0
 
-    def __init__(self, config_text, workdir, env=None, wrapper=()):
+    def __init__(self, config_text, workdir, env=None, wrapper=(), binary=None):
+        """binary: another sluice executable (a baseline build in benchmarks)."""
         Sluice._n += 1
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -498,7 +499,8 @@ class Sluice:
         with open(self.config_path, "w") as f:
             f.write(config_text)
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([*wrapper, exe_alias(SLUICE_BIN, "it-shipper"), "-c",
+        exe = exe_alias(binary, "it-shipper-b") if binary else exe_alias(SLUICE_BIN, "it-shipper")
+        self.proc = subprocess.Popen([*wrapper, exe, "-c",
                                       self.config_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._err, stderr=self._err,

@@ -18,7 +18,10 @@ Run B, a data stream: the ILM policy and the index template are installed from f
 (the emulator refuses the first two template PUTs with 503: retried, counted under
 retries{reason="setup"}), a policy that already exists is left alone (no overwrite), the data
 stream is created, every document lands in it with op create and @timestamp, through the ingest
-pipeline named in the config."""
+pipeline named in the config.
+
+Run C: the template is refused for good: batches wait setup_timeout, then go anyway (logged and
+counted), so a broken cluster-side setup never holds the records forever."""
 import base64
 import datetime
 import json
@@ -311,6 +314,33 @@ def main():
                      sorted({d["_index"] for d in docs_b}))
             ck.check(any(ln for ln in sl.text().splitlines() if "resources in place" in ln),
                      "B: the log says when the resources are in place")
+
+            # ---- run C: the template is refused for good: batches wait setup_timeout, then go
+            wc = os.path.join(wd, "c")
+            os.makedirs(wc, exist_ok=True)
+            es.reset()
+            es.faults(template_status=503, template_count=-1)
+            port = H.free_port()
+            out_c = (f"    data_stream: logs-access-default\n"
+                     f"    template_name: logs-access\n    template_file: {tmpl_file}\n"
+                     f"    setup_timeout: 3s\n")
+            t0 = H.time.monotonic()
+            sl = procs.add(H.Sluice(config(mk=mk, es=es, wd=wc, port=port, group="shape-c",
+                                           output=out_c), wc))
+            H.time.sleep(max(0.0, 2.0 - (H.time.monotonic() - t0)))
+            ck.eq(sum(1 for d in es.dump() if d["_index"] != "json"), 0,
+                  "C: no access document 2 s in, while the setup waits (timeout 3 s)")
+            ck.check(wait_settled(es, os.path.join(wc, "dead-letter"), len(lines)),
+                     "C: with the template refused, every line still arrives (after "
+                     "setup_timeout)", sl.log_tail())
+            ck.check(any("still not in place" in ln and "plain index" in ln
+                         for ln in sl.text().splitlines()),
+                     "C: the log says the setup timed out and what that means for a data stream")
+            m = scrape(port)
+            ck.check((metric(m, "sluice_output_retries_total", output="es", reason="setup")
+                      or 0) >= 2, "C: the refused template PUTs are counted as setup retries")
+            ck.eq(sl.terminate(60), 0, "C: exit code after SIGTERM")
+            es.clear_faults()
     except Exception as e:  # noqa: BLE001
         ck.crash(e)
     ck.finish()
