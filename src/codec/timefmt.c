@@ -71,6 +71,22 @@ static long digits(const char *p, size_t n)
     return v;
 }
 
+/* secs * 1e9 + frac without overflow. Before 1970 with a fraction, one second is borrowed so the
+ * product cannot overflow at the lower end of the range (1677-09-21T00:12:43.145224192Z is
+ * INT64_MIN). */
+static int to_ns(int64_t secs, int64_t frac, int64_t *ns)
+{
+    if (secs < 0 && frac > 0) {
+        secs++;
+        frac -= NS_PER_S;
+    }
+    int64_t r;
+    if (__builtin_mul_overflow(secs, NS_PER_S, &r) || __builtin_add_overflow(r, frac, &r))
+        return -1;
+    *ns = r;
+    return 0;
+}
+
 static int parse_rfc3339(const char *t, size_t n, int64_t *ns)
 {
     /* YYYY-MM-DDThh:mm:ss is 19 bytes, then [.frac] and Z or +hh:mm. */
@@ -113,17 +129,7 @@ static int parse_rfc3339(const char *t, size_t n, int64_t *ns)
     if (i != n) return -1;
     int64_t secs =
         days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s - off_s;
-    /* Before 1970 with a fraction, borrow one second so the product cannot overflow at the
-     * lower end of the range (1677-09-21T00:12:43.145224192Z is INT64_MIN). */
-    if (secs < 0 && frac > 0) {
-        secs++;
-        frac -= NS_PER_S;
-    }
-    int64_t r;
-    if (__builtin_mul_overflow(secs, NS_PER_S, &r) || __builtin_add_overflow(r, frac, &r))
-        return -1;
-    *ns = r;
-    return 0;
+    return to_ns(secs, frac, ns);
 }
 
 /* An epoch number in JSON number syntax, unit chosen by magnitude (see json.h). Converted from
@@ -589,19 +595,6 @@ static int walk(const char *fmt, struct cursor *c, struct fields *f)
     return 0;
 }
 
-/* secs * 1e9 + frac without overflow; see parse_rfc3339 for the borrow. */
-static int to_ns(int64_t secs, int64_t frac, int64_t *ns)
-{
-    if (secs < 0 && frac > 0) {
-        secs++;
-        frac -= NS_PER_S;
-    }
-    int64_t r;
-    if (__builtin_mul_overflow(secs, NS_PER_S, &r) || __builtin_add_overflow(r, frac, &r))
-        return -1;
-    *ns = r;
-    return 0;
-}
 
 static int compose(const struct fields *f, int64_t year, int mon, int mday, int64_t *ns)
 {
