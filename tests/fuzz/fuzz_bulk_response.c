@@ -9,15 +9,7 @@
 #include <string.h>
 
 #include "codec/bulk.h"
-
-/* Unlike assert(), stays armed in -DNDEBUG builds (RelWithDebInfo). */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAX_ITEMS 32
 

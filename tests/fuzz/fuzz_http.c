@@ -15,15 +15,7 @@
 #include <string.h>
 
 #include "core/http.h"
-
-/* Unlike assert(), stays armed in -DNDEBUG builds (RelWithDebInfo). */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static int inside(const char *buf, size_t len, const char *p, size_t n)
 {

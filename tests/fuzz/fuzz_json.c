@@ -13,15 +13,7 @@
 #include <string.h>
 
 #include "codec/json.h"
-
-/* Unlike assert(), stays armed in -DNDEBUG builds (RelWithDebInfo). */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char *const path_pool[] = {"a", "a.b", "time", "kafka.ts", "b", "a.b.c", "", "x.y"};
 

@@ -17,14 +17,7 @@
 #include "codec/json.h"
 #include "codec/json_edit.h"
 #include "codec/json_internal.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char *const pool[8] = {"a", "b", "a.b", "a.c", "x.y.z", "time", "k", "a.b.c"};
 static const char *const values[4] = {"[\"S\",0]", "\"v1\"", "{\"n\":{}}", "null"};

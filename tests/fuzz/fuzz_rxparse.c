@@ -14,14 +14,7 @@
 
 #include "codec/json.h"
 #include "codec/rxparse.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* fluentd's apache2 and syslog patterns, and one with every type */
 static const char apache[] =
@@ -78,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&s, 0, sizeof s);
     CHECK(sl_json_scan_object(out, n, &s) == 0);
     CHECK(!s.has_raw_newline);
-    static const char *const typed[3][3] = {{"code", "size", NULL}, {"pid", NULL, NULL},
-                                            {"a", "b", "c"}};
+    static const char *const typed[3][3] = {
+        {"code", "size", NULL}, {"pid", NULL, NULL}, {"a", "b", "c"}};
     for (size_t i = 0; i < 3 && typed[which][i]; i++)
         check_typed(out, n, typed[which][i]);
     free(out);

@@ -11,14 +11,7 @@
 #include <string.h>
 
 #include "codec/timefmt.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char *const pool[8] = {"%d/%b/%Y:%H:%M:%S %z",
                                     "%Y-%m-%dT%H:%M:%S.%N%z",
