@@ -403,6 +403,56 @@ class EsEmu:
 
 
 # --------------------------------------------------------------------------------------------
+# Forward protocol clients
+
+
+class ForwardConn:
+    """A raw Forward protocol connection (Debian's python3-msgpack): TCP to a port, or any
+    connected socket (TLS, Unix). send() bytes; read_obj() the next msgpack object the server
+    sends (an ack, HELO, PONG)."""
+
+    def __init__(self, port=None, sock=None, timeout=10):
+        import msgpack
+        if sock is None:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.s = sock
+        self.unp = msgpack.Unpacker(raw=False)
+
+    def send(self, b):
+        self.s.sendall(b)
+
+    def read_obj(self, timeout):
+        """The next msgpack object, or 'EOF' (closed or reset), 'TIMEOUT', or 'ERROR: <reason>'
+        for any other socket or TLS error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for o in self.unp:
+                return o
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "TIMEOUT"
+            self.s.settimeout(left)
+            try:
+                data = self.s.recv(65536)
+            except socket.timeout:
+                return "TIMEOUT"
+            except (ConnectionResetError, BrokenPipeError):
+                return "EOF"
+            except OSError as e:  # ssl.SSLError is one
+                return f"ERROR: {e}"
+            if not data:
+                return "EOF"
+            self.unp.feed(data)
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
 # sluice
 
 

@@ -81,34 +81,9 @@ def ports(sl):
     return out
 
 
-class Conn:
+class Conn(H.ForwardConn):
     def __init__(self, port, timeout=10):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.unp = msgpack.Unpacker(raw=False)
-
-    def send(self, b):
-        self.s.sendall(b)
-
-    def read_obj(self, timeout):
-        """The next msgpack object, or 'EOF' / 'TIMEOUT'."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for o in self.unp:
-                return o
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "TIMEOUT"
-            self.s.settimeout(left)
-            try:
-                data = self.s.recv(65536)
-            except socket.timeout:
-                return "TIMEOUT"
-            except ConnectionResetError:
-                return "EOF"
-            if not data:
-                return "EOF"
-            self.unp.feed(data)
+        super().__init__(port=port, timeout=timeout)
 
     def read_raw(self, n, timeout):
         self.s.settimeout(timeout)
@@ -134,10 +109,6 @@ class Conn:
             return False
         except (ConnectionResetError, BrokenPipeError):
             return True
-
-    def close(self):
-        self.s.close()
-
 
 def entries(tag_seq, n, t0):
     return [[event_time(t0 + i, 123456789), {"seq": tag_seq + i, "msg": f"m{tag_seq + i}"}]

@@ -77,30 +77,12 @@ def metric(hp, name):
     return None
 
 
-class Conn:
+class Conn(H.ForwardConn):
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.unp = msgpack.Unpacker(raw=False)
+        super().__init__(port=port)
 
     def ack(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            for o in self.unp:
-                return o
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "TIMEOUT"
-            self.s.settimeout(left)
-            try:
-                data = self.s.recv(65536)
-            except socket.timeout:
-                return "TIMEOUT"
-            except OSError:
-                return "EOF"
-            if not data:
-                return "EOF"
-            self.unp.feed(data)
+        return self.read_obj(timeout)
 
     def chunk(self, tag, entries, cid):
         self.s.sendall(msgpack.packb([tag, entries, {"chunk": cid}], use_bin_type=True))

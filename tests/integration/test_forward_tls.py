@@ -89,37 +89,11 @@ def forward_frame(tag, seqs, chunk, who):
                          use_bin_type=True)
 
 
-class Client:
+class Client(H.ForwardConn):
     """A Forward client over any connected socket (TLS, TCP or Unix)."""
 
     def __init__(self, sock):
-        self.s = sock
-        self.unp = msgpack.Unpacker(raw=False)
-
-    def send(self, b):
-        self.s.sendall(b)
-
-    def read_obj(self, timeout):
-        """The next msgpack object, or 'EOF' / 'TIMEOUT' / 'ERROR: ...'."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for o in self.unp:
-                return o
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "TIMEOUT"
-            self.s.settimeout(left)
-            try:
-                data = self.s.recv(65536)
-            except socket.timeout:
-                return "TIMEOUT"
-            except (ConnectionResetError, BrokenPipeError):
-                return "EOF"
-            except (ssl.SSLError, OSError) as e:
-                return f"ERROR: {e}"
-            if not data:
-                return "EOF"
-            self.unp.feed(data)
+        super().__init__(sock=sock)
 
     def request(self, frame, chunk, timeout=20):
         try:
@@ -127,12 +101,6 @@ class Client:
         except (ssl.SSLError, OSError) as e:
             return f"ERROR: {e}"
         return self.read_obj(timeout)
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
 
 
 def tls_client(port, cafile, cert=None, key=None, server_hostname="localhost"):
