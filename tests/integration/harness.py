@@ -460,7 +460,10 @@ def sluice_config(*, brokers, es_url, workdir, group="sluice-test", topics=("log
                   memory_limit="16MiB", unmatched="dead_letter", shutdown_timeout="30s",
                   match="kafka.**", fmt="json", on_parse_error="dead_letter",
                   batch_max_bytes="1MiB", batch_max_wait="200ms", concurrency=4,
-                  compression="none", log_level="info", input_name="k", dl_max_size="1GiB"):
+                  compression="none", log_level="info", input_name="k", dl_max_size="1GiB",
+                  output_extra=None):
+    """output_extra: {key: value} appended to the elasticsearch output (e.g. request_timeout)."""
+    extra = "".join(f"    {k}: {v}\n" for k, v in (output_extra or {}).items())
     topic_list = ", ".join(topics)
     return f"""service:
   memory_limit: {memory_limit}
@@ -492,7 +495,7 @@ outputs:
     batch_max_wait: {batch_max_wait}
     concurrency: {concurrency}
     compression: {compression}
-"""
+{extra}"""
 
 
 def proc_status(pid):
