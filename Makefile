@@ -32,7 +32,7 @@ fuzz: deps
 # 45 s keeps the whole check near 12 minutes on 2 cores: `make check FUZZ_SECONDS=60` for longer).
 check: build asan fuzz
 	cd $(BUILD) && ctest --output-on-failure -j2
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|asan'
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -L 'unit|asan'
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -j2 -L fuzz
 
 unit: build
