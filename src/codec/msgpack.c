@@ -612,13 +612,16 @@ static void j_string(struct jout *j, const uint8_t *s, size_t n)
 {
     j_text(j, "\"", 1);
     if (!j->qlevel) {
-        size_t el = sl__json_escaped_len((const char *)s, n);
-        if (j->len <= j->cap && el <= j->cap - j->len) {
-            sl_json_escape((const char *)s, n, j->out + j->len);
-            j->len += el;
-        } else {
-            j->len += el;
+        if (j->len <= j->cap && n <= (j->cap - j->len) / 6) {
+            /* room for the worst case: one pass */
+            j->len += sl_json_escape((const char *)s, n, j->out + j->len);
+            j_text(j, "\"", 1);
+            return;
         }
+        size_t el = sl__json_escaped_len((const char *)s, n);
+        if (j->len <= j->cap && el <= j->cap - j->len)
+            sl_json_escape((const char *)s, n, j->out + j->len);
+        j->len += el;
     } else {
         /* cut only before bytes that start a UTF-8 sequence, so validation sees whole sequences */
         char tmp[6 * 300];
