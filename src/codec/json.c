@@ -549,21 +549,15 @@ static size_t ascii_escaped_len(unsigned char c)
 
 /* Bytes that go through as they are: printable ASCII other than '"' and '\\'. */
 static const unsigned char plain[256] = {
-#define P16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
-    P16(0), P16(0), /* control characters */
-    0,      1,      0,      1,      1,      1,      1,      1,
-    1,      1,      1,      1,      1,      1,      1,      1, /* 0x20-0x2f: '"' */
-    P16(1), P16(1),                                            /* 0x30-0x4f */
-    1,      1,      1,      1,      1,      1,      1,      1,
-    1,      1,      1,      1,      0,      1,      1,      1,      /* 0x50-0x5f: '\\' */
-    P16(1), P16(1),                                                 /* 0x60-0x7f (DEL is valid) */
-    P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), /* >= 0x80: UTF-8 checks */
-#undef P16
+    /* GNU range designators (gcc, clang); 0x7f (DEL) is valid in JSON */
+    [0x20 ... '"' - 1] = 1,
+    ['"' + 1 ... '\\' - 1] = 1,
+    ['\\' + 1 ... 0x7f] = 1,
 };
 
 /* Length of the run of plain bytes at p[0..len): log text is mostly such runs, so both functions
  * below skip them a byte-table lookup at a time and copy them in one memcpy (measured: length
- * plus escape of a 250-byte log string with one quote and one newline: 486-528 ns before, 224-228
+ * plus escape of a 250-byte log string with one quote and one newline: 486-528 ns before, 182-185
  * ns with the runs, gcc -O2 on this machine). */
 static size_t plain_run(const unsigned char *p, size_t len)
 {
