@@ -549,14 +549,26 @@ static int on_event(void *ctx, const struct sl_fwd_request *req, const struct sl
     uint64_t seq = sl_acktrack_add(d->trk, (*d->next_index)++);
     if (seq == UINT64_MAX) abort();
     f->ctr.received++;
+    /* <chunk id>-<index>, without snprintf (3-4% of the Forward row's profile) */
     char id[sizeof d->idbase + 24];
-    int il = snprintf(id, sizeof id, "%.*s-%zu", (int)d->idbase_len, d->idbase, ev->index);
+    memcpy(id, d->idbase, d->idbase_len);
+    size_t il = d->idbase_len;
+    id[il++] = '-';
+    char digits[24];
+    size_t nd = 0;
+    size_t v = ev->index;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (nd)
+        id[il++] = digits[--nd];
     struct sl_event e = {
         .input = f->name,
         .tag = d->tag,
         .tag_len = d->tag_len,
         .src_id = id,
-        .src_id_len = (size_t)il,
+        .src_id_len = il,
         .time_ns = ev->error || ev->time_ns == 0 ? sl_wall_ns() : ev->time_ns,
         .ack = {.trk = d->trk, .seq = seq, .ctr = &f->ctr},
     };
