@@ -172,6 +172,8 @@ struct sl_kafka_in {
     struct sl_counters ctr;
     char *scratch;
     size_t scratch_cap;
+    char *meta; /* add_metadata's output: the payload may live in scratch */
+    size_t meta_cap;
     uint64_t pauses, paused_ms, paused_since, rebalances;
     uint64_t commits, commit_failures;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
@@ -419,28 +421,40 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---------------------------------------------------------------- records */
 
-static char *scratch(struct sl_kafka_in *k, size_t need)
+/* Per-record work buffers, reused for every record, so each is charged once at its largest
+ * size. */
+static char *buf_room(struct sl_kafka_in *k, char **buf, size_t *cap, size_t need)
 {
-    if (need > k->scratch_cap) {
-        char *n = realloc(k->scratch, need);
+    if (need > *cap) {
+        char *n = realloc(*buf, need);
         if (!n) abort();
-        /* Reused for every record, so it is charged once at its largest size. */
-        sl_budget_charge(&k->p->budget, need - k->scratch_cap);
-        k->scratch = n;
-        k->scratch_cap = need;
+        sl_budget_charge(&k->p->budget, need - *cap);
+        *buf = n;
+        *cap = need;
     }
-    return k->scratch;
+    return *buf;
 }
 
-/* A huge record (10 MB text is 60 MB escaped) must not keep its scratch charged forever: the
- * budget would stay full and the input paused for good. Ordinary records reuse the buffer. */
+/* A huge record (10 MB text is 60 MB escaped) must not keep a buffer charged forever: the
+ * budget would stay full and the input paused for good. */
+static void buf_shrink(struct sl_kafka_in *k, char **buf, size_t *cap)
+{
+    if (*cap <= SCRATCH_KEEP) return;
+    free(*buf);
+    sl_budget_release(&k->p->budget, *cap);
+    *buf = NULL;
+    *cap = 0;
+}
+
+static char *scratch(struct sl_kafka_in *k, size_t need)
+{
+    return buf_room(k, &k->scratch, &k->scratch_cap, need);
+}
+
 static void shrink_scratch(struct sl_kafka_in *k)
 {
-    if (k->scratch_cap <= SCRATCH_KEEP) return;
-    free(k->scratch);
-    sl_budget_release(&k->p->budget, k->scratch_cap);
-    k->scratch = NULL;
-    k->scratch_cap = 0;
+    buf_shrink(k, &k->scratch, &k->scratch_cap);
+    buf_shrink(k, &k->meta, &k->meta_cap);
 }
 
 /* {"message":"<escaped payload>"} for text payloads and unparsable JSON kept as text. */
@@ -460,8 +474,7 @@ static void add_metadata(struct sl_kafka_in *k, struct sl_event *ev)
 {
     const char *mk = k->kc->metadata_key;
     size_t need = ev->payload_len + strlen(mk) * 6 + ev->topic_len * 6 + ev->key_len * 6 + 128;
-    char *buf = malloc(need);
-    if (!buf) abort();
+    char *buf = buf_room(k, &k->meta, &k->meta_cap, need);
     size_t n = ev->payload_len;
     while (n && ev->payload[n - 1] != '}')
         n--; /* strip trailing whitespace and the brace */
@@ -486,10 +499,7 @@ static void add_metadata(struct sl_kafka_in *k, struct sl_event *ev)
     }
     buf[w++] = '}';
     buf[w++] = '}';
-    char *s = scratch(k, w);
-    memcpy(s, buf, w);
-    free(buf);
-    ev->payload = s;
+    ev->payload = buf;
     ev->payload_len = w;
 }
 
@@ -969,6 +979,7 @@ void sl_kafka_in_close(struct sl_kafka_in *k)
     free(k->topics);
     if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
     free(k->scratch);
+    free(k->meta);
     sl_rxparse_free(k->rx);
     sl_edits_free(k->edits);
     free(k);
