@@ -2228,66 +2228,85 @@ static int component_type(struct loader *L, const struct component *c, yaml_node
     return found;
 }
 
-static void load_inputs(struct loader *L, struct sl_config *cfg, yaml_node_t *list)
+/* What differs between the inputs list and the outputs list. */
+_Static_assert(sizeof(enum sl_input_type) == sizeof(int) &&
+                   sizeof(enum sl_output_type) == sizeof(int),
+               "load_list stores the type enums as int");
+struct component_list {
+    struct component c;
+    const struct section_def *const *sections; /* by type index */
+    const int *type_values;                    /* enum sl_input_type / sl_output_type */
+    size_t max;
+    size_t item_size;
+    size_t type_off, name_off, line_off; /* fields of struct sl_input_cfg / sl_output_cfg */
+};
+
+/* Loads each mapping of list into items[*n...]; clean[i] says whether item i loaded without an
+ * error, weights_line[i] (outputs only) where its `weights` key was. */
+static void load_list(struct loader *L, const struct component_list *cl, void *items, size_t *n,
+                      bool *clean, int *weights_line, yaml_node_t *list)
 {
-    static const struct component c = {"input", input_types, 2, NULL};
-    static const struct section_def *const sections[] = {&kafka_section, &forward_section};
-    static const enum sl_input_type types[] = {SL_INPUT_KAFKA, SL_INPUT_FORWARD};
     size_t index = 0;
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++, index++) {
         yaml_node_t *item = node(L, *it);
         if (item->type != YAML_MAPPING_NODE) {
-            err(L, node_line(item), "each input must be a mapping, not %s", node_kind(item));
+            err(L, node_line(item), "each %s must be a mapping, not %s", cl->c.kind,
+                node_kind(item));
             continue;
         }
-        if (cfg->n_inputs >= SL_CFG_MAX_INPUTS) {
-            err(L, node_line(item), "too many inputs (max %d)", SL_CFG_MAX_INPUTS);
+        if (*n >= cl->max) {
+            err(L, node_line(item), "too many %ss (max %zu)", cl->c.kind, cl->max);
             return;
         }
-        int t = component_type(L, &c, item);
+        int t = component_type(L, &cl->c, item);
         if (t < 0) continue;
-        struct sl_input_cfg *in = &cfg->inputs[cfg->n_inputs++];
-        in->type = types[t];
-        in->line = node_line(item);
+        char *base = (char *)items + (*n)++ * cl->item_size;
+        *(int *)(base + cl->type_off) = cl->type_values[t];
+        int line = node_line(item);
+        *(int *)(base + cl->line_off) = line;
         unsigned before = L->n_errors;
-        apply_defaults(L, sections[t], in);
-        default_name(L, &in->name, input_types[t], index, in->line);
-        load_section(L, sections[t], in, item);
-        L->input_clean[cfg->n_inputs - 1] = L->n_errors == before;
+        apply_defaults(L, cl->sections[t], base);
+        default_name(L, (char **)(base + cl->name_off), cl->c.types[t], index, line);
+        L->weights_line = 0;
+        load_section(L, cl->sections[t], base, item);
+        if (weights_line) weights_line[*n - 1] = L->weights_line;
+        clean[*n - 1] = L->n_errors == before;
     }
+}
+
+static void load_inputs(struct loader *L, struct sl_config *cfg, yaml_node_t *list)
+{
+    static const struct section_def *const sections[] = {&kafka_section, &forward_section};
+    static const int types[] = {SL_INPUT_KAFKA, SL_INPUT_FORWARD};
+    static const struct component_list cl = {
+        .c = {"input", input_types, 2, NULL},
+        .sections = sections,
+        .type_values = types,
+        .max = SL_CFG_MAX_INPUTS,
+        .item_size = sizeof(struct sl_input_cfg),
+        .type_off = offsetof(struct sl_input_cfg, type),
+        .name_off = offsetof(struct sl_input_cfg, name),
+        .line_off = offsetof(struct sl_input_cfg, line),
+    };
+    load_list(L, &cl, cfg->inputs, &cfg->n_inputs, L->input_clean, NULL, list);
 }
 
 static void load_outputs(struct loader *L, struct sl_config *cfg, yaml_node_t *list)
 {
-    static const struct component c = {"output", output_types, 2, NULL};
     static const struct section_def *const sections[] = {&es_section, &fwd_out_section};
-    static const enum sl_output_type types[] = {SL_OUTPUT_ELASTICSEARCH, SL_OUTPUT_FORWARD};
-    size_t index = 0;
-    for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
-         it++, index++) {
-        yaml_node_t *item = node(L, *it);
-        if (item->type != YAML_MAPPING_NODE) {
-            err(L, node_line(item), "each output must be a mapping, not %s", node_kind(item));
-            continue;
-        }
-        if (cfg->n_outputs >= SL_CFG_MAX_OUTPUTS) {
-            err(L, node_line(item), "too many outputs (max %d)", SL_CFG_MAX_OUTPUTS);
-            return;
-        }
-        int t = component_type(L, &c, item);
-        if (t < 0) continue;
-        struct sl_output_cfg *out = &cfg->outputs[cfg->n_outputs++];
-        out->type = types[t];
-        out->line = node_line(item);
-        unsigned before = L->n_errors;
-        apply_defaults(L, sections[t], out);
-        default_name(L, &out->name, output_types[t], index, out->line);
-        L->weights_line = 0;
-        load_section(L, sections[t], out, item);
-        L->output_weights_line[cfg->n_outputs - 1] = L->weights_line;
-        L->output_clean[cfg->n_outputs - 1] = L->n_errors == before;
-    }
+    static const int types[] = {SL_OUTPUT_ELASTICSEARCH, SL_OUTPUT_FORWARD};
+    static const struct component_list cl = {
+        .c = {"output", output_types, 2, NULL},
+        .sections = sections,
+        .type_values = types,
+        .max = SL_CFG_MAX_OUTPUTS,
+        .item_size = sizeof(struct sl_output_cfg),
+        .type_off = offsetof(struct sl_output_cfg, type),
+        .name_off = offsetof(struct sl_output_cfg, name),
+        .line_off = offsetof(struct sl_output_cfg, line),
+    };
+    load_list(L, &cl, cfg->outputs, &cfg->n_outputs, L->output_clean, L->output_weights_line, list);
 }
 
 /* format regexp and its companions. */
