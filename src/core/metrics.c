@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/json.h"
+
 /* ---- sl_buf ---- */
 
 void sl_buf_init(struct sl_buf *b, size_t max)
@@ -90,35 +92,14 @@ int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)
 
 int sl_buf_json_str(struct sl_buf *b, const char *s, size_t len)
 {
+    /* label values are short: escape on the stack unless one is not */
+    char small[512];
+    char *tmp = 6 * len <= sizeof small ? small : malloc(6 * len);
+    if (!tmp) return -1;
+    size_t n = sl_json_escape(s, len, tmp);
     sl_buf_append(b, "\"", 1);
-    size_t run = 0; /* bytes copied verbatim in one append */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        sl_buf_append(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            sl_buf_append(b, "\\\"", 2);
-            break;
-        case '\\':
-            sl_buf_append(b, "\\\\", 2);
-            break;
-        case '\n':
-            sl_buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            sl_buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            sl_buf_append(b, "\\t", 2);
-            break;
-        default:
-            sl_buf_printf(b, "\\u%04x", c);
-            break;
-        }
-    }
-    sl_buf_append(b, s + run, len - run);
+    sl_buf_append(b, tmp, n);
+    if (tmp != small) free(tmp);
     return sl_buf_append(b, "\"", 1);
 }
 
