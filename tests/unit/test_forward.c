@@ -15,29 +15,7 @@
 
 #include "codec/forward.h"
 #include "codec/msgpack.h"
-
-static size_t unhex(const char *h, uint8_t *out)
-{
-    size_t n = 0;
-    while (*h) {
-        if (*h == ' ' || *h == '\n') {
-            h++;
-            continue;
-        }
-        unsigned v;
-        sscanf(h, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        h += 2;
-    }
-    return n;
-}
-
-static uint8_t *dup_exact(const uint8_t *p, size_t n)
-{
-    uint8_t *d = malloc(n ? n : 1);
-    if (n) memcpy(d, p, n);
-    return d;
-}
+#include "test_util.h"
 
 /* ---- the vectors of 1.10 ---- */
 

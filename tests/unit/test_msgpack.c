@@ -14,30 +14,7 @@
 
 #include "codec/json.h"
 #include "codec/msgpack.h"
-
-static size_t unhex(const char *h, uint8_t *out)
-{
-    size_t n = 0;
-    while (*h) {
-        if (*h == ' ') {
-            h++;
-            continue;
-        }
-        unsigned v;
-        sscanf(h, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        h += 2;
-    }
-    return n;
-}
-
-/* An exact-size heap copy, so ASan catches any read past the end. */
-static uint8_t *dup_exact(const uint8_t *p, size_t n)
-{
-    uint8_t *d = malloc(n ? n : 1);
-    if (n) memcpy(d, p, n);
-    return d;
-}
+#include "test_util.h"
 
 struct read_case {
     const char *hex;
