@@ -224,7 +224,6 @@ static char *deep_copy(struct sl_dl_record *r)
     return c;
 }
 
-static size_t blocked_cap;
 
 void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, const char *reason,
                              int status, const char *etype, size_t etype_len, const char *ereason,
@@ -260,7 +259,7 @@ void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, c
         return;
     /* The store is full (or failing): keep the record, pause inputs, retry later. Never drop. */
     e.copy = deep_copy(&e.rec);
-    if (!e.copy || push_pending(&p->dl_blocked, &p->n_dl_blocked, &blocked_cap, &e) != 0) {
+    if (!e.copy || push_pending(&p->dl_blocked, &p->n_dl_blocked, &p->cap_dl_blocked, &e) != 0) {
         SL_ERROR("dead-letter", "oom",
                  "out of memory holding a dead-letter record; exiting so "
                  "the record is redelivered from its source");

@@ -154,7 +154,7 @@ struct sl_pipeline {
     struct sl_dl_pending *dl_pending;
     size_t n_dl_pending, cap_dl_pending;
     struct sl_dl_pending *dl_blocked;
-    size_t n_dl_blocked;
+    size_t n_dl_blocked, cap_dl_blocked;
     struct sl_timer dl_retry;
     bool dl_sync_failed;
     bool stopping;
