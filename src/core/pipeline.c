@@ -224,7 +224,6 @@ static char *deep_copy(struct sl_dl_record *r)
     return c;
 }
 
-
 void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, const char *reason,
                              int status, const char *etype, size_t etype_len, const char *ereason,
                              size_t ereason_len, bool escaped, const char *output,
