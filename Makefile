@@ -39,8 +39,10 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
 # The crash, fault, rebalance, hostile-input and memcheck tests (docs/reliability.md). A short
-# setting of each also runs in make check; RELIABILITY_LONG=1 runs the long crash loop (50 kill -9
-# on 1,000,000 records).
+# setting of each also runs in make check; RELIABILITY_LONG=1 runs the long settings: the crash loop
+# (50 kill -9 on 1,000,000 records), the fault matrix (100,000 records per scenario, 60 s stall),
+# Kafka faults (4 fault rounds on 300,000), scale-out (4 kill/join rounds on 600,000) and the seed
+# chain (15 kill -9 on 500,000).
 reliability: build
 	cd $(BUILD) && RELIABILITY_LONG=$(RELIABILITY_LONG) ctest --output-on-failure -L reliability
 

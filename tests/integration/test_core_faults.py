@@ -11,7 +11,10 @@ files, and committed offsets == high watermarks after SIGTERM. esemu's own count
 really fired; sluice's retries{reason} counters (/metrics) prove it took the intended path (split,
 timeout, 5xx...).
 
-RELIABILITY_LONG=1 (make reliability RELIABILITY_LONG=1): the stall lasts 60 s instead of 5 s."""
+RELIABILITY_LONG=1 (make reliability RELIABILITY_LONG=1): every scenario reads 100,000 records
+instead of 20,000 (12,500 per partition, about 3.2 MB, under the mock's 5 MiB per partition), the
+document-too-large case 10,000 plus the 100 KB record, each scenario may take 240 s instead of
+90 s, and the stall lasts 60 s instead of 5 s."""
 import json
 import os
 import sys
@@ -19,23 +22,24 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-N = 20_000
+LONG = os.environ.get("RELIABILITY_LONG") == "1"
+N = 100_000 if LONG else 20_000
 PARTS = 8
 TOPIC = "logs"
 INDEX = "logs-logs-2026.11.27"  # index: logs-${topic}-%Y.%m.%d of `time` (2026-11-27 + seq ms)
-LONG = os.environ.get("RELIABILITY_LONG") == "1"
 SANITIZED = os.environ.get("SLUICE_SANITIZED") == "1"
 MEMORY_LIMIT_MIB = 16
 # document too large: its own topic, M normal records then one of BIG_BYTES, under an esemu whose
 # http.max_content_length (MAX_CONTENT) fits any batch of normal records but not that one record.
 BIG_TOPIC = "big"
-M = 2_000
+M = 10_000 if LONG else 2_000
 BIG_BYTES = 100_000
 MAX_CONTENT = 64 * 1024
 BIG_PARTITION = 3
 PREINDEX_EVERY = 10  # item 409: every 10th record's id is indexed before sluice starts (2,000)
 TIMEOUT_S, DELAY_MS = 2, 3000  # a response that never comes (in time)
 STALL_MS = 60_000 if LONG else 5_000
+BASE_WAIT_S = 240 if LONG else 90  # per scenario, plus its wait_s
 
 
 def sc(name, faults=None, counters=None, **kw):
@@ -119,7 +123,9 @@ def check_too_large(ctx):
 
 def check_item400(ctx, exact):
     dls, stats = ctx.dls, ctx.stats
-    ctx.ck.check(50 <= len(dls) <= 400, ctx.tag + f"about 1% dead-lettered ({len(dls)})")
+    lo, hi = N // 400, N // 50  # 50..400 of 20,000 (0.25%..2% around the 1% rate)
+    ctx.ck.check(lo <= len(dls) <= hi, ctx.tag + f"about 1% dead-lettered ({len(dls)}, "
+                 f"{lo}..{hi})")
     bad = [d for d in dls if d.get("status") != 400
            or d.get("error_type") != "mapper_parsing_exception"
            or d.get("reason") != "rejected by elasticsearch"
@@ -261,7 +267,7 @@ def run(ck, procs, mk, s, expected, big):
     if s["during"]:
         s["during"](ctx)
     dl_dir = os.path.join(wd, "dead-letter")
-    deadline = H.time.monotonic() + 90 + s["wait_s"]
+    deadline = H.time.monotonic() + BASE_WAIT_S + s["wait_s"]
     last, moved = -1, H.time.monotonic()
     while H.time.monotonic() < deadline:
         total = es.docs() + len(H.dead_letters(dl_dir))

@@ -17,7 +17,12 @@ document. At the end every seq is indexed exactly once.
 
 REQUIRES the forward input option `id_from_kafka_fields` (it sets the event's Kafka coordinates from
 the record's kafka_topic/kafka_partition/kafka_offset fields); without it B refuses the config.
-Set SLUICE_SEED to replay a run's kill schedule."""
+Set SLUICE_SEED to replay a run's kill schedule.
+
+RELIABILITY_LONG=1 (make reliability RELIABILITY_LONG=1): 500,000 records (100 s of production at
+5,000/s) and 15 kills. A kill that waits for A's reassignment takes 10-15 s, so the last kills
+can land after every record is indexed (4 of 15 in the run of 2026-11-27): they still test a
+restart of an idle chain."""
 import os
 import random
 import sys
@@ -25,9 +30,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-N = 200_000
+LONG = os.environ.get("RELIABILITY_LONG") == "1"
+N = 500_000 if LONG else 200_000
 PARTS = 8
-KILLS = 3
+KILLS = 15 if LONG else 3
 GROUP = "seed-chain"
 RATE = 5000
 
@@ -131,7 +137,7 @@ def main():
                     b = procs.add(H.Sluice(cfg_b, os.path.join(wd, "b")))
                     ck.check(b.wait_log(r"listening on 127\.0\.0\.1:\d+", 15),
                              f"kill {k + 1}: B listens again on its port", b.log_tail())
-            got = es.wait_docs(N, timeout_s=150, label="chain", stall_s=40)
+            got = es.wait_docs(N, timeout_s=300 if LONG else 150, label="chain", stall_s=40)
             ck.check(got >= N, f"esemu reached {N} docs after {KILLS} SIGKILLs (got {got})",
                      "A:\n" + a.log_tail(15) + "\nB:\n" + b.log_tail(15))
             ck.check(mk.wait_produced(60) == N, "mockkafka produced everything")
@@ -142,7 +148,7 @@ def main():
             H.check_broker_dropped(ck, mk)
             stats = es.stats()
             docs = es.dump()
-            r = H.check_every_seq_once(ck, docs, range(N), "chain after kill -9 x3")
+            r = H.check_every_seq_once(ck, docs, range(N), f"chain after kill -9 x{KILLS}")
             ids_ok = all(d.get("_id") == "logs-%d-%d" % (d["_source"]["kafka_partition"],
                                                           d["_source"]["kafka_offset"])
                          for d in docs[:1000] if isinstance(d.get("_source"), dict)
