@@ -79,6 +79,7 @@ struct batch {
     size_t gz_len, gz_cap; /* gz_len > 0: the body is compressed */
     uint64_t charged;
     uint32_t attempts; /* whole-request attempts */
+    uint32_t sends;    /* times libcurl started sending this transfer (prereq_cb) */
     struct sl_timer timer;
     struct batch *next;                /* ready queue */
     struct batch *all_prev, *all_next; /* every batch of the output, for teardown */
@@ -702,6 +703,25 @@ static void request_opts(struct es_out *o, CURL *e, const char *path, const char
     }
 }
 
+/* libcurl resends a request by itself when the reused keep-alive connection it went out on died
+ * before any answer byte ("Connection died, retrying a fresh connect"). That is harmless (the ids
+ * make the resend overwrite), but it is a transport retry all the same, so it is counted and
+ * logged like ours. libcurl calls this once per connection the request is about to go out on. */
+static int prereq_cb(void *userp, char *remote_ip, char *local_ip, int remote_port, int local_port)
+{
+    (void)local_ip;
+    (void)local_port;
+    struct batch *b = userp;
+    if (++b->sends > 1) {
+        b->o->retries[RR_TRANSPORT]++;
+        SL_WARN(b->o->name, retry_names[RR_TRANSPORT],
+                "bulk request resent by libcurl to %s:%d on a fresh connection: the reused one "
+                "closed before any answer",
+                remote_ip, remote_port);
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 static int start_transfer(struct es_out *o, struct batch *b)
 {
     const struct sl_es_output_cfg *es = o->es;
@@ -721,6 +741,9 @@ static int start_transfer(struct es_out *o, struct batch *b)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(e, CURLOPT_PRIVATE, b);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, b);
+    b->sends = 0;
     b->resp_len = 0;
     /* Bounded: with filter_path an item answer is tens of bytes, an error a few hundred. */
     b->resp_max = 65536 + b->n * 2048;

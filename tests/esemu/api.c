@@ -600,6 +600,8 @@ static void handle_faults(const struct ereq *rq, struct eresp *rs)
                 nf.reset_after_write_count = (long)d;
             else if (IS("reset_before_write_count"))
                 nf.reset_before_write_count = (long)d;
+            else if (IS("close_after_write_count"))
+                nf.close_after_write_count = (long)d;
             else if (IS("truncate_response_count"))
                 nf.truncate_response_count = (long)d;
             else if (IS("delay_ms"))
@@ -646,12 +648,12 @@ static void show_faults(struct eresp *rs)
         "\"item_retryable_status\":%d,\"item_permanent_rate\":%g,"
         "\"item_permanent_status\":%d,\"stall_remaining_ms\":%llu,"
         "\"reset_after_write_count\":%ld,\"reset_before_write_count\":%ld,"
-        "\"truncate_response_count\":%ld,\"delay_ms\":%ld,",
+        "\"close_after_write_count\":%ld,\"truncate_response_count\":%ld,\"delay_ms\":%ld,",
         f->request_status, f->request_count, f->item_retryable_rate, f->item_retryable_status,
         f->item_permanent_rate, f->item_permanent_status,
         (unsigned long long)(f->stall_until_ns > now ? (f->stall_until_ns - now) / 1000000 : 0),
-        f->reset_after_write_count, f->reset_before_write_count, f->truncate_response_count,
-        f->delay_ms);
+        f->reset_after_write_count, f->reset_before_write_count, f->close_after_write_count,
+        f->truncate_response_count, f->delay_ms);
     static const char *const fam[4] = {"template", "ilm", "data_stream", "pipeline"};
     for (int i = 0; i < 4; i++)
         ebuf_printf(&rs->body, "\"%s_status\":%d,\"%s_count\":%ld,", fam[i], f->res_status[i],
@@ -671,7 +673,8 @@ static void show_stats(struct eresp *rs)
         "\"updated\":%llu,\"deleted\":%llu,\"conflicts_409\":%llu,\"item_errors\":%llu,"
         "\"injected_request_errors\":%llu,\"injected_item_errors\":%llu,"
         "\"permanent_item_errors\":%llu,\"resets_injected\":%llu,"
-        "\"truncations_injected\":%llu,\"stalls_injected\":%llu,\"bytes_in\":%llu,"
+        "\"truncations_injected\":%llu,\"stalls_injected\":%llu,\"closes_injected\":%llu,"
+        "\"bytes_in\":%llu,"
         "\"bulk_body_bytes\":%llu,\"bytes_in_decompressed\":%llu,\"gzip_requests\":%llu,"
         "\"expect_100_continue\":%llu,\"missing_trailing_newline\":%llu,"
         "\"status_413\":%llu,\"max_body_bytes\":%llu,\"first_doc_ns\":%llu,"
@@ -685,12 +688,13 @@ static void show_stats(struct eresp *rs)
         (unsigned long long)s->injected_request_errors, (unsigned long long)s->injected_item_errors,
         (unsigned long long)s->permanent_item_errors, (unsigned long long)s->resets_injected,
         (unsigned long long)s->truncations_injected, (unsigned long long)s->stalls_injected,
-        (unsigned long long)s->bytes_in, (unsigned long long)s->bulk_body_bytes,
-        (unsigned long long)s->bytes_in_decompressed, (unsigned long long)s->gzip_requests,
-        (unsigned long long)s->expect_100_continue, (unsigned long long)s->missing_trailing_newline,
-        (unsigned long long)s->status_413, (unsigned long long)s->max_body_bytes,
-        (unsigned long long)s->first_doc_ns, (unsigned long long)s->last_doc_ns,
-        server_stalled_now(), server_connections_open(), g_emu.store.count_only ? "true" : "false");
+        (unsigned long long)s->closes_injected, (unsigned long long)s->bytes_in,
+        (unsigned long long)s->bulk_body_bytes, (unsigned long long)s->bytes_in_decompressed,
+        (unsigned long long)s->gzip_requests, (unsigned long long)s->expect_100_continue,
+        (unsigned long long)s->missing_trailing_newline, (unsigned long long)s->status_413,
+        (unsigned long long)s->max_body_bytes, (unsigned long long)s->first_doc_ns,
+        (unsigned long long)s->last_doc_ns, server_stalled_now(), server_connections_open(),
+        g_emu.store.count_only ? "true" : "false");
     EBUF_LIT(b, "\"authorization_basic\":");
     ebuf_u64(b, s->auth_basic);
     EBUF_LIT(b, ",\"authorization_apikey\":");

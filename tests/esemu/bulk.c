@@ -1013,6 +1013,10 @@ void bulk_handle(const struct ereq *rq, const char *path_index, size_t pin, stru
         fl->reset_after_write_count--;
         g_emu.stats.resets_injected++;
         rs->disp = DISP_RESET;
+    } else if (fl->close_after_write_count > 0 && rq->reused) {
+        fl->close_after_write_count--;
+        g_emu.stats.closes_injected++;
+        rs->disp = DISP_CLOSE;
     } else if (fl->truncate_response_count > 0) {
         fl->truncate_response_count--;
         g_emu.stats.truncations_injected++;

@@ -29,6 +29,7 @@ struct faults {
     uint64_t stall_until_ns; /* CLOCK_MONOTONIC */
     long reset_after_write_count;
     long reset_before_write_count;
+    long close_after_write_count; /* on a reused connection: stored, then FIN, no answer */
     long truncate_response_count;
     long delay_ms;
     /* Resource endpoints, indexed by family: 0 _index_template, 1 _ilm/policy, 2 _data_stream,
@@ -46,7 +47,7 @@ struct stats {
     uint64_t injected_request_errors, injected_item_errors, permanent_item_errors;
     uint64_t bytes_in, bulk_body_bytes, bytes_in_decompressed, gzip_requests;
     uint64_t expect_100_continue, missing_trailing_newline, max_body_bytes, status_413;
-    uint64_t resets_injected, truncations_injected, stalls_injected;
+    uint64_t resets_injected, truncations_injected, stalls_injected, closes_injected;
     uint64_t first_doc_ns, last_doc_ns;
     /* resources.c */
     uint64_t resource_requests, injected_resource_errors, templates_put, templates_deleted;
@@ -87,11 +88,13 @@ struct ereq {
     size_t ctype_len;
     const char *body;
     size_t body_len;
+    int reused; /* the connection already answered a request (keep-alive) */
 };
 
 enum disposition {
     DISP_SEND,     /* send the response (after delay_ms) */
     DISP_RESET,    /* send nothing, close with RST */
+    DISP_CLOSE,    /* send nothing, close with FIN (what an idle-timeout proxy does) */
     DISP_TRUNCATE, /* send half of the response, then close */
     DISP_DUMP,     /* stream the document dump (chunked) */
 };

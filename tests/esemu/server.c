@@ -74,6 +74,7 @@ struct conn {
     struct ebuf hdr;
     size_t sent, limit;
     int close_after, truncate, dump_done;
+    unsigned long served; /* responses started on this connection */
 };
 
 static int epfd = -1;
@@ -297,6 +298,7 @@ static void start_response(struct conn *c)
 {
     struct eresp *r = &c->resp;
     struct ebuf *h = &c->hdr;
+    c->served++;
     h->len = 0;
     ebuf_printf(h, "HTTP/1.1 %d %s\r\nX-Elastic-Product: Elasticsearch\r\n", r->status,
                 reason_phrase(r->status));
@@ -446,11 +448,12 @@ static void process(struct conn *c)
         .ctype_len = c->ct_len,
         .body = body ? body : "",
         .body_len = blen,
+        .reused = c->served > 0,
     };
     api_handle(&rq, &c->resp);
     ebuf_free(&inflated);
-    if (c->resp.disp == DISP_RESET) {
-        conn_close(c, 1);
+    if (c->resp.disp == DISP_RESET || c->resp.disp == DISP_CLOSE) {
+        conn_close(c, c->resp.disp == DISP_RESET);
         return;
     }
     if (c->resp.delay_ms) {

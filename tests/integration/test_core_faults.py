@@ -163,10 +163,15 @@ SCENARIOS = [
        es_args=("--max-content-length", str(MAX_CONTENT)), retries={"split_413": 1},
        dead="too_large"),
     # A reset on a reused keep-alive connection before any answer byte is resent by libcurl
-    # itself (7.88 Curl_retry_request: "Connection died, retrying a fresh connect"), unseen by
-    # sluice's retry counters; only the first request (on a fresh connection) is sure to count.
+    # itself (7.88 Curl_retry_request: "Connection died, retrying a fresh connect"); sluice
+    # counts that resend too (CURLOPT_PREREQFUNCTION runs again), so every reset is a retry.
     sc("reset-after-write-x3", {"reset_after_write_count": 3}, {"resets_injected": 3},
-       retries={"transport": 1}),
+       retries={"transport": 3}),
+    # A reused keep-alive connection closed with FIN and no answer after the documents were
+    # written (what a proxy's idle timeout does): libcurl resends such a request on a fresh
+    # connection by itself; sluice counts each resend (CURLOPT_PREREQFUNCTION runs again).
+    sc("close-after-write-x3", {"close_after_write_count": 3}, {"closes_injected": 3},
+       retries={"transport": 3}),
     sc("truncated-response-x3", {"truncate_response_count": 3}, {"truncations_injected": 3},
        retries={"transport": 3}),
     sc("response-never-comes", {"delay_ms": DELAY_MS}, {"conflicts_409": 1},
