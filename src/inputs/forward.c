@@ -1074,16 +1074,21 @@ static int conn_process_mem(struct fconn *c)
         enum sl_mp_frame_status st = sl_mp_framer_scan(&c->fr, c->rbuf + off, c->rlen - off,
                                                        f->fc->max_frame_size, &n, &err);
         if (st == SL_MP_FRAME_MORE) {
-            /* Grow toward the frame's known minimum size, so it can arrive in few reads. */
-            if (n > c->rcap - off && c->rcap < f->fc->max_frame_size) {
-                size_t want = c->rcap * 2 > n ? c->rcap * 2 : n;
-                if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
+            /* Make room for the frame's known minimum size, so it can arrive in few reads:
+             * first by moving it to the front, and only if it still does not fit by growing.
+             * (Growing before moving doubled the buffer of a client that pipelines requests,
+             * to 2 MiB per connection for 265 KB requests, all of it charged to the budget.) */
+            if (n > c->rcap - off) {
                 if (off) {
                     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
                     c->rlen -= off;
                     off = 0;
                 }
-                c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+                if (n > c->rcap && c->rcap < f->fc->max_frame_size) {
+                    size_t want = c->rcap * 2 > n ? c->rcap * 2 : n;
+                    if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
+                    c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+                }
             }
             break;
         }
