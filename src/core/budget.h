@@ -15,6 +15,11 @@ struct sl_budget {
     uint64_t resume_at; /* backpressure ends below this */
     uint64_t used;
     uint64_t peak;
+    /* Called (when set) by the release that brings usage below the resume mark, so paused inputs
+     * resume at once rather than at their next poll. It runs inside whatever freed the memory
+     * (an output's completion handler), so it may only schedule work, never take records. */
+    void (*on_room)(void *arg);
+    void *room_arg;
 };
 
 void sl_budget_init(struct sl_budget *b, uint64_t limit);

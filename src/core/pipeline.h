@@ -156,6 +156,9 @@ struct sl_pipeline {
     struct sl_dl_pending *dl_blocked;
     size_t n_dl_blocked, cap_dl_blocked;
     struct sl_timer dl_retry;
+    /* inputs' poll timers, restarted at once when the budget drops below its resume mark */
+    struct sl_timer *room_watch[SL_CFG_MAX_INPUTS];
+    size_t n_room_watch;
     bool dl_sync_failed;
     bool stopping;
 };
@@ -188,6 +191,10 @@ void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, c
                              const char *index, size_t index_len, int attempts);
 /* Syncs the buffered dead-letter lines and acknowledges their records. */
 void sl_pipeline_dl_commit(struct sl_pipeline *p);
+/* t (an input's poll timer, which checks backpressure) is restarted with delay 0 whenever the
+ * budget drops below its resume mark. An input unwatches before its timer goes away. */
+void sl_pipeline_watch_room(struct sl_pipeline *p, struct sl_timer *t);
+void sl_pipeline_unwatch_room(struct sl_pipeline *p, struct sl_timer *t);
 /* True while inputs must not take more records (budget full or dead-letter store refusing). */
 bool sl_pipeline_backpressure(const struct sl_pipeline *p);
 uint64_t sl_pipeline_pending(const struct sl_pipeline *p);

@@ -1705,6 +1705,7 @@ struct sl_fwd_in *sl_fwd_in_new(struct sl_pipeline *p, const struct sl_input_cfg
     }
     if (open_sockets(f, err, errlen) != 0) goto fail;
     sl_timer_start(p->loop, &f->tick, TICK_MS);
+    sl_pipeline_watch_room(p, &f->tick);
     char where[400];
     if (f->fc->listen)
         snprintf(where, sizeof where, "%s (tcp%s, udp heartbeat)%s%s", f->addr,
@@ -1760,6 +1761,7 @@ void sl_fwd_in_close(struct sl_fwd_in *f)
     close_listeners(f);
     while (f->conns)
         conn_close(f->conns, NULL);
+    sl_pipeline_unwatch_room(f->p, &f->tick);
     sl_timer_stop(f->p->loop, &f->tick);
     sl_timer_stop(f->p->loop, &f->reap);
     sl_timer_stop(f->p->loop, &f->drain);

@@ -926,6 +926,7 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
     k->tick.cb = tick_cb;
     k->tick.arg = k;
     sl_timer_start(p->loop, &k->tick, 0);
+    sl_pipeline_watch_room(p, &k->tick);
     SL_INFO(k->name,
             "brokers=%s group=%s topics=%zu prefetch: queued.max.messages.kbytes=%llu "
             "queued.min.messages=%llu fetch.max.bytes=%llu",
@@ -956,6 +957,7 @@ void sl_kafka_in_close(struct sl_kafka_in *k)
         if (k->q) rd_kafka_queue_destroy(k->q);
         rd_kafka_destroy(k->rk);
     }
+    sl_pipeline_unwatch_room(k->p, &k->tick);
     sl_timer_stop(k->p->loop, &k->tick);
     if (k->pipefd[0] >= 0) {
         sl_loop_io_set(k->p->loop, &k->io, 0);

@@ -4,11 +4,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "core/config.h"
 #include "core/pipeline.h"
 
 /* A fake output: keeps the ackrefs it was given; the test decides their fates. */
@@ -317,6 +319,68 @@ static void test_conservation_random(void **state)
     teardown(&fx);
 }
 
+static int fired;
+
+static void count_cb(struct sl_timer *t)
+{
+    (void)t;
+    fired++;
+}
+
+/* A paused input checks backpressure on its poll timer. When outputs free memory the input must
+ * learn it at once, not when a timer armed before the pause comes due: the budget's drop below
+ * its resume mark restarts every watched timer that is running, and only then. */
+static void test_room_restarts_watched_timers(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sl-test-room-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct sl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.service.dead_letter_path = dir;
+    cfg.service.dead_letter_max_size = 1 << 20;
+    struct sl_loop *l = sl_loop_new();
+    assert_non_null(l);
+    static struct sl_pipeline p;
+    char err[256];
+    assert_int_equal(sl_pipeline_init(&p, l, &cfg, 1000, err, sizeof err), 0);
+    struct sl_timer polled = {.cb = count_cb}, stopped = {.cb = count_cb};
+    sl_timer_start(l, &polled, 60000); /* armed long before, as a poll timer can be */
+    sl_pipeline_watch_room(&p, &polled);
+    sl_pipeline_watch_room(&p, &stopped); /* not running (an input that stopped): left so */
+    fired = 0;
+
+    sl_budget_charge(&p.budget, 1000); /* full */
+    assert_true(sl_pipeline_backpressure(&p));
+    sl_budget_release(&p.budget, 200); /* 800: still at or above the resume mark (750) */
+    sl_loop_run_once(l, 0);
+    assert_int_equal(fired, 0);
+    sl_budget_release(&p.budget, 100); /* 700: room */
+    assert_true(polled.active);
+    assert_false(stopped.active);
+    sl_loop_run_once(l, 0);
+    assert_int_equal(fired, 1);
+    sl_budget_release(&p.budget, 100); /* already below: no second wake-up */
+    sl_loop_run_once(l, 0);
+    assert_int_equal(fired, 1);
+
+    /* unwatched timers are never touched again (the input that owned them may be gone) */
+    sl_timer_start(l, &polled, 60000);
+    sl_pipeline_unwatch_room(&p, &polled);
+    sl_pipeline_unwatch_room(&p, &stopped);
+    sl_budget_charge(&p.budget, 500);
+    sl_budget_release(&p.budget, 500);
+    sl_loop_run_once(l, 0);
+    assert_int_equal(fired, 1);
+    sl_timer_stop(l, &polled);
+    sl_budget_release(&p.budget, p.budget.used);
+    sl_pipeline_fini(&p);
+    sl_loop_free(l);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_dropped),
         cmocka_unit_test(test_ack_inside_submit),
         cmocka_unit_test(test_conservation_random),
+        cmocka_unit_test(test_room_restarts_watched_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
