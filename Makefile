@@ -43,8 +43,10 @@ unit: build
 # The crash, fault, rebalance, hostile-input and memcheck tests (docs/reliability.md). A short
 # setting of each also runs in make check; RELIABILITY_LONG=1 runs the long settings: the crash loop
 # (50 kill -9 on 1,000,000 records), the fault matrix (100,000 records per scenario, 60 s stall),
-# Kafka faults (4 fault rounds on 300,000), scale-out (4 kill/join rounds on 600,000) and the seed
-# chain (15 kill -9 on 500,000).
+# Kafka faults (4 fault rounds on 300,000), scale-out (4 kill/join rounds on 600,000), the seed
+# chain (15 kill -9 on 500,000), test_forward_stored (5 kill -9 rounds on 500,000 events, 8
+# disk-full cycles on 600,000, 10 read-only cycles on 171,000) and test_dead_letter_disk (8
+# disk-full cycles on 80,000 records, 8 read-only cycles on 96,000).
 reliability: build
 	cd $(BUILD) && RELIABILITY_LONG=$(RELIABILITY_LONG) ctest --output-on-failure -L reliability
 

@@ -14,6 +14,14 @@ records must be dead-lettered, and service.dead_letter.path on a small tmpfs.
     EROFS logged naming the path, the same checks while it is read-only; remounted rw, the same
     checks at the end.
 
+RELIABILITY_LONG=1 (make reliability RELIABILITY_LONG=1): 8 partitions and each scenario repeated
+8 times in one sluice run on a 48 MiB tmpfs: 8 fill -> ENOSPC -> filler deleted -> drain cycles of
+10,000 records (80,000), each with a new filler leaving 1 MiB free beside what the store already
+holds, and 8 ro -> rw cycles of 12,000 records (96,000), each remounted read-only mid-stream. Every
+cycle checks what the short run checks (the error logged again, naming the file and errno, commits
+stopped and durable while the fault lasts, the recovery logged again) and, once drained, that every
+record so far is indexed or dead-lettered exactly once; the mock must not drop a record.
+
 Needs `mount -t tmpfs` (root); when it cannot mount, the test exits 77 (ctest: skipped)."""
 import json
 import os
@@ -24,9 +32,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
+LONG = os.environ.get("RELIABILITY_LONG") == "1"
 SKIP_CODE = 77
 MEM_LIMIT_MIB = 16
-PARTS = 4
+PARTS = 8 if LONG else 4
+CYCLES = 8 if LONG else 1  # fault cycles per scenario, in one sluice run
+FULL_MNT, RO_MNT = ("48m", "48m") if LONG else ("4m", "8m")
 RATE = 0.3  # share of documents esemu rejects with a permanent item 400
 
 
@@ -116,7 +127,22 @@ def wait_all_done(mk, es, dl_dir, group, topic, n, timeout_s):
     return False
 
 
-def final_checks(ck, sl, mk, es, dl_dir, group, topic, n, label):
+def wait_lines(sl, pattern, count, timeout_s):
+    """Waits until the log has at least count lines matching pattern (the count before a fault
+    cycle + 1: a new line in this cycle)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(sl.lines(pattern)) >= count:
+            return True
+        if not sl.alive():
+            break
+        time.sleep(0.1)
+    return len(sl.lines(pattern)) >= count
+
+
+def fate_checks(ck, mk, es, dl_dir, group, topic, n, label):
+    """Once drained: every one of the n records produced so far is indexed or dead-lettered
+    exactly once, the store has no torn line, the committed offsets reach the end."""
     f, idx, dls, bad = fates(es, dl_dir, topic)
     ck.eq(bad, 0, f"{label}: every line of the store parses (no torn line)")
     dup_coords = [k for k, v in f.items() if len(v) > 1]
@@ -135,11 +161,16 @@ def final_checks(ck, sl, mk, es, dl_dir, group, topic, n, label):
     com = mk.committed(group, topic)
     ck.check(all(com.get(p) == hi for p, (lo, hi) in wm.items()),
              f"{label}: committed offsets reach the end", (com, wm))
+    return len(idx), len(dls), len(missing), dupes
+
+
+def final_checks(ck, sl, mk, es, dl_dir, group, topic, n, label):
+    idx, dls, missing, dupes = fate_checks(ck, mk, es, dl_dir, group, topic, n, label)
     ck.eq(sl.terminate(30), 0, f"{label}: exit code after SIGTERM")
     i = H.check_conservation(ck, sl.final_stats(), label=f"{label}: ")
     if i:
         ck.eq((i["received"], i["delivered"], i["dead_lettered"], i["dropped"]),
-              (n, len(idx), len(dls), 0), f"{label}: final-stats received/delivered/"
+              (n, idx, dls, 0), f"{label}: final-stats received/delivered/"
               f"dead_lettered/dropped")
     peak = sl.rss.peak_hwm_kb / 1024
     if os.environ.get("SLUICE_SANITIZED") == "1":
@@ -147,7 +178,7 @@ def final_checks(ck, sl, mk, es, dl_dir, group, topic, n, label):
     else:
         ck.check(peak < MEM_LIMIT_MIB + 16, f"{label}: peak RSS {peak:.1f} MiB < "
                  f"{MEM_LIMIT_MIB} + 16 MiB")
-    return len(idx), len(dls), len(missing), dupes, peak
+    return idx, dls, missing, dupes, peak
 
 
 def start(procs, mk, es, wd, dl_dir, group):
@@ -158,95 +189,135 @@ def start(procs, mk, es, wd, dl_dir, group):
     return procs.add(H.Sluice(cfg, wd))
 
 
+def cycle_name(what, c):
+    return f"{what} {c + 1}/{CYCLES}" if LONG else what
+
+
 def scenario_full(ck, procs, es, mnt):
-    n, group = 10_000, "dlfull"
+    n, group = 10_000, "dlfull"  # records per cycle
     wd = procs.tmpdir("dld1-")
     mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
-    filler = os.path.join(mnt, "filler")
-    st = os.statvfs(mnt)
-    free = st.f_bavail * st.f_frsize
-    with open(filler, "wb") as f:
-        f.write(b"\0" * (free - 1024 * 1024))
     dl_dir = os.path.join(mnt, "dl")
-    es.reset()
-    es.faults(item_permanent_rate=RATE)
-    sl = start(procs, mk, es, wd, dl_dir, group)
-    mk.produce("logs", n, rate=4000)  # the store fills line by line, not in one sync
-    ck.check(sl.wait_log(r"No space left on device", 40), "full: ENOSPC logged", sl.log_tail(5))
-    lines = sl.lines(r"No space left on device")
-    ck.check(lines and mnt in lines[0] and "errno 28" in lines[0],
-             "full: the error names the file and errno", lines[:1])
-    com = wait_stable(lambda: mk.committed(group, "logs"))
-    time.sleep(1)
-    held = len(store_lines(dl_dir))
-    docs_full = es.docs()
-    wm = mk.watermarks("logs")
-    ck.check(sum(max(c, 0) for c in com.values()) < sum(hi for lo, hi in wm.values()),
-             f"full: commits stopped before the end ({com} vs {wm})")
-    check_commits_durable(ck, mk, es, dl_dir, group, "logs", "full")
-    ck.check(sl.alive(), "full: sluice keeps running")
-    time.sleep(3)
-    n_err = len(sl.lines(r"No space left on device"))
-    ck.check(n_err <= 3, f"full: the error is rate-limited ({n_err} lines in ~6 s)")
-    ck.eq(mk.committed(group, "logs"), com, "full: committed offsets do not move while full")
-    ck.check(0 < held, f"full: the store took what fitted ({held} lines)")
-    os.unlink(filler)
-    mk.wait_produced(60)
-    ck.check(wait_all_done(mk, es, dl_dir, group, "logs", n, 40),
-             "full: after freeing space everything is indexed or dead-lettered and committed",
-             sl.log_tail(5))
-    ck.check(sl.wait_log(r"works again", 5), "full: recovery logged")
-    idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs", n,
-                                                  "full")
-    H.log(f"RESULT disk full: in {n} delivered {idx} dead-lettered {dls} missing {missing} "
-          f"dupes {dupes} (while full: {held} lines in the store, {docs_full} docs, committed "
-          f"{sum(max(c, 0) for c in com.values())}) errors logged {n_err} peak RSS {peak:.1f} MiB "
-          f"vs {MEM_LIMIT_MIB} MiB (+16)")
+    sl = None
+    t0 = time.monotonic()
+    for cyc in range(CYCLES):
+        cn = cycle_name("full", cyc)
+        total = n * (cyc + 1)
+        filler = os.path.join(mnt, "filler")
+        st = os.statvfs(mnt)
+        free = st.f_bavail * st.f_frsize
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (free - 1024 * 1024))
+        if sl is None:
+            es.reset()
+            es.faults(item_permanent_rate=RATE)
+            sl = start(procs, mk, es, wd, dl_dir, group)
+        err0 = len(sl.lines(r"No space left on device"))
+        again0 = len(sl.lines(r"works again"))
+        held0 = len(store_lines(dl_dir))
+        mk.produce("logs", n, rate=4000)  # the store fills line by line, not in one sync
+        ck.check(wait_lines(sl, r"No space left on device", err0 + 1, 40), f"{cn}: ENOSPC logged",
+                 sl.log_tail(5))
+        lines = sl.lines(r"No space left on device")[err0:]
+        ck.check(lines and mnt in lines[0] and "errno 28" in lines[0],
+                 f"{cn}: the error names the file and errno", lines[:1])
+        com = wait_stable(lambda: mk.committed(group, "logs"))
+        time.sleep(1)
+        held = len(store_lines(dl_dir))
+        docs_full = es.docs()
+        wm = mk.watermarks("logs")
+        ck.check(sum(max(c, 0) for c in com.values()) < sum(hi for lo, hi in wm.values()),
+                 f"{cn}: commits stopped before the end ({com} vs {wm})")
+        check_commits_durable(ck, mk, es, dl_dir, group, "logs", cn)
+        ck.check(sl.alive(), f"{cn}: sluice keeps running")
+        time.sleep(3)
+        n_err = len(sl.lines(r"No space left on device")) - err0
+        ck.check(n_err <= 3, f"{cn}: the error is rate-limited ({n_err} lines in ~6 s)")
+        ck.eq(mk.committed(group, "logs"), com, f"{cn}: committed offsets do not move while full")
+        ck.check(held0 < held, f"{cn}: the store took what fitted ({held - held0} lines)")
+        os.unlink(filler)
+        mk.wait_produced(60)
+        ck.check(wait_all_done(mk, es, dl_dir, group, "logs", total, 40),
+                 f"{cn}: after freeing space everything is indexed or dead-lettered and committed",
+                 sl.log_tail(5))
+        ck.check(wait_lines(sl, r"works again", again0 + 1, 5), f"{cn}: recovery logged")
+        if cyc + 1 < CYCLES:
+            idx, dls, missing, dupes = fate_checks(ck, mk, es, dl_dir, group, "logs", total, cn)
+            peak = sl.rss.peak_hwm_kb / 1024
+        else:
+            idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs",
+                                                          total, cn)
+        H.log(f"RESULT disk {cn}: in {total} delivered {idx} dead-lettered {dls} missing "
+              f"{missing} dupes {dupes} (while full: {held} lines in the store, {docs_full} docs, "
+              f"committed {sum(max(c, 0) for c in com.values())}) errors logged {n_err} peak RSS "
+              f"{peak:.1f} MiB vs {MEM_LIMIT_MIB} MiB (+16)")
+    if LONG:
+        H.check_broker_dropped(ck, mk, "full: ")
+        H.log(f"RESULT disk full, {CYCLES} cycles: {time.monotonic() - t0:.0f} s, ENOSPC lines "
+              f"{len(sl.lines(r'No space left on device'))}, recoveries logged "
+              f"{len(sl.lines(r'works again'))}")
     mk.kill()
 
 
 def scenario_read_only(ck, procs, es, mnt):
-    n, group = 12_000, "dlro"
+    n, group = 12_000, "dlro"  # records per cycle
     wd = procs.tmpdir("dld2-")
     mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
     dl_dir = os.path.join(mnt, "dl")
     es.reset()
     es.faults(item_permanent_rate=RATE)
     sl = start(procs, mk, es, wd, dl_dir, group)
-    mk.produce("logs", n, rate=3000)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(store_lines(dl_dir)) < 100:
-        time.sleep(0.1)
-    err, tries = remount(mnt, "ro")
-    if not ck.check(err is None, f"read-only: remounted read-only mid-stream ({tries} tries)", err):
-        return
-    try:
-        ro_at = len(store_lines(dl_dir))
-        ck.check(sl.wait_log(r"Read-only file system", 15), "read-only: EROFS logged",
+    t0 = time.monotonic()
+    for cyc in range(CYCLES):
+        cn = cycle_name("read-only", cyc)
+        total = n * (cyc + 1)
+        err0 = len(sl.lines(r"Read-only file system"))
+        again0 = len(sl.lines(r"works again"))
+        lines0 = len(store_lines(dl_dir))
+        mk.produce("logs", n, rate=3000)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(store_lines(dl_dir)) < lines0 + 100:
+            time.sleep(0.1)
+        err, tries = remount(mnt, "ro")
+        if not ck.check(err is None, f"{cn}: remounted read-only mid-stream ({tries} tries)",
+                        err):
+            return
+        try:
+            ro_at = len(store_lines(dl_dir))
+            ck.check(wait_lines(sl, r"Read-only file system", err0 + 1, 15),
+                     f"{cn}: EROFS logged", sl.log_tail(5))
+            lines = sl.lines(r"Read-only file system")[err0:]
+            ck.check(lines and mnt in lines[0] and "errno 30" in lines[0],
+                     f"{cn}: the error names the path and errno", lines[:1])
+            com = wait_stable(lambda: mk.committed(group, "logs"))
+            wm = mk.watermarks("logs")
+            ck.check(sum(max(c, 0) for c in com.values()) < sum(hi for lo, hi in wm.values()),
+                     f"{cn}: commits stopped before the end ({com} vs {wm})")
+            check_commits_durable(ck, mk, es, dl_dir, group, "logs", cn)
+            ck.check(sl.alive(), f"{cn}: sluice keeps running")
+        finally:
+            err, _ = remount(mnt, "rw")
+        ck.check(err is None, f"{cn}: remounted rw", err)
+        mk.wait_produced(60)
+        ck.check(wait_all_done(mk, es, dl_dir, group, "logs", total, 40),
+                 f"{cn}: after rw everything is indexed or dead-lettered and committed",
                  sl.log_tail(5))
-        lines = sl.lines(r"Read-only file system")
-        ck.check(lines and mnt in lines[0] and "errno 30" in lines[0],
-                 "read-only: the error names the path and errno", lines[:1])
-        com = wait_stable(lambda: mk.committed(group, "logs"))
-        wm = mk.watermarks("logs")
-        ck.check(sum(max(c, 0) for c in com.values()) < sum(hi for lo, hi in wm.values()),
-                 f"read-only: commits stopped before the end ({com} vs {wm})")
-        check_commits_durable(ck, mk, es, dl_dir, group, "logs", "read-only")
-        ck.check(sl.alive(), "read-only: sluice keeps running")
-    finally:
-        err, _ = remount(mnt, "rw")
-    ck.check(err is None, "read-only: remounted rw", err)
-    mk.wait_produced(60)
-    ck.check(wait_all_done(mk, es, dl_dir, group, "logs", n, 40),
-             "read-only: after rw everything is indexed or dead-lettered and committed",
-             sl.log_tail(5))
-    ck.check(sl.wait_log(r"works again", 5), "read-only: recovery logged")
-    idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs", n,
-                                                  "read-only")
-    H.log(f"RESULT read-only: in {n} delivered {idx} dead-lettered {dls} missing {missing} "
-          f"dupes {dupes} (store had {ro_at} lines at the remount; committed while ro "
-          f"{sum(max(c, 0) for c in com.values())}) peak RSS {peak:.1f} MiB vs {MEM_LIMIT_MIB} "
-          f"MiB (+16)")
+        ck.check(wait_lines(sl, r"works again", again0 + 1, 5), f"{cn}: recovery logged")
+        if cyc + 1 < CYCLES:
+            idx, dls, missing, dupes = fate_checks(ck, mk, es, dl_dir, group, "logs", total, cn)
+            peak = sl.rss.peak_hwm_kb / 1024
+        else:
+            idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs",
+                                                          total, cn)
+        H.log(f"RESULT {cn}: in {total} delivered {idx} dead-lettered {dls} missing {missing} "
+              f"dupes {dupes} (store had {ro_at} lines at the remount; committed while ro "
+              f"{sum(max(c, 0) for c in com.values())}) peak RSS {peak:.1f} MiB vs {MEM_LIMIT_MIB} "
+              f"MiB (+16)")
+    if LONG:
+        H.check_broker_dropped(ck, mk, "read-only: ")
+        H.log(f"RESULT read-only, {CYCLES} cycles: {time.monotonic() - t0:.0f} s, EROFS lines "
+              f"{len(sl.lines(r'Read-only file system'))}, recoveries logged "
+              f"{len(sl.lines(r'works again'))}")
     mk.kill()
 
 
@@ -258,7 +329,7 @@ def main():
         try:
             es = procs.add(H.EsEmu(workdir=procs.tmpdir("dld-es-")))
             mnt = procs.tmpdir("dld-mnt-")
-            why = mount_tmpfs(mnt, "4m")
+            why = mount_tmpfs(mnt, FULL_MNT)
             if why:
                 skip = f"cannot mount a tmpfs: {why}"
             else:
@@ -266,7 +337,7 @@ def main():
                     scenario_full(ck, procs, es, mnt)
                 finally:
                     umount(mnt)
-                why = mount_tmpfs(mnt, "8m")
+                why = mount_tmpfs(mnt, RO_MNT)
                 if why:
                     skip = f"cannot mount a tmpfs for the read-only scenario: {why}"
                 else:

@@ -17,7 +17,22 @@ torn tails, and disk faults. Raw msgpack clients (python3-msgpack) -> sluice -> 
  4. read-only: the tmpfs is remounted read-only between two halves of a stream: no ack for the
     second half while it is read-only, EROFS logged; remount rw: acked and indexed exactly once.
 
-If tmpfs cannot be mounted, 1 and 2 still run and the test exits 77 (ctest: skipped) naming why."""
+If tmpfs cannot be mounted, 1 and 2 still run and the test exits 77 (ctest: skipped) naming why.
+
+RELIABILITY_LONG=1 (make reliability RELIABILITY_LONG=1) repeats the faults on more data:
+ 1. durability: 5 rounds of 200 chunks x 500 events with esemu faulted throughout, each ended by
+    kill -9; each restart replays what the earlier rounds stored (undeliverable) while the new
+    chunks are acked. Then the fault is cleared: 500,000 events, each indexed exactly once.
+ 2. torn tail: as in the short setting.
+ 3. disk full: 8 fill -> ENOSPC -> fault cleared -> drain cycles of 150 chunks x 500 (600,000
+    events) in one sluice run on the 2 MiB tmpfs, over one connection.
+ 4. read-only: a client sends a chunk of 500 events every 0.25 s the whole time; 10 times the tmpfs
+    is remounted read-only (when the store is idle between two chunks), kept so for 3 s while the
+    chunks keep coming, and remounted rw.
+Each cycle checks what a client and an operator see: the acks withheld while the store cannot
+write (no chunk sent after a read-only remount acked before the rw one), every acked chunk in the
+store or indexed, the error logged again naming the path, the storage-error metric, the
+recovery logged again, and every event sent so far indexed exactly once."""
 import glob
 import os
 import re
@@ -34,9 +49,13 @@ import msgpack
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
+LONG = os.environ.get("RELIABILITY_LONG") == "1"
 T0 = 1614859200
 SKIP_CODE = 77
 MEM_LIMIT_MIB = 32
+DUR_ROUNDS = 5 if LONG else 1  # durability: kill -9 rounds of 200 chunks x 500 events
+FULL_CYCLES = 8 if LONG else 1  # disk full: fill -> ENOSPC -> drain cycles of 150 chunks x 500
+RO_CYCLES = 10  # read-only, long setting: ro -> rw cycles while chunks keep coming
 
 
 def event_time(sec, nsec=0):
@@ -190,6 +209,48 @@ def records(path):
     return out
 
 
+def stored_chunks(storage):
+    """The chunk ids of the complete records in the segment files (what the store holds)."""
+    out = set()
+    for path in segments(storage):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        off = 0
+        while off + 16 <= len(data) and data[off:off + 4] == b"SLF1":
+            body, id_len = struct.unpack("<IH", data[off + 4:off + 10])
+            if off + 16 + body > len(data):
+                break
+            opt = msgpack.unpackb(data[off + 16 + id_len:off + 16 + body], raw=False)[2]
+            out.add(opt.get("chunk"))
+            off += 16 + body
+    return out
+
+
+def wait_lines(sl, pattern, count, timeout_s):
+    """Waits until the log has at least count lines matching pattern (the count before a fault
+    cycle + 1: a new line in this cycle)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(sl.lines(pattern)) >= count:
+            return True
+        if not sl.alive():
+            break
+        time.sleep(0.1)
+    return len(sl.lines(pattern)) >= count
+
+
+def check_acked_stored(ck, cl, ids, storage, label):
+    """Long setting: every chunk acked so far is in the store (esemu faulted: nothing deleted)."""
+    with cl.lock:
+        acked = {i for i in ids if i in cl.acks}
+    stored = stored_chunks(storage)
+    ck.check(acked <= stored, f"{label}: every acked chunk is in the store ({len(acked)} acked, "
+             f"{len(stored & set(ids))} stored)", sorted(acked - stored)[:5])
+
+
 def extra(es, wd):
     """409 redeliveries and dead letters, for the RESULT line."""
     dls = H.dead_letters(os.path.join(wd, "dead-letter"))
@@ -210,36 +271,56 @@ def scenario_durability(ck, P, es):
     es.faults(request_status=503)
     hp = H.free_port()
     cfg = config(es.url, wd, storage, hp)
-    sl = P.add(H.Sluice(cfg, wd))
-    cl = Client(port_of(sl))
-    frames = chunks(0, 200, 500)
-    ids = [c for c, _ in frames]
-    t0 = time.monotonic()
-    cl.send(frames)
-    acked = cl.wait_acks(ids, 40)
-    t_ack = time.monotonic() - t0
-    docs_at_ack = es.docs()
-    ck.check(acked, f"durability: all 200 chunks acked while esemu answers 503 "
-                    f"({cl.n_acks(ids)} acked in {t_ack:.1f}s)")
-    ck.eq(docs_at_ack, 0, "durability: esemu docs when the acks had arrived (acks before delivery)")
-    ck.check(segments(storage), "durability: segment files exist before the kill")
-    sl.kill9()
-    cl.close()
-    peak1 = sl.rss.peak_hwm_kb / 1024
+    peaks, t_acks = [], []
+    for rnd in range(DUR_ROUNDS):
+        rn = f"durability {rnd + 1}/{DUR_ROUNDS}" if LONG else "durability"
+        sl = P.add(H.Sluice(cfg, wd))
+        cl = Client(port_of(sl))
+        frames = chunks(200 * rnd, 200, 500)
+        ids = [c for c, _ in frames]
+        t0 = time.monotonic()
+        cl.send(frames)
+        acked = cl.wait_acks(ids, 40)
+        t_ack = time.monotonic() - t0
+        docs_at_ack = es.docs()
+        ck.check(acked, f"{rn}: all 200 chunks acked while esemu answers 503 "
+                        f"({cl.n_acks(ids)} acked in {t_ack:.1f}s)")
+        ck.eq(docs_at_ack, 0, f"{rn}: esemu docs when the acks had arrived (acks before delivery)")
+        ck.check(segments(storage), f"{rn}: segment files exist before the kill")
+        if LONG:
+            check_acked_stored(ck, cl, ids, storage, rn)
+            if rnd:
+                ck.check(sl.wait_log(r"replaying .*seg-", 1),
+                         f"{rn}: the restart replays what the earlier rounds stored")
+        sl.kill9()
+        cl.close()
+        peaks.append(sl.rss.peak_hwm_kb / 1024)
+        t_acks.append(t_ack)
+    n_segs = len(segments(storage))
     es.clear_faults()
     sl2 = P.add(H.Sluice(cfg, wd))
     port_of(sl2)
-    n = es.wait_docs(100000, 45, label="durability replay", stall_s=15)
-    ck.eq(n, 100000, "durability: docs after the restart")
+    total = 100000 * DUR_ROUNDS
+    n = es.wait_docs(total, 45 * DUR_ROUNDS, label="durability replay", stall_s=15)
+    ck.eq(n, total, "durability: docs after the restart")
     ck.check(sl2.wait_log(r"replaying .*seg-", 1), "durability: the log names the replayed segment")
-    r = H.check_every_seq_once(ck, es.dump(), range(100000), "durability")
+    if LONG:
+        ck.eq(len(sl2.lines(r"replaying .*seg-")), n_segs,
+              "durability: replayed segments == segment files left by the kills")
+    r = H.check_every_seq_once(ck, es.dump(), range(total), "durability")
     ck.check(wait_empty(storage, 10), "durability: storage directory empty at the end",
              segments(storage))
     ck.eq(sl2.terminate(), 0, "durability: exit code after SIGTERM")
     peak2 = sl2.rss.peak_hwm_kb / 1024
-    H.log(f"RESULT durability: in 100000 delivered {r['unique']} dupes {r['dupes']} missing "
+    peak1 = max(peaks)
+    if LONG:
+        ck.check(max(peak1, peak2) < MEM_LIMIT_MIB + 16, f"durability: peak RSS "
+                 f"{max(peak1, peak2):.1f} MiB < memory_limit {MEM_LIMIT_MIB} MiB + 16 MiB")
+    t_ack = max(t_acks)
+    rounds = f" rounds {DUR_ROUNDS} segments {n_segs}" if LONG else ""
+    H.log(f"RESULT durability: in {total} delivered {r['unique']} dupes {r['dupes']} missing "
           f"{r['missing']} peak RSS {peak1:.1f}/{peak2:.1f} MiB acks in {t_ack:.1f}s "
-          f"{extra(es, wd)}")
+          f"{extra(es, wd)}{rounds}")
 
 
 def scenario_torn(ck, P, es):
@@ -334,44 +415,67 @@ def scenario_disk_full(ck, P, es, mnt):
     sl = P.add(H.Sluice(config(es.url, wd, storage, hp), wd))
     cl = Client(port_of(sl))
     n_chunks, per = 150, 500
-    frames = chunks(2000, n_chunks, per)
-    ids = [c for c, _ in frames]
-    cl.send(frames)
-    ck.check(sl.wait_log(r"storage_error|No space left", 20), "disk full: a storage error logged")
-    # the count of acks must stop moving below the total
-    prev, stable_since = -1, time.monotonic()
-    while time.monotonic() - stable_since < 2:
-        now = cl.n_acks(ids)
-        if now != prev:
-            prev, stable_since = now, time.monotonic()
-        time.sleep(0.1)
-    acked_full = cl.n_acks(ids)
-    ck.check(0 < acked_full < n_chunks,
-             f"disk full: acks stop while the store is full ({acked_full} of {n_chunks})")
-    lines = sl.lines(r"No space left on device")
-    ck.check(lines and storage in lines[0],
-             "disk full: ENOSPC logged naming the path", lines[:1])
-    errs = metric(hp, "sluice_forward_storage_errors_total")
-    ck.check(errs is not None and errs >= 1, f"disk full: sluice_forward_storage_errors_total "
-                                             f"= {errs}")
-    stored = metric(hp, "sluice_forward_stored_bytes")
-    ck.check(stored is not None and stored > 0, f"disk full: sluice_forward_stored_bytes = {stored}")
-    time.sleep(2)
-    ck.eq(es.docs(), 0, "disk full: nothing delivered while esemu answers 503")
-    es.clear_faults()
-    ck.check(cl.wait_acks(ids, 40), f"disk full: all chunks acked after the fault is cleared "
-                                    f"({cl.n_acks(ids)} of {n_chunks})")
-    n = es.wait_docs(n_chunks * per, 30, label="disk full", stall_s=10)
-    r = H.check_every_seq_once(ck, es.dump(), range(2000 * per, (2000 + n_chunks) * per),
-                               "disk full")
-    ck.check(wait_empty(storage, 10), "disk full: storage directory empty at the end",
-             segments(storage))
-    ck.check(sl.wait_log(r"works again", 1), "disk full: recovery logged")
+    acked_total = 0
+    t_start = time.monotonic()
+    for cyc in range(FULL_CYCLES):
+        cn = f"disk full {cyc + 1}/{FULL_CYCLES}" if LONG else "disk full"
+        first = 2000 + cyc * n_chunks
+        if cyc:
+            es.faults(request_status=503)
+            cl.sender.join(timeout=5)
+        err0 = len(sl.lines(r"storage_error|No space left"))
+        enospc0 = len(sl.lines(r"No space left on device"))
+        again0 = len(sl.lines(r"works again"))
+        errs0 = (metric(hp, "sluice_forward_storage_errors_total") or 0) if cyc else 0
+        docs0 = es.docs()
+        frames = chunks(first, n_chunks, per)
+        ids = [c for c, _ in frames]
+        cl.send(frames)
+        ck.check(wait_lines(sl, r"storage_error|No space left", err0 + 1, 20),
+                 f"{cn}: a storage error logged")
+        # the count of acks must stop moving below the total
+        prev, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 2:
+            now = cl.n_acks(ids)
+            if now != prev:
+                prev, stable_since = now, time.monotonic()
+            time.sleep(0.1)
+        acked_full = cl.n_acks(ids)
+        acked_total += acked_full
+        ck.check(0 < acked_full < n_chunks,
+                 f"{cn}: acks stop while the store is full ({acked_full} of {n_chunks})")
+        lines = sl.lines(r"No space left on device")[enospc0:]
+        ck.check(lines and storage in lines[0],
+                 f"{cn}: ENOSPC logged naming the path", lines[:1])
+        errs = metric(hp, "sluice_forward_storage_errors_total")
+        ck.check(errs is not None and errs >= errs0 + 1, f"{cn}: "
+                 f"sluice_forward_storage_errors_total = {errs}")
+        stored = metric(hp, "sluice_forward_stored_bytes")
+        ck.check(stored is not None and stored > 0, f"{cn}: sluice_forward_stored_bytes = {stored}")
+        if LONG:
+            check_acked_stored(ck, cl, ids, storage, cn)
+        time.sleep(2)
+        ck.eq(es.docs(), docs0, f"{cn}: nothing delivered while esemu answers 503")
+        es.clear_faults()
+        ck.check(cl.wait_acks(ids, 40), f"{cn}: all chunks acked after the fault is cleared "
+                                        f"({cl.n_acks(ids)} of {n_chunks})")
+        n = es.wait_docs(docs0 + n_chunks * per, 30, label=cn, stall_s=10)
+        r = H.check_every_seq_once(ck, es.dump(), range(2000 * per, (first + n_chunks) * per),
+                                   cn)
+        ck.check(wait_empty(storage, 10), f"{cn}: storage directory empty at the end",
+                 segments(storage))
+        ck.check(wait_lines(sl, r"works again", again0 + 1, 1), f"{cn}: recovery logged")
+        if LONG:
+            H.log(f"RESULT {cn}: in {n_chunks * per} acked-before-clear {acked_full * per} "
+                  f"delivered so far {r['unique']} dupes {r['dupes']} missing {r['missing']} "
+                  f"docs {n} errors {errs} ENOSPC lines {len(lines)} peak RSS "
+                  f"{sl.rss.peak_hwm_kb / 1024:.1f} MiB")
     ck.eq(sl.terminate(), 0, "disk full: exit code after SIGTERM")
     peak = rss_check(ck, sl, "disk full")
-    H.log(f"RESULT disk full: in {n_chunks * per} acked-before-clear {acked_full * per} delivered "
-          f"{r['unique']} dupes {r['dupes']} missing {r['missing']} docs {n} errors {errs} "
-          f"peak RSS {peak:.1f} MiB {extra(es, wd)}")
+    cycles = f" cycles {FULL_CYCLES} in {time.monotonic() - t_start:.0f}s" if LONG else ""
+    H.log(f"RESULT disk full: in {FULL_CYCLES * n_chunks * per} acked-before-clear "
+          f"{acked_total * per} delivered {r['unique']} dupes {r['dupes']} missing {r['missing']} "
+          f"docs {n} errors {errs} peak RSS {peak:.1f} MiB {extra(es, wd)}{cycles}")
 
 
 def scenario_read_only(ck, P, es, mnt):
@@ -415,6 +519,148 @@ def scenario_read_only(ck, P, es, mnt):
           f"{r['missing']} docs {n} peak RSS {peak:.1f} MiB {extra(es, wd)}")
 
 
+class PacedSender(threading.Thread):
+    """Long read-only setting: sends a chunk of `per` events every `interval` s on one
+    connection, from chunk `first` on, until stop(); records when each chunk was handed to the
+    socket (sendall blocks while sluice does not read)."""
+
+    def __init__(self, cl, first, per, interval):
+        super().__init__(daemon=True)
+        self.cl, self.first, self.per, self.interval = cl, first, per, interval
+        self.sent = []  # (chunk id, monotonic time sendall started)
+        self.lock = threading.Lock()
+        self._halt = threading.Event()
+
+    def run(self):
+        k = self.first
+        while not self._halt.is_set():
+            (cid, fr), = chunks(k, 1, self.per)
+            with self.lock:
+                self.sent.append((cid, time.monotonic()))
+            try:
+                self.cl.sock.sendall(fr)
+            except OSError:
+                return
+            k += 1
+            self._halt.wait(self.interval)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.sent)
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=30)
+
+
+def chunk_seqs(cid, per):
+    k = int(cid.split("-")[1])
+    return range(k * per, (k + 1) * per)
+
+
+def scenario_read_only_long(ck, P, es, mnt):
+    wd = P.tmpdir("fst4-")
+    storage = os.path.join(mnt, "buffer-ro")
+    es.reset()
+    es.clear_faults()
+    hp = H.free_port()
+    sl = P.add(H.Sluice(config(es.url, wd, storage, hp), wd))
+    cl = Client(port_of(sl))
+    per, first = 500, 3000
+    snd = PacedSender(cl, first, per, 0.25)
+    snd.start()
+    t_start = time.monotonic()
+    ro_total_s, sent_ro_total = 0.0, 0
+    try:
+        for cyc in range(RO_CYCLES):
+            cn = f"read-only {cyc + 1}/{RO_CYCLES}"
+            time.sleep(2)  # chunks flow, acked and indexed
+            erofs0 = len(sl.lines(r"Read-only file system"))
+            again0 = len(sl.lines(r"works again"))
+            errs0 = metric(hp, "sluice_forward_storage_errors_total") or 0
+            t_try = time.monotonic()
+            err = remount(mnt, "ro", 60)
+            t_ro = time.monotonic()
+            if not ck.check(err is None, f"{cn}: remounted read-only between two chunks "
+                            f"({t_ro - t_try:.1f}s of tries)", err):
+                return
+            try:
+                # what was acked before the remount is in the store or indexed
+                with cl.lock:
+                    acked_ro = set(cl.acks)
+                stored = stored_chunks(storage)
+                seqs = {H.seq_of(d) for d in es.dump()}
+                lost = [c for c in acked_ro - stored
+                        if not all(s in seqs for s in chunk_seqs(c, per))]
+                ck.check(not lost, f"{cn}: every chunk acked before the remount is stored or "
+                         f"indexed ({len(acked_ro)} acked)", lost[:5])
+                ck.check(wait_lines(sl, r"Read-only file system", erofs0 + 1, 15),
+                         f"{cn}: EROFS logged", sl.log_tail(5))
+                time.sleep(3)
+                lines = sl.lines(r"Read-only file system")[erofs0:]
+                ck.check(lines and storage in lines[0], f"{cn}: EROFS logged naming the path",
+                         lines[:1])
+                errs = metric(hp, "sluice_forward_storage_errors_total")
+                ck.check(errs is not None and errs > errs0,
+                         f"{cn}: sluice_forward_storage_errors_total {errs0} -> {errs}")
+            finally:
+                err = remount(mnt, "rw")
+                t_rw = time.monotonic()
+            ck.check(err is None, f"{cn}: remounted rw", err)
+            sent = snd.snapshot()
+            sent_ro = [c for c, t in sent if t_ro < t < t_rw]
+            with cl.lock:
+                acks = dict(cl.acks)
+            early = [c for c in sent_ro if c in acks and acks[c] < t_rw]
+            ck.check(sent_ro, f"{cn}: chunks kept coming while read-only ({len(sent_ro)})")
+            ck.check(not early, f"{cn}: no chunk sent after the remount acked before rw", early[:5])
+            during = [c for c, t in acks.items() if t_ro + 0.5 < t < t_rw]
+            ck.eq(len(during), 0, f"{cn}: acks received while read-only (from 0.5 s after the "
+                  f"remount)")
+            ids = [c for c, _ in sent]
+            ck.check(cl.wait_acks(ids, 20), f"{cn}: every chunk sent so far acked after rw "
+                     f"({cl.n_acks(ids)} of {len(ids)})")
+            ck.check(wait_lines(sl, r"works again", again0 + 1, 5), f"{cn}: recovery logged")
+            # the chunks sent up to the rw remount are all indexed once; newer ones may be too
+            deadline = time.monotonic() + 30
+            while True:
+                docs = es.dump()
+                n_sent = len(snd.snapshot())  # after the dump: covers every chunk in it
+                r = H.seq_report(docs, range(first * per, (first + n_sent) * per))
+                missing = sum(1 for c in ids for s in chunk_seqs(c, per) if s not in r["seen"])
+                if missing == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            n = r["docs"]
+            ck.check(missing == 0 and r["dupes"] == 0 and r["unexpected"] == 0 and
+                     r["no_seq"] == 0, f"{cn}: events of the {len(ids)} chunks sent up to rw "
+                     f"indexed (missing {missing}), {n} docs: dupes {r['dupes']}, unexpected "
+                     f"{r['unexpected']}")
+            ro_total_s += t_rw - t_ro
+            sent_ro_total += len(sent_ro)
+            H.log(f"RESULT {cn}: sent {len(ids) * per} (during ro {len(sent_ro) * per}) docs {n} "
+                  f"unique {r['unique']} missing {missing} dupes {r['dupes']} ro for "
+                  f"{t_rw - t_ro:.1f}s (tries {t_ro - t_try:.1f}s) errors {errs} peak RSS "
+                  f"{sl.rss.peak_hwm_kb / 1024:.1f} MiB")
+    finally:
+        snd.stop()
+    ids = [c for c, _ in snd.snapshot()]
+    ck.check(cl.wait_acks(ids, 20), f"read-only: all {len(ids)} chunks acked "
+             f"({cl.n_acks(ids)})")
+    n = es.wait_docs(len(ids) * per, 30, label="read-only", stall_s=10)
+    expect = set()
+    for c in ids:
+        expect.update(chunk_seqs(c, per))
+    r = H.check_every_seq_once(ck, es.dump(), expect, "read-only")
+    ck.check(wait_empty(storage, 10), "read-only: storage directory empty at the end")
+    ck.eq(sl.terminate(), 0, "read-only: exit code after SIGTERM")
+    peak = rss_check(ck, sl, "read-only")
+    H.log(f"RESULT read-only: in {len(ids) * per} ({sent_ro_total * per} sent while read-only) "
+          f"delivered {r['unique']} dupes {r['dupes']} missing {r['missing']} docs {n} cycles "
+          f"{RO_CYCLES} read-only {ro_total_s:.0f}s of {time.monotonic() - t_start:.0f}s "
+          f"peak RSS {peak:.1f} MiB {extra(es, wd)}")
+
+
 def main():
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN)
     ck = H.Checker("forward_stored")
@@ -438,7 +684,10 @@ def main():
                     skip = f"cannot mount a tmpfs for the read-only scenario: {why}"
                 else:
                     try:
-                        scenario_read_only(ck, P, es, mnt)
+                        if LONG:
+                            scenario_read_only_long(ck, P, es, mnt)
+                        else:
+                            scenario_read_only(ck, P, es, mnt)
                     finally:
                         subprocess.run(["mount", "-o", "remount,rw", mnt], capture_output=True)
                         umount(mnt)
