@@ -4,6 +4,7 @@
 #include "codec/msgpack.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -707,9 +708,57 @@ struct jframe {
     uint64_t left;  /* values still to write */
     uint8_t is_map;
     uint8_t key_quote; /* this container is itself a non-string key: close the quote after it */
+    uint8_t paths;     /* scan paths whose components so far lead into this map */
+    uint8_t captures;  /* scan paths whose value this container is */
+    size_t cap_start;  /* where it starts in the output */
 };
 
+/* Component idx (0-based) of a dotted path; 0 when the path has fewer components. */
+static int path_component(const char *path, size_t idx, const char **c, size_t *cl)
+{
+    const char *s = path;
+    for (size_t i = 0; i < idx; i++) {
+        s = strchr(s, '.');
+        if (!s) return 0;
+        s++;
+    }
+    const char *dot = strchr(s, '.');
+    *c = s;
+    *cl = dot ? (size_t)(dot - s) : strlen(s);
+    return dot ? 2 : 1; /* 1: the last component */
+}
+
+/* The key just written (out[kstart..len), quotes included) at map depth `depth` (1 = the record)
+ * against the paths still open there: sets the paths this key's value completes (*cap) and the
+ * ones it leads into if it is a map (*desc). The key is compared as written to the JSON, so the
+ * result is what sl_json_scan_object finds in the output. */
+static void paths_on_key(const struct sl_json_scan *s, const struct jout *j, size_t kstart,
+                         size_t depth, uint8_t open, uint8_t *cap, uint8_t *desc)
+{
+    *cap = *desc = 0;
+    if (!open || j->len > j->cap || j->len - kstart < 2) return;
+    const char *key = j->out + kstart + 1;
+    size_t kl = j->len - kstart - 2;
+    for (size_t k = 0; k < s->n_paths; k++) {
+        const char *c;
+        size_t cl;
+        int r;
+        if (!(open >> k & 1) || !(r = path_component(s->paths[k], depth - 1, &c, &cl))) continue;
+        if (cl != kl || memcmp(c, key, kl) != 0) continue;
+        if (r == 1)
+            *cap |= (uint8_t)(1u << k);
+        else
+            *desc |= (uint8_t)(1u << k);
+    }
+}
+
 ssize_t sl_mp_to_json(const void *map, size_t len, char *out, size_t cap, const char **err)
+{
+    return sl_mp_to_json_scan(map, len, out, cap, err, NULL);
+}
+
+ssize_t sl_mp_to_json_scan(const void *map, size_t len, char *out, size_t cap, const char **err,
+                           struct sl_json_scan *scan)
 {
     struct sl_mp_reader r;
     struct sl_mp_obj o;
@@ -717,6 +766,16 @@ ssize_t sl_mp_to_json(const void *map, size_t len, char *out, size_t cap, const 
     struct jout j = {out, cap, 0, 0};
     size_t depth = 0;
     const char *e = NULL;
+    /* path capture: `done` paths found (the first value reachable wins, as in the JSON scan);
+     * pend_* apply to the value after the key just written */
+    size_t voff[SL_JSON_MAX_PATHS], vlen[SL_JSON_MAX_PATHS];
+    uint8_t all = 0, done = 0, pend_cap = 0, pend_desc = 0;
+    if (scan) {
+        if (scan->n_paths > SL_JSON_MAX_PATHS) scan->n_paths = SL_JSON_MAX_PATHS;
+        for (size_t k = 0; k < scan->n_paths; k++)
+            if (scan->paths[k] && scan->paths[k][0]) all |= (uint8_t)(1u << k);
+        scan->has_raw_newline = 0;
+    }
 
     sl_mp_reader_init(&r, map, len);
     if (sl_mp_read(&r, &o) != 0) {
@@ -728,13 +787,15 @@ ssize_t sl_mp_to_json(const void *map, size_t len, char *out, size_t cap, const 
         goto fail;
     }
     j_raw(&j, "{", 1);
-    st[depth++] = (struct jframe){2 * (uint64_t)o.n, 2 * (uint64_t)o.n, 1, 0};
+    st[depth++] = (struct jframe){2 * (uint64_t)o.n, 2 * (uint64_t)o.n, 1, 0, all, 0, 0};
 
     while (depth > 0) {
         struct jframe *f = &st[depth - 1];
         if (f->left == 0) {
             int kq = f->key_quote;
             j_text(&j, f->is_map ? "}" : "]", 1);
+            for (size_t k = 0; f->captures && k < SL_JSON_MAX_PATHS; k++)
+                if (f->captures >> k & 1) vlen[k] = j.len - f->cap_start;
             depth--;
             if (kq) {
                 j.qlevel--;
@@ -751,6 +812,17 @@ ssize_t sl_mp_to_json(const void *map, size_t len, char *out, size_t cap, const 
             goto fail;
         }
         int quote_key = is_key && o.type != SL_MP_STR;
+        /* the value of a matched key: capture it, or descend into it if it is a map */
+        uint8_t vcap = 0, vdesc = 0;
+        size_t vstart = j.len;
+        if (!is_key && f->is_map) {
+            vcap = pend_cap;
+            vdesc = o.type == SL_MP_MAP ? pend_desc : 0;
+            pend_cap = pend_desc = 0;
+            done |= vcap;
+            for (size_t k = 0; vcap && k < SL_JSON_MAX_PATHS; k++)
+                if (vcap >> k & 1) voff[k] = vstart;
+        }
         if (quote_key) {
             if (j.qlevel >= 3) {
                 e = "non-string map keys nested too deep";
@@ -766,19 +838,30 @@ ssize_t sl_mp_to_json(const void *map, size_t len, char *out, size_t cap, const 
             }
             uint64_t n = o.type == SL_MP_MAP ? 2 * (uint64_t)o.n : o.n;
             j_text(&j, o.type == SL_MP_MAP ? "{" : "[", 1);
-            st[depth++] = (struct jframe){n, n, o.type == SL_MP_MAP, (uint8_t)quote_key};
+            st[depth++] =
+                (struct jframe){n, n, o.type == SL_MP_MAP, (uint8_t)quote_key, vdesc, vcap, vstart};
             continue;
         }
         j_scalar(&j, &o);
+        for (size_t k = 0; vcap && k < SL_JSON_MAX_PATHS; k++)
+            if (vcap >> k & 1) vlen[k] = j.len - vstart;
         if (quote_key) {
             j.qlevel--;
             j_text(&j, "\"", 1);
         }
+        if (is_key && !quote_key && j.qlevel == 0)
+            paths_on_key(scan, &j, vstart, depth, (uint8_t)(f->paths & ~done), &pend_cap,
+                         &pend_desc);
         if (is_key) j_text(&j, ":", 1);
     }
     if (r.pos != len) {
         e = "trailing bytes after the map";
         goto fail;
+    }
+    for (size_t k = 0; scan && k < scan->n_paths; k++) {
+        bool found = (done >> k & 1) && j.len <= cap;
+        scan->val[k] = found ? out + voff[k] : NULL;
+        scan->vlen[k] = found ? vlen[k] : 0;
     }
     return (ssize_t)j.len;
 fail:

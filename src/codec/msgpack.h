@@ -164,4 +164,12 @@ size_t sl_mp_base64(const uint8_t *in, size_t len, char *out);
  * keys more than 3 deep, with *err set if err is non-NULL. */
 ssize_t sl_mp_to_json(const void *map, size_t len, char *out, size_t cap, const char **err);
 
+/* The same, and finds scan->paths in the JSON it writes on the way, with the results
+ * sl_json_scan_object would give on that output (raw value tokens pointing into out; the first
+ * value reachable wins; keys compared as written): a converted record need not be scanned again.
+ * The results are valid only when the return value is <= cap. scan may be NULL. */
+struct sl_json_scan;
+ssize_t sl_mp_to_json_scan(const void *map, size_t len, char *out, size_t cap, const char **err,
+                           struct sl_json_scan *scan);
+
 #endif

@@ -6,7 +6,8 @@
  *  2. sl_fwd_decode calls no malloc (counted with the sanitizer allocation hooks), and a rejected
  *     frame yields no events;
  *  3. every yielded record is exactly one well-formed msgpack map, lies inside the frame or the
- *     decompression buffer, and sl_mp_to_json of it is valid JSON (sl_json_scan_object);
+ *     decompression buffer, and sl_mp_to_json of it is valid JSON (sl_json_scan_object); the
+ *     paths sl_mp_to_json_scan finds while converting are the ones the scan finds in the output;
  *  4. the ack of a decoded chunk is a well-formed {"ack": v} whose v is the chunk bytes again;
  *  5. the handshake parsers never fail open: an accepted PING/PONG/HELO has its fields in the
  *     input. */
@@ -40,7 +41,7 @@ static void on_free(const volatile void *p)
 
 static uint8_t zbuf[1 << 16];
 static struct sl_fwd_zarena zarena;
-static char json[1 << 20];
+static char json[1 << 20], json2[1 << 20];
 
 struct ctx {
     const uint8_t *frame;
@@ -67,13 +68,30 @@ static int on_event(void *vctx, const struct sl_fwd_request *req, const struct s
           within(ev->record, ev->record_len, zbuf, sizeof(zbuf)));
     CHECK(sl_mp_check_one(ev->record, ev->record_len, NULL) == 0);
     CHECK(ev->record[0] >= 0x80 && (ev->record[0] <= 0x8f || ev->record[0] >= 0xde));
-    ssize_t jl = sl_mp_to_json(ev->record, ev->record_len, json, sizeof(json), NULL);
+    /* The paths found while converting are exactly what a scan of the output finds. Short key
+     * names, so records the fuzzer builds hit them, nested and duplicated. */
+    static const char *const paths[] = {"a", "b", "a.b", "a.b.c", "@timestamp", "b.a", "c.c", "x"};
+    struct sl_json_scan cs;
+    memset(&cs, 0, sizeof(cs));
+    for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++)
+        cs.paths[k] = paths[k];
+    cs.n_paths = sizeof(paths) / sizeof(paths[0]);
+    ssize_t jl = sl_mp_to_json_scan(ev->record, ev->record_len, json, sizeof(json), NULL, &cs);
+    CHECK(jl == sl_mp_to_json(ev->record, ev->record_len, json2, sizeof(json2), NULL));
     if (jl >= 0 && (size_t)jl <= sizeof(json)) {
+        CHECK(memcmp(json, json2, (size_t)jl) == 0);
         struct sl_json_scan s;
         memset(&s, 0, sizeof(s));
+        for (size_t k = 0; k < cs.n_paths; k++)
+            s.paths[k] = paths[k];
+        s.n_paths = cs.n_paths;
         if (sl_json_scan_object(json, (size_t)jl, &s) != 0) {
             fprintf(stderr, "invalid JSON at %zu: %s\n", s.err_offset, s.err_msg);
             CHECK(0);
+        }
+        for (size_t k = 0; k < cs.n_paths; k++) {
+            CHECK((cs.val[k] == NULL) == (s.val[k] == NULL));
+            if (s.val[k]) CHECK(cs.val[k] == s.val[k] && cs.vlen[k] == s.vlen[k]);
         }
     }
     return 0;

@@ -459,10 +459,172 @@ static void test_to_json_rejects(void **state)
     assert_string_equal(e, "non-string map keys nested too deep");
 }
 
+/* ---- paths found while converting (sl_mp_to_json_scan) ---- */
+
+static const char *const scan_paths[] = {"a", "b", "a.b", "a.b.c", "@timestamp", "x.y", "q\"k"};
+#define N_SCAN_PATHS (sizeof scan_paths / sizeof scan_paths[0])
+
+static void scan_both(const uint8_t *mp, size_t len, struct sl_json_scan *cs,
+                      struct sl_json_scan *js, char *out, size_t cap, ssize_t *jl)
+{
+    memset(cs, 0, sizeof *cs);
+    memset(js, 0, sizeof *js);
+    for (size_t k = 0; k < N_SCAN_PATHS; k++)
+        cs->paths[k] = js->paths[k] = scan_paths[k];
+    cs->n_paths = js->n_paths = N_SCAN_PATHS;
+    *jl = sl_mp_to_json_scan(mp, len, out, cap, NULL, cs);
+    assert_true(*jl >= 0 && (size_t)*jl <= cap);
+    assert_int_equal(sl_json_scan_object(out, (size_t)*jl, js), 0);
+}
+
+static const char *val_of(const struct sl_json_scan *s, size_t k, char *tmp)
+{
+    if (!s->val[k]) return "(absent)";
+    memcpy(tmp, s->val[k], s->vlen[k]);
+    tmp[s->vlen[k]] = '\0';
+    return tmp;
+}
+
+static void test_to_json_scan_cases(void **state)
+{
+    (void)state;
+    uint8_t mp[512];
+    char out[1024], tmp[256];
+    struct sl_mp_wbuf w;
+    struct sl_json_scan cs, js;
+    ssize_t jl;
+    /* {"a":{"c":1},"b":"s\n","a":{"b":{"c":[1]}},"@timestamp":"t","x":[{"y":1}],1:2,"q\"k":null}:
+     * the first "a" holds no "b", so "a.b" is found in the second; "x.y" is under an array and
+     * never found; a non-string key is written as a string and matches nothing. */
+    sl_mp_wbuf_init(&w, mp, sizeof mp);
+    sl_mp_w_map(&w, 7);
+    sl_mp_w_str(&w, "a", 1);
+    sl_mp_w_map(&w, 1);
+    sl_mp_w_str(&w, "c", 1);
+    sl_mp_w_uint(&w, 1);
+    sl_mp_w_str(&w, "b", 1);
+    sl_mp_w_str(&w, "s\n", 2);
+    sl_mp_w_str(&w, "a", 1);
+    sl_mp_w_map(&w, 1);
+    sl_mp_w_str(&w, "b", 1);
+    sl_mp_w_map(&w, 1);
+    sl_mp_w_str(&w, "c", 1);
+    sl_mp_w_array(&w, 1);
+    sl_mp_w_uint(&w, 1);
+    sl_mp_w_str(&w, "@timestamp", 10);
+    sl_mp_w_str(&w, "t", 1);
+    sl_mp_w_str(&w, "x", 1);
+    sl_mp_w_array(&w, 1);
+    sl_mp_w_map(&w, 1);
+    sl_mp_w_str(&w, "y", 1);
+    sl_mp_w_uint(&w, 1);
+    sl_mp_w_uint(&w, 1);
+    sl_mp_w_uint(&w, 2);
+    sl_mp_w_str(&w, "q\"k", 3);
+    sl_mp_w_nil(&w);
+    assert_false(w.overflow);
+    scan_both(mp, w.len, &cs, &js, out, sizeof out, &jl);
+    static const char *const want[N_SCAN_PATHS] = {"{\"c\":1}", "\"s\\n\"", "{\"c\":[1]}", "[1]",
+                                                   "\"t\"",     "(absent)", "(absent)"};
+    for (size_t k = 0; k < N_SCAN_PATHS; k++) {
+        assert_string_equal(val_of(&cs, k, tmp), want[k]);
+        assert_string_equal(val_of(&js, k, tmp), want[k]);
+    }
+    /* too small a buffer: the length is still right, and nothing is reported found */
+    ssize_t jl2 = sl_mp_to_json_scan(mp, w.len, out, 10, NULL, &cs);
+    assert_int_equal(jl2, jl);
+    for (size_t k = 0; k < N_SCAN_PATHS; k++)
+        assert_null(cs.val[k]);
+}
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+static void gen_value(struct sl_mp_wbuf *w, int depth);
+
+static void gen_map(struct sl_mp_wbuf *w, int depth)
+{
+    static const char *const keys[] = {"a", "b", "c", "x", "y", "@timestamp", "q\"k", "a.b"};
+    uint32_t n = rnd(5);
+    sl_mp_w_map(w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (rnd(10) == 0) {
+            sl_mp_w_uint(w, rnd(3)); /* a non-string key */
+        } else {
+            const char *k = keys[rnd(sizeof keys / sizeof keys[0])];
+            sl_mp_w_str(w, k, strlen(k));
+        }
+        gen_value(w, depth + 1);
+    }
+}
+
+static void gen_value(struct sl_mp_wbuf *w, int depth)
+{
+    switch (depth > 4 ? rnd(3) : rnd(6)) {
+    case 0:
+        sl_mp_w_int(w, (int64_t)rnd(2000) - 1000);
+        break;
+    case 1:
+        sl_mp_w_str(w, "v\"\\\t\xc3\xa9", 1 + rnd(6));
+        break;
+    case 2:
+        sl_mp_w_nil(w);
+        break;
+    case 3: {
+        uint32_t n = rnd(3);
+        sl_mp_w_array(w, n);
+        for (uint32_t i = 0; i < n; i++)
+            gen_value(w, depth + 1);
+        break;
+    }
+    default:
+        gen_map(w, depth);
+        break;
+    }
+}
+
+/* Random records with few key names, nesting, duplicates, arrays and non-string keys: what the
+ * conversion finds is exactly what a scan of its output finds. */
+static void test_to_json_scan_matches_scan(void **state)
+{
+    (void)state;
+    static uint8_t mp[1 << 16];
+    static char out[1 << 18];
+    char t1[1 << 12], t2[1 << 12];
+    size_t found = 0;
+    for (int it = 0; it < 20000; it++) {
+        struct sl_mp_wbuf w;
+        sl_mp_wbuf_init(&w, mp, sizeof mp);
+        gen_map(&w, 0);
+        assert_false(w.overflow);
+        struct sl_json_scan cs, js;
+        ssize_t jl;
+        scan_both(mp, w.len, &cs, &js, out, sizeof out, &jl);
+        for (size_t k = 0; k < N_SCAN_PATHS; k++) {
+            if (js.val[k] && js.vlen[k] >= sizeof t1) continue;
+            if (strcmp(val_of(&cs, k, t1), val_of(&js, k, t2)) != 0 ||
+                (js.val[k] && cs.val[k] != js.val[k]))
+                fail_msg("record %.*s path %s: conversion found %s, scan %s", (int)jl, out,
+                         scan_paths[k], t1, t2);
+            found += js.val[k] != NULL;
+        }
+    }
+    assert_true(found > 10000); /* the generator does reach the paths */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_every_format),
+        cmocka_unit_test(test_to_json_scan_cases),
+        cmocka_unit_test(test_to_json_scan_matches_scan),
         cmocka_unit_test(test_read_rejects_lies),
         cmocka_unit_test(test_skip_deep_nesting_without_stack),
         cmocka_unit_test(test_frame_len_bombs),
