@@ -408,6 +408,12 @@ static int metrics_setup(struct app *a, char *err, size_t errlen)
                                NULL, err, errlen)))
         return -1;
     sl_metric_bind_u64(f, NULL, &a->pipe.budget.used);
+    if (!(f = sl_metrics_gauge(m, "sluice_budget_cached_bytes",
+                               "Idle output buffers kept for reuse, within the budget's limit but "
+                               "given back before inputs would wait for them.",
+                               NULL, err, errlen)))
+        return -1;
+    sl_metric_bind_u64(f, NULL, &a->pipe.budget.cached);
     if (!(f = sl_metrics_gauge(m, "sluice_budget_limit_bytes", "Pipeline memory budget.", NULL, err,
                                errlen)))
         return -1;

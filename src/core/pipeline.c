@@ -69,6 +69,16 @@ static void source_ack(const struct sl_ackref *ref, enum sl_fate fate)
 
 static void dl_retry_cb(struct sl_timer *t);
 
+/* A charge needs room that outputs' idle pools hold: they give it back. */
+static void reclaim(void *arg, uint64_t want)
+{
+    struct sl_pipeline *p = arg;
+    uint64_t freed = 0;
+    for (size_t i = 0; i < p->n_outputs && freed < want; i++)
+        if (p->outputs[i].ops->reclaim)
+            freed += p->outputs[i].ops->reclaim(p->outputs[i].impl, want - freed);
+}
+
 /* The budget fell below its resume mark. Inputs check backpressure on their poll timers (10 ms
  * apart while paused, but a timer armed before the pause may be 100 ms out): fire them now, so
  * an input does not sit paused while the outputs run dry (the Forward bench's input was paused
@@ -89,6 +99,8 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
     sl_budget_init(&p->budget, budget_bytes);
     p->budget.on_room = on_room;
     p->budget.room_arg = p;
+    p->budget.reclaim = reclaim;
+    p->budget.reclaim_arg = p;
     p->dl_retry.cb = dl_retry_cb;
     p->dl_retry.arg = p;
     p->dlq =

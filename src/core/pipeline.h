@@ -106,6 +106,9 @@ struct sl_output_ops {
     void (*flush)(void *impl);
     /* Records held (queued, in flight, awaiting retry). */
     uint64_t (*pending)(void *impl);
+    /* Optional: frees up to about `want` bytes of idle cached buffers (the budget's cached
+     * bytes); returns the bytes freed. */
+    uint64_t (*reclaim)(void *impl, uint64_t want);
     void (*log_stats)(void *impl);
     struct sl_output_stats *(*stats)(void *impl);
     void (*destroy)(void *impl);

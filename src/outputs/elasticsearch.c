@@ -150,13 +150,12 @@ struct es_out {
     uint64_t retries[RR_COUNT];
     /* Full-size batches kept for reuse with every buffer they grew (body, records, tags,
      * response, gzip): mapping and faulting in fresh memory for every batch was a quarter of
-     * sluice's CPU in the benchmark profile (docs/performance.md). At most BODY_POOL; their
-     * bytes stay charged to the budget, so memory stays bounded by what was already allowed in
-     * flight. */
+     * sluice's CPU in the benchmark profile (docs/performance.md). At most BODY_POOL. Their
+     * bytes are the budget's cached bytes: under the limit with everything else, but not what
+     * holds inputs paused; a charge that needs the room frees them (es_reclaim). */
     struct batch *pool[BODY_POOL];
     size_t n_pool;
     uint64_t pool_hits, pool_misses;
-    uint64_t pool_bytes, pool_max_bytes; /* charged by pooled batches; at most half the budget */
     z_stream zs; /* reused with deflateReset: its ~256 KiB state is not rebuilt per batch */
     /* per-response scratch, kept: at 40 B an item, a full batch's array is a fresh mapping
      * (above the 128 KiB mmap threshold) that each response would map, fault in and unmap */
@@ -364,10 +363,10 @@ static void batch_link(struct es_out *o, struct batch *b)
 static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
 {
     if (cap == o->eff_max && o->n_pool > 0 && o->pool[o->n_pool - 1]->cap_recs >= cap_recs) {
-        /* still charged from its last use: the charge moves from the pool to the batch */
+        /* cached since its last use: its bytes become live again, no new memory */
         struct batch *b = o->pool[--o->n_pool];
         o->pool_hits++;
-        o->pool_bytes -= b->charged;
+        sl_budget_uncache(&o->p->budget, b->charged);
         batch_link(o, b);
         return b;
     }
@@ -392,15 +391,34 @@ static struct batch *batch_new(struct es_out *o, size_t cap, size_t cap_recs)
     return b;
 }
 
-static void batch_destroy(struct batch *b)
+/* Frees a batch whose charge was already given back (or moved) by the caller. */
+static void batch_destroy_mem(struct batch *b)
 {
-    sl_budget_release(&b->o->p->budget, b->charged);
     free(b->resp);
     free(b->gz);
     free(b->body);
     free(b->recs);
     free(b->tags);
     free(b);
+}
+
+static void batch_destroy(struct batch *b)
+{
+    sl_budget_release(&b->o->p->budget, b->charged);
+    batch_destroy_mem(b);
+}
+
+/* Drops pooled batches, newest first, until `want` bytes are freed or the pool is empty. */
+static uint64_t pool_drop(struct es_out *o, uint64_t want)
+{
+    uint64_t freed = 0;
+    while (o->n_pool && freed < want) {
+        struct batch *b = o->pool[--o->n_pool];
+        freed += b->charged;
+        sl_budget_release_cached(&o->p->budget, b->charged);
+        batch_destroy_mem(b);
+    }
+    return freed;
 }
 
 static void batch_free(struct batch *b)
@@ -414,8 +432,7 @@ static void batch_free(struct batch *b)
     if (b->all_next) b->all_next->all_prev = b->all_prev;
     curl_slist_free_all(b->hdrs);
     b->hdrs = NULL;
-    if (b->cap != o->eff_max || o->n_pool == BODY_POOL ||
-        o->pool_bytes + b->charged > o->pool_max_bytes) {
+    if (b->cap != o->eff_max || o->n_pool == BODY_POOL || !sl_budget_cache_room(&o->p->budget, 0)) {
         batch_destroy(b);
     } else {
         /* kept whole, and charged, for the next batch */
@@ -424,16 +441,8 @@ static void batch_free(struct batch *b)
         b->attempts = 0;
         b->next = b->all_prev = b->all_next = NULL;
         b->easy = NULL;
-        o->pool_bytes += b->charged;
         o->pool[o->n_pool++] = b;
-    }
-    /* The last batch is gone and inputs are still held above the resume mark: the idle pool
-     * must not be what keeps them paused (Forward read buffers, or other outputs' pools, can
-     * make up the rest). Give it back; it refills once traffic flows. */
-    if (!o->all && o->n_pool && !sl_budget_can_resume(&o->p->budget)) {
-        while (o->n_pool)
-            batch_destroy(o->pool[--o->n_pool]);
-        o->pool_bytes = 0;
+        sl_budget_cache(&o->p->budget, b->charged);
     }
 }
 
@@ -1391,6 +1400,11 @@ static struct sl_output_stats *es_stats(void *impl)
     return &((struct es_out *)impl)->st;
 }
 
+static uint64_t es_reclaim(void *impl, uint64_t want)
+{
+    return pool_drop(impl, want);
+}
+
 static uint64_t es_pending(void *impl)
 {
     return ((struct es_out *)impl)->recs_pending;
@@ -1428,9 +1442,7 @@ static void es_destroy(void *impl)
         }
         batch_free(b);
     }
-    while (o->n_pool)
-        batch_destroy(o->pool[--o->n_pool]);
-    o->pool_bytes = 0;
+    pool_drop(o, UINT64_MAX);
     sl_budget_release(&o->p->budget, o->items_cap * (sizeof *o->items + sizeof *o->retry_idx));
     free(o->items);
     free(o->retry_idx);
@@ -1459,6 +1471,7 @@ static const struct sl_output_ops es_ops = {
     .submit = es_submit,
     .flush = es_flush,
     .pending = es_pending,
+    .reclaim = es_reclaim,
     .log_stats = es_log_stats,
     .stats = es_stats,
     .destroy = es_destroy,
@@ -1528,14 +1541,6 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
     uint64_t share = p->budget.limit / (2 * (uint64_t)(o->es->concurrency + 2));
     o->eff_max = o->es->batch_max_bytes < share ? o->es->batch_max_bytes : share;
     if (o->eff_max < 64 * 1024) o->eff_max = 64 * 1024;
-    /* Idle pooled batches stay charged: at most half the budget for all Elasticsearch outputs
-     * together (with two outputs, as copy: true makes common, each pooling half the budget held
-     * the Kafka input paused for good), and batch_free drops an idle output's pool while the
-     * budget is above the 3/4 resume mark, so a quiet pipeline never holds its inputs paused. */
-    size_t n_es = 0;
-    for (size_t i = 0; i < p->cfg->n_outputs; i++)
-        n_es += p->cfg->outputs[i].type == SL_OUTPUT_ELASTICSEARCH;
-    o->pool_max_bytes = p->budget.limit / 2 / (n_es ? n_es : 1);
     if (o->es->api_key) {
         size_t n = strlen(o->es->api_key) + 32;
         o->auth_header = malloc(n);

@@ -15,7 +15,8 @@ sluice's renderer), /status and /healthz, and checks at EVERY scrape:
     sluice_output_requests_total by at most `concurrency` transfers (elasticsearch.c observes the
     latency in on_done for every completed transfer, failed ones included; requests is counted
     when a transfer starts);
-  - budget used <= limit + one batch (the documented overshoot), limit constant;
+  - budget used <= limit + one batch (the documented overshoot), and so is used + cached (idle
+    pooled batches), limit constant;
   - the RSS gauge is within 20% of /proc/PID/status VmRSS read right after;
   - /status counters lie between the two /metrics scrapes around it; /healthz answers 200 "ok".
 At the end (everything finished and committed): delivered == documents in esemu, dead-lettered ==
@@ -63,6 +64,7 @@ FAMILIES = {
     "sluice_records_in_flight": ("gauge", ("input",)),
     "sluice_dead_letter_lines": ("counter", ()),
     "sluice_budget_used_bytes": ("gauge", ()),
+    "sluice_budget_cached_bytes": ("gauge", ()),
     "sluice_budget_limit_bytes": ("gauge", ()),
     "sluice_process_resident_memory_bytes": ("gauge", ()),
     "sluice_kafka_partition_committed_offset": ("gauge", PART_LABELS),
@@ -235,10 +237,14 @@ class Scraper(threading.Thread):
         else:
             self.max_hist_lag = max(self.max_hist_lag, req - cnt)
         used = m.one("sluice_budget_used_bytes")
+        cached = m.one("sluice_budget_cached_bytes")
         limit = m.one("sluice_budget_limit_bytes")
         self.max_budget = max(self.max_budget, used or 0)
         if limit != BUDGET_LIMIT or used is None or used > limit + BATCH_MAX:
             self.bad("budget used <= limit + one batch", (used, limit))
+        # idle pooled batches count against the limit too (they are freed before it is passed)
+        if cached is None or used + cached > limit + BATCH_MAX:
+            self.bad("budget used + cached <= limit + one batch", (used, cached, limit))
 
     def check_status_between(self, m1, s, m2):
         ins, outs = s.get("inputs") or [{}], s.get("outputs") or [{}]
@@ -346,7 +352,8 @@ def run(ck, procs):
         "counters never decrease", "no counter series disappears or appears late",
         "histogram buckets cumulative and +Inf == _count",
         f"0 <= requests - histogram _count <= concurrency {CONCURRENCY}",
-        "budget used <= limit + one batch", "RSS gauge within 20% of VmRSS",
+        "budget used <= limit + one batch", "budget used + cached <= limit + one batch",
+        "RSS gauge within 20% of VmRSS",
         "GET /status answers 200", "/status is JSON",
         "/status counters between the /metrics scrapes before and after it",
         "/status received == delivered + dead_lettered + dropped + in_flight",

@@ -381,6 +381,93 @@ static void test_room_restarts_watched_timers(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* An output's idle pool (cached bytes): fits under the limit with everything else, is freed by a
+ * charge that needs the room, and never holds an input paused. */
+struct pool_fake {
+    uint64_t held; /* cached bytes it owns */
+    struct sl_budget *b;
+    int calls;
+};
+
+static uint64_t pool_reclaim(void *impl, uint64_t want)
+{
+    struct pool_fake *f = impl;
+    f->calls++;
+    uint64_t n = want < f->held ? want : f->held;
+    f->held -= n;
+    sl_budget_release_cached(f->b, n);
+    return n;
+}
+
+static const struct sl_output_ops pool_ops = {.reclaim = pool_reclaim};
+
+static void test_cached_bytes_reclaimed_not_paused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sl-test-cache-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct sl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.service.dead_letter_path = dir;
+    cfg.service.dead_letter_max_size = 1 << 20;
+    struct sl_loop *l = sl_loop_new();
+    static struct sl_pipeline p;
+    char err[256];
+    assert_int_equal(sl_pipeline_init(&p, l, &cfg, 1000, err, sizeof err), 0);
+    struct pool_fake a = {.b = &p.budget}, b = {.b = &p.budget};
+    p.outputs[0] = (struct sl_output){.name = "a", .ops = &pool_ops, .impl = &a};
+    p.outputs[1] = (struct sl_output){.name = "b", .ops = &pool_ops, .impl = &b};
+    p.n_outputs = 2;
+
+    /* two batches of 400 go idle: the inputs see the room at once */
+    sl_budget_charge(&p.budget, 800);
+    assert_false(sl_budget_can_resume(&p.budget));
+    assert_true(sl_budget_cache_room(&p.budget, 0));
+    sl_budget_cache(&p.budget, 400);
+    a.held = 400;
+    sl_budget_cache(&p.budget, 400);
+    b.held = 400;
+    assert_int_equal(p.budget.used, 0);
+    assert_int_equal(p.budget.cached, 800);
+    assert_true(sl_budget_can_resume(&p.budget));
+    assert_false(sl_pipeline_backpressure(&p));
+    assert_false(sl_budget_cache_room(&p.budget, 201));
+
+    /* 150 more live bytes fit beside the cache: nothing is freed */
+    sl_budget_charge(&p.budget, 150);
+    assert_int_equal(a.calls + b.calls, 0);
+    /* 350 more: used + cached would be 1300, so 300 cached bytes go, from the first pool on */
+    sl_budget_charge(&p.budget, 350);
+    assert_int_equal(p.budget.used, 500);
+    assert_int_equal(p.budget.cached, 500);
+    assert_int_equal(a.held, 100);
+    assert_int_equal(b.held, 400);
+    assert_int_equal(p.budget.peak, 1000);
+    /* more than a holds: b gives the rest */
+    sl_budget_charge(&p.budget, 300);
+    assert_int_equal(a.held, 0);
+    assert_int_equal(b.held, 200);
+    assert_int_equal(p.budget.used + p.budget.cached, 1000);
+    /* reuse: cached bytes live again, no new memory */
+    sl_budget_uncache(&p.budget, 200);
+    b.held = 0;
+    assert_int_equal(p.budget.used, 1000);
+    assert_int_equal(p.budget.cached, 0);
+    assert_true(sl_pipeline_backpressure(&p));
+    /* nothing cached to give: the charge overshoots (the documented one-batch overshoot) */
+    sl_budget_charge(&p.budget, 10);
+    assert_int_equal(p.budget.used, 1010);
+    assert_int_equal(p.budget.peak, 1010);
+
+    sl_budget_release(&p.budget, p.budget.used);
+    p.n_outputs = 0;
+    sl_pipeline_fini(&p);
+    sl_loop_free(l);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_ack_inside_submit),
         cmocka_unit_test(test_conservation_random),
         cmocka_unit_test(test_room_restarts_watched_timers),
+        cmocka_unit_test(test_cached_bytes_reclaimed_not_paused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
