@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import statistics
+import signal
 import subprocess
 import sys
 import time
@@ -228,6 +229,7 @@ outputs:
         mk0, es0 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
         binary = os.path.join(self.args.baseline, "sluice") if variant == "baseline" else None
         sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd, binary=binary))
+        prof = self.perf_start(variant, sl.pid)
         deadline = time.monotonic() + self.args.timeout
         cpu = None
         hwm = 0
@@ -239,6 +241,7 @@ outputs:
                 break
             time.sleep(0.05)
         mk1, es1 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
+        self.perf_stop(prof)
         rc = sl.terminate(120)
         st = self.es.stats()
         fs = sl.final_stats() or {}
@@ -275,6 +278,28 @@ outputs:
                 "pauses": pauses[-1] if pauses else None,
                 "paused_ms": paused_ms[-1] if paused_ms else None}
 
+    def perf_start(self, variant, pid):
+        """--perf DIR: `perf record -g` on sluice for the run (its CPU figures then include
+        perf's overhead: use them for the profile, not for the table)."""
+        if not self.args.perf:
+            return None
+        os.makedirs(self.args.perf, exist_ok=True)
+        self.perf_seq = getattr(self, "perf_seq", 0) + 1
+        out = os.path.join(self.args.perf, f"{variant}-{self.perf_seq}.data")
+        p = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-o", out, "-p", str(pid)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)  # attached before the data flows (sluice still waits for its group)
+        return p
+
+    def perf_stop(self, p):
+        if p is None:
+            return
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
     def run_forward(self):
         """fwd_client -> sluice's Forward input -> esemu. Same measures as run_sluice: events/s
         from esemu's first to last document, sluice's CPU until esemu holds N, peak RSS."""
@@ -305,6 +330,7 @@ outputs:
                   "-n", str(self.n), "-c", str(self.args.fwd_conns), "-k",
                   str(self.args.fwd_window), "-b", "1000", "-s", str(self.args.size)]
         cpu0 = cpu_ticks(sl.pid)
+        prof = self.perf_start("forward", sl.pid)
         p = subprocess.Popen(client, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + self.args.timeout
         cpu, hwm = None, 0
@@ -321,6 +347,7 @@ outputs:
             p.kill()
             out, err = p.communicate()
         es1 = cpu_ticks(self.es.proc.pid)
+        self.perf_stop(prof)
         rc = sl.terminate(120)
         st = self.es.stats()
         fs = sl.final_stats() or {}
@@ -448,6 +475,9 @@ def main():
     ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
     ap.add_argument("--json", help="also write every run's numbers to this file")
+    ap.add_argument("--perf", metavar="DIR", help="record a perf profile of each sluice run into "
+                    "DIR/<variant>-<n>.data (`perf report -i ...`); figures then include perf's "
+                    "overhead")
     ap.add_argument("--baseline", help="another build directory: adds the variant 'baseline', the "
                     "default config run by that build's sluice, interleaved with the others")
     ap.add_argument("--fwd-conns", type=int, default=4, help="forward: client connections")
