@@ -590,6 +590,18 @@ class Sluice:
             time.sleep(0.1)
         return False
 
+    def wait_lines(self, pattern, count, timeout_s):
+        """Waits until the log has at least count lines matching pattern (e.g. the count before a
+        fault cycle + 1: a new line in this cycle)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len(self.lines(pattern)) >= count:
+                return True
+            if not self.alive():
+                break
+            time.sleep(0.1)
+        return len(self.lines(pattern)) >= count
+
     def terminate(self, timeout_s=60):
         """SIGTERM, wait up to timeout_s; returns the exit code (None: had to SIGKILL)."""
         t0 = time.monotonic()

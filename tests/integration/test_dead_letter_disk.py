@@ -127,19 +127,6 @@ def wait_all_done(mk, es, dl_dir, group, topic, n, timeout_s):
     return False
 
 
-def wait_lines(sl, pattern, count, timeout_s):
-    """Waits until the log has at least count lines matching pattern (the count before a fault
-    cycle + 1: a new line in this cycle)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(sl.lines(pattern)) >= count:
-            return True
-        if not sl.alive():
-            break
-        time.sleep(0.1)
-    return len(sl.lines(pattern)) >= count
-
-
 def fate_checks(ck, mk, es, dl_dir, group, topic, n, label):
     """Once drained: every one of the n records produced so far is indexed or dead-lettered
     exactly once, the store has no torn line, the committed offsets reach the end."""
@@ -181,6 +168,21 @@ def final_checks(ck, sl, mk, es, dl_dir, group, topic, n, label):
     return idx, dls, missing, dupes, peak
 
 
+def after_fault(ck, sl, mk, es, dl_dir, group, total, cn, cleared, again0, last):
+    """Once the fault is cleared: everything so far indexed or dead-lettered and committed, the
+    recovery logged, and the fates checked (the final checks after the last cycle). Returns
+    (delivered, dead-lettered, missing, duplicates, peak RSS MiB)."""
+    mk.wait_produced(60)
+    ck.check(wait_all_done(mk, es, dl_dir, group, "logs", total, 40),
+             f"{cn}: after {cleared} everything is indexed or dead-lettered and committed",
+             sl.log_tail(5))
+    ck.check(sl.wait_lines(r"works again", again0 + 1, 5), f"{cn}: recovery logged")
+    if last:
+        return final_checks(ck, sl, mk, es, dl_dir, group, "logs", total, cn)
+    idx, dls, missing, dupes = fate_checks(ck, mk, es, dl_dir, group, "logs", total, cn)
+    return idx, dls, missing, dupes, sl.rss.peak_hwm_kb / 1024
+
+
 def start(procs, mk, es, wd, dl_dir, group):
     cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group=group,
                           topics=("logs",), match="kafka.logs", shutdown_timeout="5s",
@@ -216,7 +218,7 @@ def scenario_full(ck, procs, es, mnt):
         again0 = len(sl.lines(r"works again"))
         held0 = len(store_lines(dl_dir))
         mk.produce("logs", n, rate=4000)  # the store fills line by line, not in one sync
-        ck.check(wait_lines(sl, r"No space left on device", err0 + 1, 40), f"{cn}: ENOSPC logged",
+        ck.check(sl.wait_lines(r"No space left on device", err0 + 1, 40), f"{cn}: ENOSPC logged",
                  sl.log_tail(5))
         lines = sl.lines(r"No space left on device")[err0:]
         ck.check(lines and mnt in lines[0] and "errno 28" in lines[0],
@@ -236,17 +238,8 @@ def scenario_full(ck, procs, es, mnt):
         ck.eq(mk.committed(group, "logs"), com, f"{cn}: committed offsets do not move while full")
         ck.check(held0 < held, f"{cn}: the store took what fitted ({held - held0} lines)")
         os.unlink(filler)
-        mk.wait_produced(60)
-        ck.check(wait_all_done(mk, es, dl_dir, group, "logs", total, 40),
-                 f"{cn}: after freeing space everything is indexed or dead-lettered and committed",
-                 sl.log_tail(5))
-        ck.check(wait_lines(sl, r"works again", again0 + 1, 5), f"{cn}: recovery logged")
-        if cyc + 1 < CYCLES:
-            idx, dls, missing, dupes = fate_checks(ck, mk, es, dl_dir, group, "logs", total, cn)
-            peak = sl.rss.peak_hwm_kb / 1024
-        else:
-            idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs",
-                                                          total, cn)
+        idx, dls, missing, dupes, peak = after_fault(ck, sl, mk, es, dl_dir, group, total, cn,
+                                                     "freeing space", again0, cyc + 1 == CYCLES)
         H.log(f"RESULT disk {cn}: in {total} delivered {idx} dead-lettered {dls} missing "
               f"{missing} dupes {dupes} (while full: {held} lines in the store, {docs_full} docs, "
               f"committed {sum(max(c, 0) for c in com.values())}) errors logged {n_err} peak RSS "
@@ -284,7 +277,7 @@ def scenario_read_only(ck, procs, es, mnt):
             return
         try:
             ro_at = len(store_lines(dl_dir))
-            ck.check(wait_lines(sl, r"Read-only file system", err0 + 1, 15),
+            ck.check(sl.wait_lines(r"Read-only file system", err0 + 1, 15),
                      f"{cn}: EROFS logged", sl.log_tail(5))
             lines = sl.lines(r"Read-only file system")[err0:]
             ck.check(lines and mnt in lines[0] and "errno 30" in lines[0],
@@ -298,17 +291,8 @@ def scenario_read_only(ck, procs, es, mnt):
         finally:
             err, _ = remount(mnt, "rw")
         ck.check(err is None, f"{cn}: remounted rw", err)
-        mk.wait_produced(60)
-        ck.check(wait_all_done(mk, es, dl_dir, group, "logs", total, 40),
-                 f"{cn}: after rw everything is indexed or dead-lettered and committed",
-                 sl.log_tail(5))
-        ck.check(wait_lines(sl, r"works again", again0 + 1, 5), f"{cn}: recovery logged")
-        if cyc + 1 < CYCLES:
-            idx, dls, missing, dupes = fate_checks(ck, mk, es, dl_dir, group, "logs", total, cn)
-            peak = sl.rss.peak_hwm_kb / 1024
-        else:
-            idx, dls, missing, dupes, peak = final_checks(ck, sl, mk, es, dl_dir, group, "logs",
-                                                          total, cn)
+        idx, dls, missing, dupes, peak = after_fault(ck, sl, mk, es, dl_dir, group, total, cn,
+                                                     "rw", again0, cyc + 1 == CYCLES)
         H.log(f"RESULT {cn}: in {total} delivered {idx} dead-lettered {dls} missing {missing} "
               f"dupes {dupes} (store had {ro_at} lines at the remount; committed while ro "
               f"{sum(max(c, 0) for c in com.values())}) peak RSS {peak:.1f} MiB vs {MEM_LIMIT_MIB} "

@@ -229,19 +229,6 @@ def stored_chunks(storage):
     return out
 
 
-def wait_lines(sl, pattern, count, timeout_s):
-    """Waits until the log has at least count lines matching pattern (the count before a fault
-    cycle + 1: a new line in this cycle)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(sl.lines(pattern)) >= count:
-            return True
-        if not sl.alive():
-            break
-        time.sleep(0.1)
-    return len(sl.lines(pattern)) >= count
-
-
 def check_acked_stored(ck, cl, ids, storage, label):
     """Long setting: every chunk acked so far is in the store (esemu faulted: nothing deleted)."""
     with cl.lock:
@@ -431,7 +418,7 @@ def scenario_disk_full(ck, P, es, mnt):
         frames = chunks(first, n_chunks, per)
         ids = [c for c, _ in frames]
         cl.send(frames)
-        ck.check(wait_lines(sl, r"storage_error|No space left", err0 + 1, 20),
+        ck.check(sl.wait_lines(r"storage_error|No space left", err0 + 1, 20),
                  f"{cn}: a storage error logged")
         # the count of acks must stop moving below the total
         prev, stable_since = -1, time.monotonic()
@@ -464,7 +451,7 @@ def scenario_disk_full(ck, P, es, mnt):
                                    cn)
         ck.check(wait_empty(storage, 10), f"{cn}: storage directory empty at the end",
                  segments(storage))
-        ck.check(wait_lines(sl, r"works again", again0 + 1, 1), f"{cn}: recovery logged")
+        ck.check(sl.wait_lines(r"works again", again0 + 1, 1), f"{cn}: recovery logged")
         if LONG:
             H.log(f"RESULT {cn}: in {n_chunks * per} acked-before-clear {acked_full * per} "
                   f"delivered so far {r['unique']} dupes {r['dupes']} missing {r['missing']} "
@@ -478,14 +465,19 @@ def scenario_disk_full(ck, P, es, mnt):
           f"docs {n} errors {errs} peak RSS {peak:.1f} MiB {extra(es, wd)}{cycles}")
 
 
-def scenario_read_only(ck, P, es, mnt):
+def start_read_only(P, es, mnt):
+    """A fresh esemu state and a sluice storing under mnt/buffer-ro, with a client connected."""
     wd = P.tmpdir("fst4-")
     storage = os.path.join(mnt, "buffer-ro")
     es.reset()
     es.clear_faults()
     hp = H.free_port()
     sl = P.add(H.Sluice(config(es.url, wd, storage, hp), wd))
-    cl = Client(port_of(sl))
+    return wd, storage, hp, sl, Client(port_of(sl))
+
+
+def scenario_read_only(ck, P, es, mnt):
+    wd, storage, hp, sl, cl = start_read_only(P, es, mnt)
     per = 500
     first = chunks(3000, 40, per)
     second = chunks(3040, 40, per)
@@ -559,13 +551,7 @@ def chunk_seqs(cid, per):
 
 
 def scenario_read_only_long(ck, P, es, mnt):
-    wd = P.tmpdir("fst4-")
-    storage = os.path.join(mnt, "buffer-ro")
-    es.reset()
-    es.clear_faults()
-    hp = H.free_port()
-    sl = P.add(H.Sluice(config(es.url, wd, storage, hp), wd))
-    cl = Client(port_of(sl))
+    wd, storage, hp, sl, cl = start_read_only(P, es, mnt)
     per, first = 500, 3000
     snd = PacedSender(cl, first, per, 0.25)
     snd.start()
@@ -594,7 +580,7 @@ def scenario_read_only_long(ck, P, es, mnt):
                         if not all(s in seqs for s in chunk_seqs(c, per))]
                 ck.check(not lost, f"{cn}: every chunk acked before the remount is stored or "
                          f"indexed ({len(acked_ro)} acked)", lost[:5])
-                ck.check(wait_lines(sl, r"Read-only file system", erofs0 + 1, 15),
+                ck.check(sl.wait_lines(r"Read-only file system", erofs0 + 1, 15),
                          f"{cn}: EROFS logged", sl.log_tail(5))
                 time.sleep(3)
                 lines = sl.lines(r"Read-only file system")[erofs0:]
@@ -620,7 +606,7 @@ def scenario_read_only_long(ck, P, es, mnt):
             ids = [c for c, _ in sent]
             ck.check(cl.wait_acks(ids, 20), f"{cn}: every chunk sent so far acked after rw "
                      f"({cl.n_acks(ids)} of {len(ids)})")
-            ck.check(wait_lines(sl, r"works again", again0 + 1, 5), f"{cn}: recovery logged")
+            ck.check(sl.wait_lines(r"works again", again0 + 1, 5), f"{cn}: recovery logged")
             # the chunks sent up to the rw remount are all indexed once; newer ones may be too
             deadline = time.monotonic() + 30
             while True:
