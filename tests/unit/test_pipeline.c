@@ -319,6 +319,38 @@ static void test_conservation_random(void **state)
     teardown(&fx);
 }
 
+/* A pipeline from sl_pipeline_init (budget callbacks installed), with no outputs, its dead-letter
+ * store in a fresh directory, on a loop of its own. */
+struct real_pipe {
+    char dir[32];
+    struct sl_config cfg;
+    struct sl_loop *l;
+    struct sl_pipeline p;
+};
+
+static void real_pipe_open(struct real_pipe *rp, uint64_t budget)
+{
+    memset(rp, 0, sizeof *rp);
+    strcpy(rp->dir, "/tmp/sl-test-pipe-XXXXXX");
+    assert_non_null(mkdtemp(rp->dir));
+    rp->cfg.service.dead_letter_path = rp->dir;
+    rp->cfg.service.dead_letter_max_size = 1 << 20;
+    rp->l = sl_loop_new();
+    assert_non_null(rp->l);
+    char err[256];
+    assert_int_equal(sl_pipeline_init(&rp->p, rp->l, &rp->cfg, budget, err, sizeof err), 0);
+}
+
+static void real_pipe_close(struct real_pipe *rp)
+{
+    sl_budget_release(&rp->p.budget, rp->p.budget.used);
+    sl_pipeline_fini(&rp->p);
+    sl_loop_free(rp->l);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", rp->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static int fired;
 
 static void count_cb(struct sl_timer *t)
@@ -333,52 +365,40 @@ static void count_cb(struct sl_timer *t)
 static void test_room_restarts_watched_timers(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/sl-test-room-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    struct sl_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.service.dead_letter_path = dir;
-    cfg.service.dead_letter_max_size = 1 << 20;
-    struct sl_loop *l = sl_loop_new();
-    assert_non_null(l);
-    static struct sl_pipeline p;
-    char err[256];
-    assert_int_equal(sl_pipeline_init(&p, l, &cfg, 1000, err, sizeof err), 0);
+    static struct real_pipe rp;
+    real_pipe_open(&rp, 1000);
+    struct sl_pipeline *p = &rp.p;
+    struct sl_loop *l = rp.l;
     struct sl_timer polled = {.cb = count_cb}, stopped = {.cb = count_cb};
     sl_timer_start(l, &polled, 60000); /* armed long before, as a poll timer can be */
-    sl_pipeline_watch_room(&p, &polled);
-    sl_pipeline_watch_room(&p, &stopped); /* not running (an input that stopped): left so */
+    sl_pipeline_watch_room(p, &polled);
+    sl_pipeline_watch_room(p, &stopped); /* not running (an input that stopped): left so */
     fired = 0;
 
-    sl_budget_charge(&p.budget, 1000); /* full */
-    assert_true(sl_pipeline_backpressure(&p));
-    sl_budget_release(&p.budget, 200); /* 800: still at or above the resume mark (750) */
+    sl_budget_charge(&p->budget, 1000); /* full */
+    assert_true(sl_pipeline_backpressure(p));
+    sl_budget_release(&p->budget, 200); /* 800: still at or above the resume mark (750) */
     sl_loop_run_once(l, 0);
     assert_int_equal(fired, 0);
-    sl_budget_release(&p.budget, 100); /* 700: room */
+    sl_budget_release(&p->budget, 100); /* 700: room */
     assert_true(polled.active);
     assert_false(stopped.active);
     sl_loop_run_once(l, 0);
     assert_int_equal(fired, 1);
-    sl_budget_release(&p.budget, 100); /* already below: no second wake-up */
+    sl_budget_release(&p->budget, 100); /* already below: no second wake-up */
     sl_loop_run_once(l, 0);
     assert_int_equal(fired, 1);
 
     /* unwatched timers are never touched again (the input that owned them may be gone) */
     sl_timer_start(l, &polled, 60000);
-    sl_pipeline_unwatch_room(&p, &polled);
-    sl_pipeline_unwatch_room(&p, &stopped);
-    sl_budget_charge(&p.budget, 500);
-    sl_budget_release(&p.budget, 500);
+    sl_pipeline_unwatch_room(p, &polled);
+    sl_pipeline_unwatch_room(p, &stopped);
+    sl_budget_charge(&p->budget, 500);
+    sl_budget_release(&p->budget, 500);
     sl_loop_run_once(l, 0);
     assert_int_equal(fired, 1);
     sl_timer_stop(l, &polled);
-    sl_budget_release(&p.budget, p.budget.used);
-    sl_pipeline_fini(&p);
-    sl_loop_free(l);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    real_pipe_close(&rp);
 }
 
 /* An output's idle pool (cached bytes): fits under the limit with everything else, is freed by a
@@ -404,68 +424,56 @@ static const struct sl_output_ops pool_ops = {.reclaim = pool_reclaim};
 static void test_cached_bytes_reclaimed_not_paused(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/sl-test-cache-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    struct sl_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.service.dead_letter_path = dir;
-    cfg.service.dead_letter_max_size = 1 << 20;
-    struct sl_loop *l = sl_loop_new();
-    static struct sl_pipeline p;
-    char err[256];
-    assert_int_equal(sl_pipeline_init(&p, l, &cfg, 1000, err, sizeof err), 0);
-    struct pool_fake a = {.b = &p.budget}, b = {.b = &p.budget};
-    p.outputs[0] = (struct sl_output){.name = "a", .ops = &pool_ops, .impl = &a};
-    p.outputs[1] = (struct sl_output){.name = "b", .ops = &pool_ops, .impl = &b};
-    p.n_outputs = 2;
+    static struct real_pipe rp;
+    real_pipe_open(&rp, 1000);
+    struct sl_pipeline *p = &rp.p;
+    struct pool_fake a = {.b = &p->budget}, b = {.b = &p->budget};
+    p->outputs[0] = (struct sl_output){.name = "a", .ops = &pool_ops, .impl = &a};
+    p->outputs[1] = (struct sl_output){.name = "b", .ops = &pool_ops, .impl = &b};
+    p->n_outputs = 2;
 
     /* two batches of 400 go idle: the inputs see the room at once */
-    sl_budget_charge(&p.budget, 800);
-    assert_false(sl_budget_can_resume(&p.budget));
-    assert_true(sl_budget_cache_room(&p.budget, 0));
-    sl_budget_cache(&p.budget, 400);
+    sl_budget_charge(&p->budget, 800);
+    assert_false(sl_budget_can_resume(&p->budget));
+    assert_true(sl_budget_cache_room(&p->budget, 0));
+    sl_budget_cache(&p->budget, 400);
     a.held = 400;
-    sl_budget_cache(&p.budget, 400);
+    sl_budget_cache(&p->budget, 400);
     b.held = 400;
-    assert_int_equal(p.budget.used, 0);
-    assert_int_equal(p.budget.cached, 800);
-    assert_true(sl_budget_can_resume(&p.budget));
-    assert_false(sl_pipeline_backpressure(&p));
-    assert_false(sl_budget_cache_room(&p.budget, 201));
+    assert_int_equal(p->budget.used, 0);
+    assert_int_equal(p->budget.cached, 800);
+    assert_true(sl_budget_can_resume(&p->budget));
+    assert_false(sl_pipeline_backpressure(p));
+    assert_false(sl_budget_cache_room(&p->budget, 201));
 
     /* 150 more live bytes fit beside the cache: nothing is freed */
-    sl_budget_charge(&p.budget, 150);
+    sl_budget_charge(&p->budget, 150);
     assert_int_equal(a.calls + b.calls, 0);
     /* 350 more: used + cached would be 1300, so 300 cached bytes go, from the first pool on */
-    sl_budget_charge(&p.budget, 350);
-    assert_int_equal(p.budget.used, 500);
-    assert_int_equal(p.budget.cached, 500);
+    sl_budget_charge(&p->budget, 350);
+    assert_int_equal(p->budget.used, 500);
+    assert_int_equal(p->budget.cached, 500);
     assert_int_equal(a.held, 100);
     assert_int_equal(b.held, 400);
-    assert_int_equal(p.budget.peak, 1000);
+    assert_int_equal(p->budget.peak, 1000);
     /* more than a holds: b gives the rest */
-    sl_budget_charge(&p.budget, 300);
+    sl_budget_charge(&p->budget, 300);
     assert_int_equal(a.held, 0);
     assert_int_equal(b.held, 200);
-    assert_int_equal(p.budget.used + p.budget.cached, 1000);
+    assert_int_equal(p->budget.used + p->budget.cached, 1000);
     /* reuse: cached bytes live again, no new memory */
-    sl_budget_uncache(&p.budget, 200);
+    sl_budget_uncache(&p->budget, 200);
     b.held = 0;
-    assert_int_equal(p.budget.used, 1000);
-    assert_int_equal(p.budget.cached, 0);
-    assert_true(sl_pipeline_backpressure(&p));
+    assert_int_equal(p->budget.used, 1000);
+    assert_int_equal(p->budget.cached, 0);
+    assert_true(sl_pipeline_backpressure(p));
     /* nothing cached to give: the charge overshoots (the documented one-batch overshoot) */
-    sl_budget_charge(&p.budget, 10);
-    assert_int_equal(p.budget.used, 1010);
-    assert_int_equal(p.budget.peak, 1010);
+    sl_budget_charge(&p->budget, 10);
+    assert_int_equal(p->budget.used, 1010);
+    assert_int_equal(p->budget.peak, 1010);
 
-    sl_budget_release(&p.budget, p.budget.used);
-    p.n_outputs = 0;
-    sl_pipeline_fini(&p);
-    sl_loop_free(l);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    p->n_outputs = 0;
+    real_pipe_close(&rp);
 }
 
 int main(void)
