@@ -722,3 +722,51 @@ size_t sl_jedit_apply(const struct sl_jedit *e, const char *in, size_t len,
     if (skipped) *skipped = c.skipped;
     return c.n;
 }
+
+/* ---- carrying a scan over ---- */
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Whether a member the plan may append (a top-level node: set, rename target, or the parent of a
+ * nested one) could be where path's value is found. */
+static int may_append(const struct sl_jedit *e, const char *path)
+{
+    const char *dot = strchr(path, '.');
+    size_t cl = dot ? (size_t)(dot - path) : strlen(path);
+    for (size_t k = 1; k < e->n_nodes; k++) {
+        const struct node *nd = &e->nodes[k];
+        if (nd->parent != 0) continue;
+        /* the scanner compares raw (escaped) keys: only a plain segment compares as itself */
+        if (!nd->plain || (nd->seg_len == cl && memcmp(nd->seg, path, cl) == 0)) return 1;
+    }
+    return 0;
+}
+
+int sl_jedit_carry_scan(const struct sl_jedit *e, const char *in, size_t len, const char *out,
+                        size_t n, const struct sl_json_scan *in_scan, struct sl_json_scan *out_scan)
+{
+    size_t lead = 0, end = len;
+    while (lead < len && is_ws(in[lead]))
+        lead++;
+    while (end > lead && is_ws(in[end - 1]))
+        end--;
+    if (end - lead < 2 || in[lead] != '{' || in[end - 1] != '}') return 0;
+    size_t body = end - 1 - lead; /* the object without its closing brace */
+    if (n <= body || memcmp(out, in + lead, body) != 0) return 0;
+    struct sl_json_scan s = *in_scan;
+    for (size_t k = 0; k < s.n_paths && k < SL_JSON_MAX_PATHS; k++) {
+        if (!s.paths[k]) continue;
+        if (s.val[k])
+            s.val[k] = out + (s.val[k] - (in + lead));
+        else if (may_append(e, s.paths[k]))
+            return 0;
+    }
+    /* In valid JSON a raw CR or LF can only sit between tokens; the input's flag may also have
+     * counted whitespace around the object, which the edit dropped. */
+    s.has_raw_newline = memchr(out, '\n', n) || memchr(out, '\r', n);
+    *out_scan = s;
+    return 1;
+}

@@ -85,4 +85,16 @@ size_t sl_jedit_apply(const struct sl_jedit *e, const char *in, size_t len,
 size_t sl_jedit_bound(const struct sl_jedit *e, size_t len, const struct sl_jval *vals,
                       size_t n_vals);
 
+/* The scan of the edited record without scanning it again, when that is sure to give the same
+ * result: out[0..n) (sl_jedit_apply's output for in[0..len)) must begin with the whole input
+ * object except its closing brace, i.e. the plan only appended members (add_fields of keys the
+ * record does not have, the usual case). Found values then sit at the same place in out, and a
+ * path not found stays not found unless a top-level key the plan names could be its first
+ * component. in_scan is sl_json_scan_object's result on in; out_scan may be the same object.
+ * Returns 1 with out_scan filled, or 0 (out_scan untouched): scan out instead. */
+struct sl_json_scan;
+int sl_jedit_carry_scan(const struct sl_jedit *e, const char *in, size_t len, const char *out,
+                        size_t n, const struct sl_json_scan *in_scan,
+                        struct sl_json_scan *out_scan);
+
 #endif

@@ -164,6 +164,15 @@ static void render(struct sl_edits *e, const char *t, const struct sl_event *ev,
     *len += w;
 }
 
+/* Whether s is a scan of the record for exactly the pipeline's paths. */
+static bool carries(const struct sl_pipeline *p, const struct sl_json_scan *s)
+{
+    if (!s || s->n_paths != p->n_paths) return false;
+    for (size_t i = 0; i < p->n_paths; i++)
+        if (s->paths[i] != p->paths[i]) return false;
+    return true;
+}
+
 void sl_edits_apply(struct sl_edits *e, const struct sl_pipeline *p, struct sl_event *ev,
                     struct sl_json_scan *scan)
 {
@@ -197,13 +206,18 @@ void sl_edits_apply(struct sl_edits *e, const struct sl_pipeline *p, struct sl_e
     /* 0 only for an input that is not one JSON object; inputs hand over validated objects */
     if (n == 0) abort();
     ev->ack.ctr->edit_skipped += skipped;
+    /* The input's scan carries over when the edit only appended members (add_fields of new
+     * keys): the record is not scanned a second time. */
+    if (!carries(p, ev->scan) ||
+        !sl_jedit_carry_scan(e->plan, ev->payload, ev->payload_len, out, n, ev->scan, scan)) {
+        memset(scan, 0, sizeof *scan);
+        for (size_t i = 0; i < p->n_paths; i++)
+            scan->paths[i] = p->paths[i];
+        scan->n_paths = p->n_paths;
+        if (sl_json_scan_object(out, n, scan) != 0) abort();
+    }
     ev->payload = out;
     ev->payload_len = n;
-    memset(scan, 0, sizeof *scan);
-    for (size_t i = 0; i < p->n_paths; i++)
-        scan->paths[i] = p->paths[i];
-    scan->n_paths = p->n_paths;
-    if (sl_json_scan_object(ev->payload, ev->payload_len, scan) != 0) abort();
     ev->scan = scan;
     if (e->vbuf.cap > KEEP_BYTES) buf_drop(e, &e->vbuf);
 }

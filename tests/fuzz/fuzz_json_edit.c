@@ -8,7 +8,8 @@
  *  3. when nothing was skipped and the record has no escapes (the scanner compares raw keys, the
  *     editor decoded ones), each set path holds exactly its value and each rename target exactly
  *     the source's value from the input;
- *  4. the top-level members whose key no edit names come through in order, byte for byte. */
+ *  4. the top-level members whose key no edit names come through in order, byte for byte;
+ *  5. when sl_jedit_carry_scan carries the input's scan over, it equals a scan of the output. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +131,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(tight);
     struct sl_json_scan so;
     memset(&so, 0, sizeof(so));
+    for (size_t k = 0; k < 8; k++)
+        so.paths[k] = pool[k];
+    so.n_paths = 8;
     CHECK(sl_json_scan_object(out, n, &so) == 0);
+    /* 5. a scan carried over from the input is the scan of the output */
+    struct sl_json_scan si, sc;
+    memset(&si, 0, sizeof(si));
+    for (size_t k = 0; k < 8; k++)
+        si.paths[k] = pool[k];
+    si.n_paths = 8;
+    CHECK(sl_json_scan_object(in, len, &si) == 0);
+    if (sl_jedit_carry_scan(e, in, len, out, n, &si, &sc)) {
+        for (size_t k = 0; k < 8; k++) {
+            CHECK((sc.val[k] == NULL) == (so.val[k] == NULL));
+            if (so.val[k]) CHECK(sc.val[k] == so.val[k] && sc.vlen[k] == so.vlen[k]);
+        }
+        CHECK(sc.has_raw_newline == so.has_raw_newline);
+    }
 
     int escapes = memchr(in, '\\', len) != NULL;
     for (size_t k = 0; k < ne; k++) {

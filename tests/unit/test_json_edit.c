@@ -326,15 +326,92 @@ static void test_fast_path_record(void **state)
     sl_jedit_free(e);
 }
 
+/* Applies e, then carries the input's scan over (or not, want_carry) and checks that a carried
+ * scan is exactly the scan of the output. */
+static void expect_carry(const struct sl_jedit *e, const char *in, const char *const *vals,
+                         size_t nv, int want_carry)
+{
+    static const char *const paths[] = {"a", "a.b", "time", "k", "new", "@timestamp"};
+    struct sl_jval v[MAX_VALS];
+    for (size_t k = 0; k < nv; k++) {
+        v[k].p = vals[k];
+        v[k].n = strlen(vals[k]);
+    }
+    size_t len = strlen(in);
+    char out[1024];
+    size_t n = sl_jedit_apply(e, in, len, v, nv, out, sizeof(out), NULL);
+    assert_true(n > 0);
+    struct sl_json_scan si, so, sc;
+    memset(&si, 0, sizeof(si));
+    memset(&so, 0, sizeof(so));
+    for (size_t k = 0; k < 6; k++)
+        si.paths[k] = so.paths[k] = paths[k];
+    si.n_paths = so.n_paths = 6;
+    assert_int_equal(sl_json_scan_object(in, len, &si), 0);
+    assert_int_equal(sl_json_scan_object(out, n, &so), 0);
+    int got = sl_jedit_carry_scan(e, in, len, out, n, &si, &sc);
+    if (got != want_carry) print_error("in %s out %.*s: carried %d\n", in, (int)n, out, got);
+    assert_int_equal(got, want_carry);
+    if (!got) return;
+    for (size_t k = 0; k < 6; k++) {
+        assert_true((sc.val[k] == NULL) == (so.val[k] == NULL));
+        if (so.val[k]) {
+            assert_ptr_equal(sc.val[k], so.val[k]);
+            assert_int_equal(sc.vlen[k], so.vlen[k]);
+        }
+    }
+    assert_int_equal(sc.has_raw_newline, so.has_raw_newline);
+}
+
+static void test_carry_scan(void **state)
+{
+    (void)state;
+    const struct step add[] = {{SET, "extra", NULL, 0}, {SET, "tag", NULL, 1}};
+    struct sl_jedit *e = plan(add, 2);
+    const char *const vals[] = {"\"v\"", "\"t\""};
+    /* members only appended: carried, whitespace around the object and a trailing newline too */
+    expect_carry(e, "{\"a\":{\"b\":1},\"time\":\"x\",\"k\":[1,2]}", vals, 2, 1);
+    expect_carry(e, "  {\"a\": {\"b\" : 1},\n \"k\":null}\n", vals, 2, 1);
+    expect_carry(e, "{}", vals, 2, 1);
+    /* "extra" exists: replaced in place, so the output is scanned again */
+    expect_carry(e, "{\"extra\":0,\"a\":1}", vals, 2, 0);
+    sl_jedit_free(e);
+
+    /* a path the record lacks ("new", "k") is what the plan appends: scanned again */
+    const struct step add_new[] = {{SET, "new", NULL, 0}};
+    e = plan(add_new, 1);
+    expect_carry(e, "{\"a\":1}", vals, 1, 0);
+    sl_jedit_free(e);
+    const struct step add_k[] = {{SET, "k", NULL, 0}};
+    e = plan(add_k, 1);
+    expect_carry(e, "{\"a\":1}", vals, 1, 0);
+    expect_carry(e, "{\"a\":1,\"k\":2}", vals, 1, 0);
+    sl_jedit_free(e);
+    /* a nested set into an existing object, a removal, a rename: scanned again */
+    const struct step nested[] = {{SET, "a.c", NULL, 0}};
+    e = plan(nested, 1);
+    expect_carry(e, "{\"a\":{\"b\":1},\"z\":2}", vals, 1, 0);
+    sl_jedit_free(e);
+    const struct step rm[] = {{REMOVE, "z", NULL, 0}};
+    e = plan(rm, 1);
+    expect_carry(e, "{\"a\":1,\"z\":2}", vals, 0, 0);
+    expect_carry(e, "{\"a\":1}", vals, 0, 1); /* nothing to remove: unchanged, carried */
+    sl_jedit_free(e);
+    const struct step rn[] = {{RENAME, "z", "y", 0}};
+    e = plan(rn, 1);
+    expect_carry(e, "{\"z\":1,\"a\":2}", vals, 0, 0);
+    sl_jedit_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_remove),           cmocka_unit_test(test_remove_nested),
-        cmocka_unit_test(test_set_top_level),    cmocka_unit_test(test_set_nested),
-        cmocka_unit_test(test_rename),           cmocka_unit_test(test_order_and_mix),
-        cmocka_unit_test(test_escaped_keys),     cmocka_unit_test(test_tricky_values),
-        cmocka_unit_test(test_invalid_input),    cmocka_unit_test(test_build_conflicts),
-        cmocka_unit_test(test_fast_path_record),
+        cmocka_unit_test(test_carry_scan),      cmocka_unit_test(test_remove),
+        cmocka_unit_test(test_remove_nested),   cmocka_unit_test(test_set_top_level),
+        cmocka_unit_test(test_set_nested),      cmocka_unit_test(test_rename),
+        cmocka_unit_test(test_order_and_mix),   cmocka_unit_test(test_escaped_keys),
+        cmocka_unit_test(test_tricky_values),   cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_build_conflicts), cmocka_unit_test(test_fast_path_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
