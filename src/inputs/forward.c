@@ -13,8 +13,9 @@
  * Memory: each connection's read buffer grows only to the frame being cut (at most
  * max_frame_size) and is charged to the budget, like the JSON scratch buffer and the gzip output
  * buffer (shared by all connections: decoding is synchronous on the loop). When the pipeline
- * signals backpressure no connection is read (TCP flow control pushes back on the clients);
- * frames already buffered wait, unprocessed and unacked, until the budget can resume.
+ * signals backpressure no connection is read (TCP flow control pushes back on the clients),
+ * except into room a buffer already has; frames already buffered wait, unprocessed and unacked,
+ * until the budget can resume, or until nothing else is in flight (break_partial_deadlock).
  *
  * TLS (tls: true, TCP listener only): each connection first runs a non-blocking SSL_accept on the
  * loop (the HELO, when a shared_key is set, is queued and written once it completes), bounded by
@@ -232,8 +233,12 @@ static bool reading(const struct fconn *c)
     const struct sl_fwd_in *f = c->f;
     if (f->stored && (f->st_error || f->st_full || (c->wr_end && c->rlen == c->rcap)))
         return false; /* the store takes nothing now, or the buffer waits for its group's sync */
-    return !c->closed && !c->doomed && !c->eof && !c->close_after_write && !f->paused &&
-           !f->stopping;
+    /* While paused, a request being read still fills the room its buffer already has: that room
+     * is charged, so reading costs nothing, and stopping there could leave a request that needs
+     * the whole budget half-read for good. Growing the buffer waits for the resume. */
+    bool charged_room = !f->stored && c->rlen > 0 && c->rlen < c->rcap;
+    return !c->closed && !c->doomed && !c->eof && !c->close_after_write &&
+           (!f->paused || charged_room) && !f->stopping;
 }
 
 static void conn_update_events(struct fconn *c)
@@ -1455,6 +1460,18 @@ static void break_partial_deadlock(struct sl_fwd_in *f, uint64_t now)
         !sl_budget_full(&f->p->budget)) {
         f->stuck_since = 0;
         return;
+    }
+    /* A complete request is buffered: taking it in is what frees its buffer, and nothing else
+     * will. Resume now (the input pauses again after that request); this is not a deadlock. */
+    for (struct fconn *c = f->conns; c; c = c->next) {
+        size_t n = 0;
+        if (!f->stored && !c->doomed && !c->closed && c->rlen &&
+            sl_mp_frame_len(c->rbuf, c->rlen, f->fc->max_frame_size, &n, NULL) ==
+                SL_MP_FRAME_DONE) {
+            f->stuck_since = 0;
+            set_paused(f, false);
+            return;
+        }
     }
     if (!f->stuck_since) f->stuck_since = now;
     if (now - f->stuck_since < PARTIAL_DEADLOCK_MS) return;

@@ -6,7 +6,9 @@
     with reason "record too large"; the 20 normal events of the same chunk and of the chunks
     around it are indexed; the chunk's ack comes only after the dead-letter line is in the store;
     peak RSS stays under memory_limit + 16 MiB.
- 2. 1,000 idle connections: 1,000 TCP connections that send nothing are opened to the same input
+ 2. a request that needs the whole pipeline budget, its last bytes sent 0.6 s late: read to the
+    end and acked, not closed as a partial-request deadlock.
+ 3. 1,000 idle connections: 1,000 TCP connections that send nothing are opened to the same input
     (max_connections is the default 1024; RLIMIT_NOFILE is raised for this process and sluice);
     a well-behaved client keeps sending chunks and each is acked promptly; RSS stays under
     memory_limit + 16 MiB; when the idle ones are closed, sluice_forward_connections drops back
@@ -133,6 +135,37 @@ def scenario_big(ck, es, sl, port, dl_dir):
     return seq + 1, n, len(dls), peak
 
 
+def scenario_whole_budget(ck, es, sl, port, hp):
+    """A request whose read buffer grows to the whole pipeline budget (max_frame_size = 3/8 of
+    memory_limit): the 10 MB event and 400 normal ones after it, so the buffer, sized for the
+    frame's lower bound, doubles to max_frame_size. The client stops 300 bytes short of the end
+    for 0.6 s, long enough for the input to pause on the full budget while the request is half
+    read. It must still be read to the end, taken in and acked: reading into room the buffer
+    already has costs nothing, and before that fix the input closed the connection after 2 s
+    ("unfinished request ... closing it") and the client resent it forever."""
+    docs_before = es.docs()
+    c = Conn(port)
+    tail = [[event_time(T0), {"seq": s, "msg": "after the big one"}]
+            for s in range(1_000_000, 1_000_400)]
+    entries = [[event_time(T0), {"seq": 2_000_000, "pad": "y" * BIG}]] + tail
+    frame = msgpack.packb(["whole.budget", entries, {"chunk": "whole"}], use_bin_type=True)
+    t = time.monotonic()
+    c.s.sendall(frame[:-300])
+    time.sleep(0.6)
+    c.s.sendall(frame[-300:])
+    a = c.ack(30)
+    waited = time.monotonic() - t
+    ck.eq(a, {"ack": "whole"}, f"whole budget: the request is acked ({waited:.2f} s)")
+    ck.eq(metric(hp, "sluice_forward_partial_closed_total"), 0.0,
+          "whole budget: no connection closed for holding the budget")
+    n = es.wait_docs(docs_before + 400, 20, label="whole budget")
+    H.check_every_seq_once(ck, [d for d in es.dump() if H.seq_of(d) is not None
+                                and H.seq_of(d) >= 1_000_000],
+                           range(1_000_000, 1_000_400), "whole budget: the 400 events after it")
+    c.s.close()
+    H.log(f"RESULT whole budget: acked after {waited:.2f} s, {n - docs_before} documents")
+
+
 def scenario_idle(ck, es, sl, port, hp, first_seq):
     docs_before = es.docs()
     good = Conn(port)
@@ -225,12 +258,13 @@ def main():
                      sl.log_tail())
             port = port_of(sl)
             n_in, n_deliv, n_dl, _ = scenario_big(ck, es, sl, port, os.path.join(wd, "dead-letter"))
+            scenario_whole_budget(ck, es, sl, port, hp)
             scenario_idle(ck, es, sl, port, hp, 1000)
             ck.eq(sl.terminate(30), 0, "exit code after SIGTERM")
             fs = sl.final_stats()
             i = H.check_conservation(ck, fs, input_name="f")
             if i:
-                ck.eq(i["dead_lettered"], 1, "final-stats: one dead-lettered (the 10 MB event)")
+                ck.eq(i["dead_lettered"], 2, "final-stats: two dead-lettered (the 10 MB events)")
     except Exception as e:  # noqa: BLE001
         ck.crash(e)
     ck.finish()
