@@ -690,6 +690,38 @@ class Sluice:
 # assertions over the results
 
 
+# ---- tmpfs for disk-fault tests (mount needs root; callers skip when it fails)
+
+def mount_tmpfs(path, size):
+    """Mounts a tmpfs of `size` at path; returns None, or why it could not."""
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
+                       capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
+
+
+def umount(path):
+    subprocess.run(["mount", "-o", "remount,rw", path], capture_output=True)
+    subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def remount(path, mode, timeout_s=10, every_s=0.02):
+    """mount -o remount,MODE. A read-only remount fails (busy) while a file on it is open for
+    writing; sluice's stores keep files open only while they write, so this retries until it
+    falls between two writes. Returns (None or the last error, tries)."""
+    deadline = time.monotonic() + timeout_s
+    err, tries = "", 0
+    while time.monotonic() < deadline:
+        tries += 1
+        r = subprocess.run(["mount", "-o", f"remount,{mode}", path], capture_output=True,
+                           text=True)
+        if r.returncode == 0:
+            return None, tries
+        err = r.stderr.strip()
+        time.sleep(every_s)
+    return err, tries
+
+
 def dead_letters(dl_dir):
     """All dead-letter records (parsed) from dl_dir/**.ndjson; bad lines as {'_bad': text}."""
     out = []

@@ -25,7 +25,6 @@ record so far is indexed or dead-lettered exactly once; the mock must not drop a
 Needs `mount -t tmpfs` (root); when it cannot mount, the test exits 77 (ctest: skipped)."""
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -39,34 +38,6 @@ PARTS = 8 if LONG else 4
 CYCLES = 8 if LONG else 1  # fault cycles per scenario, in one sluice run
 FULL_MNT, RO_MNT = ("48m", "48m") if LONG else ("4m", "8m")
 RATE = 0.3  # share of documents esemu rejects with a permanent item 400
-
-
-def mount_tmpfs(path, size):
-    os.makedirs(path, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
-                       capture_output=True, text=True)
-    return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
-
-
-def umount(path):
-    subprocess.run(["mount", "-o", "remount,rw", path], capture_output=True)
-    subprocess.run(["umount", "-l", path], capture_output=True)
-
-
-def remount(path, mode, timeout_s=10):
-    """A read-only remount fails (busy) while a file on it is open for writing; the store opens
-    its file only for the length of a sync, so this retries until it falls between two syncs."""
-    deadline = time.monotonic() + timeout_s
-    err, tries = "", 0
-    while time.monotonic() < deadline:
-        tries += 1
-        r = subprocess.run(["mount", "-o", f"remount,{mode}", path], capture_output=True,
-                           text=True)
-        if r.returncode == 0:
-            return None, tries
-        err = r.stderr.strip()
-        time.sleep(0.02)
-    return err, tries
 
 
 def store_lines(dl_dir):
@@ -271,7 +242,7 @@ def scenario_read_only(ck, procs, es, mnt):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(store_lines(dl_dir)) < lines0 + 100:
             time.sleep(0.1)
-        err, tries = remount(mnt, "ro")
+        err, tries = H.remount(mnt, "ro")
         if not ck.check(err is None, f"{cn}: remounted read-only mid-stream ({tries} tries)",
                         err):
             return
@@ -289,7 +260,7 @@ def scenario_read_only(ck, procs, es, mnt):
             check_commits_durable(ck, mk, es, dl_dir, group, "logs", cn)
             ck.check(sl.alive(), f"{cn}: sluice keeps running")
         finally:
-            err, _ = remount(mnt, "rw")
+            err, _ = H.remount(mnt, "rw")
         ck.check(err is None, f"{cn}: remounted rw", err)
         idx, dls, missing, dupes, peak = after_fault(ck, sl, mk, es, dl_dir, group, total, cn,
                                                      "rw", again0, cyc + 1 == CYCLES)
@@ -313,22 +284,22 @@ def main():
         try:
             es = procs.add(H.EsEmu(workdir=procs.tmpdir("dld-es-")))
             mnt = procs.tmpdir("dld-mnt-")
-            why = mount_tmpfs(mnt, FULL_MNT)
+            why = H.mount_tmpfs(mnt, FULL_MNT)
             if why:
                 skip = f"cannot mount a tmpfs: {why}"
             else:
                 try:
                     scenario_full(ck, procs, es, mnt)
                 finally:
-                    umount(mnt)
-                why = mount_tmpfs(mnt, RO_MNT)
+                    H.umount(mnt)
+                why = H.mount_tmpfs(mnt, RO_MNT)
                 if why:
                     skip = f"cannot mount a tmpfs for the read-only scenario: {why}"
                 else:
                     try:
                         scenario_read_only(ck, procs, es, mnt)
                     finally:
-                        umount(mnt)
+                        H.umount(mnt)
         except Exception as e:  # noqa: BLE001
             ck.crash(e)
     if skip and not ck.failed:

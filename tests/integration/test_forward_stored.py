@@ -38,7 +38,6 @@ import os
 import re
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -367,32 +366,6 @@ def scenario_torn(ck, P, es):
           f"peak RSS {sl2.rss.peak_hwm_kb / 1024:.1f} MiB {extra(es, wd)}")
 
 
-def mount_tmpfs(path, size="2m"):
-    os.makedirs(path, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
-                       capture_output=True, text=True)
-    return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
-
-
-def umount(path):
-    subprocess.run(["umount", "-l", path], capture_output=True)
-
-
-def remount(path, mode, timeout_s=10):
-    """mount -o remount,MODE; a read-only remount fails (busy) while a file is open for writing,
-    so it is retried until sluice has closed its idle segment."""
-    deadline = time.monotonic() + timeout_s
-    err = ""
-    while time.monotonic() < deadline:
-        r = subprocess.run(["mount", "-o", f"remount,{mode}", path], capture_output=True,
-                           text=True)
-        if r.returncode == 0:
-            return None
-        err = r.stderr.strip()
-        time.sleep(0.05)
-    return err
-
-
 def scenario_disk_full(ck, P, es, mnt):
     wd = P.tmpdir("fst3-")
     storage = os.path.join(mnt, "buffer")
@@ -485,7 +458,7 @@ def scenario_read_only(ck, P, es, mnt):
     ck.check(cl.wait_acks([c for c, _ in first], 20), "read-only: first half acked")
     es.wait_docs(40 * per, 20, label="read-only first half")
     ck.check(wait_empty(storage, 10), "read-only: idle store closed its segment")
-    err = remount(mnt, "ro")
+    err, _ = H.remount(mnt, "ro", every_s=0.05)
     if not ck.check(err is None, "read-only: remounted read-only", err):
         return
     try:
@@ -498,7 +471,7 @@ def scenario_read_only(ck, P, es, mnt):
         ck.check(lines and storage in lines[0], "read-only: EROFS logged naming the path",
                  lines[:1])
     finally:
-        err = remount(mnt, "rw")
+        err, _ = H.remount(mnt, "rw", every_s=0.05)
     ck.check(err is None, "read-only: remounted rw", err)
     ck.check(cl.wait_acks(ids2, 20), f"read-only: second half acked after rw "
                                      f"({cl.n_acks(ids2)} of 40)")
@@ -565,7 +538,7 @@ def scenario_read_only_long(ck, P, es, mnt):
             again0 = len(sl.lines(r"works again"))
             errs0 = metric(hp, "sluice_forward_storage_errors_total") or 0
             t_try = time.monotonic()
-            err = remount(mnt, "ro", 60)
+            err, _ = H.remount(mnt, "ro", 60, every_s=0.05)
             t_ro = time.monotonic()
             if not ck.check(err is None, f"{cn}: remounted read-only between two chunks "
                             f"({t_ro - t_try:.1f}s of tries)", err):
@@ -590,7 +563,7 @@ def scenario_read_only_long(ck, P, es, mnt):
                 ck.check(errs is not None and errs > errs0,
                          f"{cn}: sluice_forward_storage_errors_total {errs0} -> {errs}")
             finally:
-                err = remount(mnt, "rw")
+                err, _ = H.remount(mnt, "rw", every_s=0.05)
                 t_rw = time.monotonic()
             ck.check(err is None, f"{cn}: remounted rw", err)
             sent = snd.snapshot()
@@ -657,15 +630,15 @@ def main():
             scenario_durability(ck, P, es)
             scenario_torn(ck, P, es)
             mnt = P.tmpdir("fst-mnt-")
-            why = mount_tmpfs(mnt)
+            why = H.mount_tmpfs(mnt, "2m")
             if why:
                 skip = f"cannot mount a tmpfs for the disk-fault scenarios: {why}"
             else:
                 try:
                     scenario_disk_full(ck, P, es, mnt)
                 finally:
-                    umount(mnt)
-                why = mount_tmpfs(mnt)
+                    H.umount(mnt)
+                why = H.mount_tmpfs(mnt, "2m")
                 if why:
                     skip = f"cannot mount a tmpfs for the read-only scenario: {why}"
                 else:
@@ -675,8 +648,7 @@ def main():
                         else:
                             scenario_read_only(ck, P, es, mnt)
                     finally:
-                        subprocess.run(["mount", "-o", "remount,rw", mnt], capture_output=True)
-                        umount(mnt)
+                        H.umount(mnt)
         except Exception as e:
             ck.crash(e)
     if skip and not ck.failed:
