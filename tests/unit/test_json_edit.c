@@ -44,7 +44,7 @@ static struct sl_jedit *plan(const struct step *s, size_t n)
 static void expect(const struct sl_jedit *e, const char *in, const char *const *vals, size_t nv,
                    const char *want, unsigned want_skipped)
 {
-    struct sl_jval v[MAX_VALS];
+    struct sl_jval v[MAX_VALS] = {0};
     for (size_t k = 0; k < nv; k++) {
         v[k].p = vals[k];
         v[k].n = vals[k] ? strlen(vals[k]) : 0;
@@ -332,7 +332,7 @@ static void expect_carry(const struct sl_jedit *e, const char *in, const char *c
                          size_t nv, int want_carry)
 {
     static const char *const paths[] = {"a", "a.b", "time", "k", "new", "@timestamp"};
-    struct sl_jval v[MAX_VALS];
+    struct sl_jval v[MAX_VALS] = {0};
     for (size_t k = 0; k < nv; k++) {
         v[k].p = vals[k];
         v[k].n = strlen(vals[k]);
