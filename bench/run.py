@@ -26,6 +26,9 @@ What is measured, per run:
              record (ceiling: getrusage at the N-th message; sluice: /proc/PID/stat when esemu
              holds N documents, before SIGTERM) / N. Includes start-up and the group join.
   peak RSS   ceiling: ru_maxrss; sluice: VmHWM (max of samples and final-stats)
+  page faults  minor page faults of the consumer process over the same span as its CPU
+             (ceiling: ru_minflt; sluice: minflt in /proc/PID/stat). On this paravirtualised
+             machine each one is expensive: see docs/performance.md, "Page faults".
   ratio      events/s divided by the median events/s of the default-settings ceiling
 Only the Python standard library is used; processes run under neutral names (harness.exe_alias).
 """
@@ -54,11 +57,19 @@ SLUICE_VARIANTS = {
     # an add-only edit
     "sluice-no-timestamp": ("32MiB", {"timestamp_key": "null"}),
     "sluice-add-fields": ("32MiB", {"add_fields": '{env: prod, src: "${topic}/${partition}"}'}),
+    # glibc's malloc told to keep fetch buffers and batch bodies in its heap (sluice leaves
+    # settings made in GLIBC_TUNABLES alone): fewer page faults, more peak RSS
+    "sluice-glibc-heap": ("32MiB", {}),
     # --baseline BUILD: the default config run by another build's sluice (before/after a change)
     "baseline": ("32MiB", {}),
 }
+# environment added to a variant's sluice process
+VARIANT_ENV = {
+    "sluice-glibc-heap": {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:"
+                          "glibc.malloc.trim_threshold=33554432:glibc.malloc.arena_max=1"},
+}
 ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB",
-       "sluice-no-timestamp", "sluice-add-fields", "forward"]
+       "sluice-no-timestamp", "sluice-add-fields", "sluice-glibc-heap", "forward"]
 LABEL = {
     "ceiling": "ceiling: bare consumer, librdkafka defaults",
     "ceiling-32MiB": "ceiling: bare consumer, sluice's 32MiB prefetch",
@@ -68,6 +79,7 @@ LABEL = {
     "sluice-128MiB": "sluice -> esemu, memory_limit 128MiB",
     "sluice-no-timestamp": "sluice -> esemu, 32MiB, timestamp_key null (no byte added)",
     "sluice-add-fields": "sluice -> esemu, 32MiB, add_fields with 2 fields",
+    "sluice-glibc-heap": "sluice -> esemu, 32MiB, GLIBC_TUNABLES heap reuse (not the default)",
     "forward": "Forward in -> esemu, 32MiB (fwd_client)",
     "baseline": "baseline build's sluice -> esemu, memory_limit 32MiB",
 }
@@ -94,14 +106,19 @@ def parse_size(s):
     return int(m.group(1)) * mult
 
 
-def cpu_ticks(pid):
-    """utime+stime of the whole process (all threads) in clock ticks, or None when gone."""
+def proc_stat(pid):
+    """(utime+stime of the whole process, all threads, in clock ticks; minor page faults), or
+    (None, None) when gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        return int(fields[11]) + int(fields[12]), int(fields[7])
     except (OSError, IndexError, ValueError):
-        return None
+        return None, None
+
+
+def cpu_ticks(pid):
+    return proc_stat(pid)[0]
 
 
 def loadavg():
@@ -199,7 +216,7 @@ class Bench:
         wall = r["wall_s"]
         return {"eps": self.n / wall, "wall_s": wall, "cpu_s": r["cpu_us"] / 1e6,
                 "cpu_window_s": r["cpu_window_us"] / 1e6, "rss_kb": r["maxrss_kb"],
-                "mock_cpu_s": (mk1 - mk0) / TICK}
+                "minflt": r["minflt"], "mock_cpu_s": (mk1 - mk0) / TICK}
 
     def sluice_config(self, variant, group):
         mem, extra = SLUICE_VARIANTS[variant]
@@ -228,15 +245,17 @@ outputs:
         group = self.group(variant)
         mk0, es0 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
         binary = os.path.join(self.args.baseline, "sluice") if variant == "baseline" else None
-        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd, binary=binary))
+        env = {**os.environ, **VARIANT_ENV[variant]} if variant in VARIANT_ENV else None
+        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd, env=env,
+                                     binary=binary))
         prof = self.perf_start(variant, sl.pid)
         deadline = time.monotonic() + self.args.timeout
-        cpu = None
+        cpu = minflt = None
         hwm = 0
         while time.monotonic() < deadline and sl.alive():
             st = self.es.stats()
             if int(st["created"]) + int(st["conflicts_409"]) >= self.n:
-                cpu = cpu_ticks(sl.pid)
+                cpu, minflt = proc_stat(sl.pid)
                 hwm = H.proc_status(sl.pid).get("VmHWM", 0)
                 break
             time.sleep(0.05)
@@ -270,7 +289,7 @@ outputs:
             return None
         a, b = int(st["first_doc_ns"]), int(st["last_doc_ns"])
         wall = (b - a) / 1e9
-        return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK,
+        return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK, "minflt": minflt,
                 "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
                 "mock_cpu_s": (mk1 - mk0) / TICK, "esemu_cpu_s": (es1 - es0) / TICK,
                 "bulk_requests": int(st["bulk_requests"]),
@@ -286,7 +305,8 @@ outputs:
         os.makedirs(self.args.perf, exist_ok=True)
         self.perf_seq = getattr(self, "perf_seq", 0) + 1
         out = os.path.join(self.args.perf, f"{variant}-{self.perf_seq}.data")
-        p = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-o", out, "-p", str(pid)],
+        ev = ["-F", "1999"] if self.args.perf_event == "cycles" else ["-e", self.args.perf_event]
+        p = subprocess.Popen(["perf", "record", *ev, "-g", "-o", out, "-p", str(pid)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)  # attached before the data flows (sluice still waits for its group)
         return p
@@ -333,11 +353,11 @@ outputs:
         prof = self.perf_start("forward", sl.pid)
         p = subprocess.Popen(client, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + self.args.timeout
-        cpu, hwm = None, 0
+        cpu, minflt, hwm = None, None, 0
         while time.monotonic() < deadline and sl.alive():
             st = self.es.stats()
             if int(st["created"]) + int(st["conflicts_409"]) >= self.n:
-                cpu = cpu_ticks(sl.pid)
+                cpu, minflt = proc_stat(sl.pid)
                 hwm = H.proc_status(sl.pid).get("VmHWM", 0)
                 break
             time.sleep(0.05)
@@ -373,7 +393,7 @@ outputs:
         a, b = int(st["first_doc_ns"]), int(st["last_doc_ns"])
         wall = (b - a) / 1e9
         return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK,
-                "cpu_run_s": (cpu - cpu0) / TICK,
+                "cpu_run_s": (cpu - cpu0) / TICK, "minflt": minflt,
                 "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
                 "esemu_cpu_s": (es1 - es0) / TICK,
                 "bulk_requests": int(st["bulk_requests"]),
@@ -399,7 +419,7 @@ outputs:
                          f"p99 {r['ack_p99_ms']} ms")
             mock = f"{r['mock_cpu_s']:.2f} s" if "mock_cpu_s" in r else "-"
             print(f"  {variant:<15} {r['eps']:>10,.0f} events/s  CPU {r['cpu_s']:.2f} s  "
-                  f"peak RSS {r['rss_kb'] / 1024:.1f} MiB  mock CPU {mock}"
+                  f"faults {r['minflt'] or 0:,}  peak RSS {r['rss_kb'] / 1024:.1f} MiB  mock CPU {mock}"
                   f"{extra}  (load {loadavg()})", flush=True)
         else:
             print(f"  {variant:<15} FAILED: {self.problems[-1]}", flush=True)
@@ -432,7 +452,7 @@ def table(b, variants):
 
 
 def details(b, variants):
-    rows = [("run", "consumer CPU s", "mock CPU s", "esemu CPU s", "bulk requests",
+    rows = [("run", "consumer CPU s", "page faults", "mock CPU s", "esemu CPU s", "bulk requests",
              "bulk MB on wire", "pauses", "paused ms")]
     for v in variants:
         runs = b.runs.get(v, [])
@@ -442,7 +462,8 @@ def details(b, variants):
         def f(key, fmt):
             x = med(runs, key)
             return "" if x is None else format(x, fmt)
-        rows.append((v, f("cpu_s", ".2f"), f("mock_cpu_s", ".2f"), f("esemu_cpu_s", ".2f"),
+        rows.append((v, f("cpu_s", ".2f"), f("minflt", ",.0f"), f("mock_cpu_s", ".2f"),
+                     f("esemu_cpu_s", ".2f"),
                      f("bulk_requests", ".0f"), f("wire_mb", ".1f"), f("pauses", ".0f"),
                      f("paused_ms", ".0f")))
     runs = b.runs.get("forward", [])
@@ -450,7 +471,7 @@ def details(b, variants):
         rows.append(("forward: fwd_client events/s (first send to last ack), ack latency "
                      "p50 / p99 ms", f"{med(runs, 'client_eps'):,.0f}",
                      f"{med(runs, 'ack_p50_ms'):.1f} / {med(runs, 'ack_p99_ms'):.1f}", "", "",
-                     "", "", ""))
+                     "", "", "", ""))
     return rows
 
 
@@ -478,6 +499,9 @@ def main():
     ap.add_argument("--perf", metavar="DIR", help="record a perf profile of each sluice run into "
                     "DIR/<variant>-<n>.data (`perf report -i ...`); figures then include perf's "
                     "overhead")
+    ap.add_argument("--perf-event", default="cycles", metavar="EVENT",
+                    help="with --perf: the event to sample, e.g. page-faults (default: cycles at "
+                    "1999 Hz)")
     ap.add_argument("--baseline", help="another build directory: adds the variant 'baseline', the "
                     "default config run by that build's sluice, interleaved with the others")
     ap.add_argument("--fwd-conns", type=int, default=4, help="forward: client connections")
