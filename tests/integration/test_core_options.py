@@ -10,6 +10,8 @@ fresh emulator and checks what arrived:
 - id: field:<path>: the _id is the record's field;
 - index with ${record.service}: one index per service;
 - format: text + metadata_key: the payload is wrapped as {"message": ...} with Kafka coordinates;
+- GLIBC_TUNABLES with malloc settings: sluice logs that it uses them as given (it sets its own
+  only when the operator did not) and every record arrives;
 - the CLI: `sluice check` prints FILE:LINE errors and exits 2, --version and --help exit 0.
 """
 import base64
@@ -25,7 +27,7 @@ N = 2_000
 
 
 def run_case(ck, procs, mk, wd, name, extra_output="", es_urls=None, fmt="json", extra_input="",
-             es=None):
+             es=None, env=None):
     """Runs sluice until the emulator has N documents; returns (esemu, sluice, final-stats)."""
     es = es or procs.add(H.EsEmu(workdir=wd))
     d = os.path.join(wd, name)
@@ -34,7 +36,7 @@ def run_case(ck, procs, mk, wd, name, extra_output="", es_urls=None, fmt="json",
     if extra_input:
         cfg = cfg.replace("    time_key: time\n", "    time_key: time\n" + extra_input)
     cfg += extra_output
-    sl = procs.add(H.Sluice(cfg, d))
+    sl = procs.add(H.Sluice(cfg, d, env=env))
     got = es.wait_docs(N, 60, label=name)
     ck.check(got >= N, f"{name}: all {N} records arrived (got {got})", sl.log_tail())
     code = sl.terminate(30)
@@ -54,8 +56,10 @@ def main():
             mk.produce("logs", N)
             mk.wait_produced(60)
 
-            es, _, _ = run_case(ck, procs, mk, wd, "basic",
-                                "    user: elastic\n    password: s3cret\n")
+            es, sl, _ = run_case(ck, procs, mk, wd, "basic",
+                                 "    user: elastic\n    password: s3cret\n")
+            ck.check(not sl.lines(r"GLIBC_TUNABLES"), "basic: no GLIBC_TUNABLES line without "
+                     "the variable")
             st = es.stats()
             ck.check(st["authorization_basic"] > 0, "basic: requests carried Basic auth", st)
             ck.eq(st["last_authorization"],
@@ -69,6 +73,13 @@ def main():
             ck.check(st["authorization_apikey"] > 0, "apikey: requests carried ApiKey auth", st)
             ck.eq(st["last_authorization"], "ApiKey " + os.environ["IT_API_KEY"],
                   "apikey: the header holds the key from the environment")
+
+            env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+            env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=1"
+            _, sl, _ = run_case(ck, procs, mk, wd, "tunables", env=env)
+            ck.check(sl.lines(r"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=1: its malloc settings are used as given"),
+                     "tunables: sluice logs that it uses the operator's malloc settings",
+                     sl.log_tail(5))
 
             es2 = procs.add(H.EsEmu(workdir=wd))
             d = os.path.join(wd, "gzip")
