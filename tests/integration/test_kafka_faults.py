@@ -14,10 +14,10 @@ after the second round (probably a stale snapshot in its monitor after the coord
 broker 1; not traced); 32 partitions keep 300,000 records at about 2.4 MB each, under the
 mock's 5 MiB per partition. The mock's job producer is not idempotent: a produce retried across
 `broker-down -1` can append a record twice (seen: 8, 2 and 1 seqs; the 2 at two consecutive
-offsets of one partition, the high watermarks summing to N + 2). So the long setting checks that
+offsets of one partition, the high watermarks summing to N + 2). So both settings check that
 every Kafka record (sum of the high watermarks) is indexed exactly once, under its own
 `<topic>-<partition>-<offset>` id, and that a seq is twice only as often as the log holds an
-extra record."""
+extra record (the short setting also met it: 8 seqs in one clean-clone run of stop 11)."""
 import os
 import sys
 
@@ -69,21 +69,18 @@ def main():
             ck.check(len(sl.lines(r"brokers are down")) > 0, "the outage was logged")
             H.check_conservation(ck, sl.final_stats())
             docs = es.dump()
-            if not LONG:
-                H.check_every_seq_once(ck, docs, range(N))
-            else:
-                r = H.seq_report(docs, range(N))
-                in_log = sum(hi for lo, hi in mk.watermarks("logs").values())
-                ck.check(r["missing"] == 0, "documents: no seq missing",
-                         f"{r['missing']} missing, e.g. {r['missing_ex']}")
-                ck.check(r["unexpected"] == 0 and r["no_seq"] == 0,
-                         "documents: no unexpected seq, none without seq")
-                ck.eq(r["docs"], in_log, "documents == records in the Kafka log (sum of the "
-                      "high watermarks): each Kafka record indexed exactly once")
-                ck.eq(len({d.get("_id") for d in docs}), r["docs"], "documents have distinct _ids")
-                ck.eq(r["docs"] - r["unique"], in_log - N, "seqs indexed twice == records the "
-                      "mock's producer appended twice")
-                H.log(f"Kafka log {in_log} records for {N} seqs; seqs twice {r['dupes_ex']}")
+            r = H.seq_report(docs, range(N))
+            in_log = sum(hi for lo, hi in mk.watermarks("logs").values())
+            ck.check(r["missing"] == 0, "documents: no seq missing",
+                     f"{r['missing']} missing, e.g. {r['missing_ex']}")
+            ck.check(r["unexpected"] == 0 and r["no_seq"] == 0,
+                     "documents: no unexpected seq, none without seq")
+            ck.eq(r["docs"], in_log, "documents == records in the Kafka log (sum of the "
+                  "high watermarks): each Kafka record indexed exactly once")
+            ck.eq(len({d.get("_id") for d in docs}), r["docs"], "documents have distinct _ids")
+            ck.eq(r["docs"] - r["unique"], in_log - N, "seqs indexed twice == records the "
+                  "mock's producer appended twice")
+            H.log(f"Kafka log {in_log} records for {N} seqs; seqs twice {r['dupes_ex']}")
             H.check_broker_dropped(ck, mk)
             H.log(f"RESULT kafka faults: {N} records, {ROUNDS} fault round(s), "
                   f"{es.stats()['conflicts_409']} redeliveries answered 409, "
