@@ -60,6 +60,9 @@ SLUICE_VARIANTS = {
     # glibc's malloc told to keep fetch buffers and batch bodies in its heap (sluice leaves
     # settings made in GLIBC_TUNABLES alone): fewer page faults, more peak RSS
     "sluice-glibc-heap": ("32MiB", {}),
+    # sluice's cache of freed big blocks turned off (src/bigalloc.c): glibc serves every size
+    "sluice-no-block-cache": ("32MiB", {}),
+    "sluice-gzip-no-block-cache": ("32MiB", {"compression": "gzip"}),
     # --baseline BUILD: the default config run by another build's sluice (before/after a change)
     "baseline": ("32MiB", {}),
 }
@@ -67,9 +70,12 @@ SLUICE_VARIANTS = {
 VARIANT_ENV = {
     "sluice-glibc-heap": {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:"
                           "glibc.malloc.trim_threshold=33554432:glibc.malloc.arena_max=1"},
+    "sluice-no-block-cache": {"SLUICE_BLOCK_CACHE": "0"},
+    "sluice-gzip-no-block-cache": {"SLUICE_BLOCK_CACHE": "0"},
 }
 ALL = ["ceiling", "ceiling-32MiB", "sluice", "sluice-gzip", "sluice-id-none", "sluice-128MiB",
-       "sluice-no-timestamp", "sluice-add-fields", "sluice-glibc-heap", "forward"]
+       "sluice-no-timestamp", "sluice-add-fields", "sluice-glibc-heap", "sluice-no-block-cache",
+       "sluice-gzip-no-block-cache", "forward"]
 LABEL = {
     "ceiling": "ceiling: bare consumer, librdkafka defaults",
     "ceiling-32MiB": "ceiling: bare consumer, sluice's 32MiB prefetch",
@@ -80,6 +86,8 @@ LABEL = {
     "sluice-no-timestamp": "sluice -> esemu, 32MiB, timestamp_key null (no byte added)",
     "sluice-add-fields": "sluice -> esemu, 32MiB, add_fields with 2 fields",
     "sluice-glibc-heap": "sluice -> esemu, 32MiB, GLIBC_TUNABLES heap reuse (not the default)",
+    "sluice-no-block-cache": "sluice -> esemu, 32MiB, block cache off (not the default)",
+    "sluice-gzip-no-block-cache": "sluice -> esemu, 32MiB, gzip, block cache off (not the default)",
     "forward": "Forward in -> esemu, 32MiB (fwd_client)",
     "baseline": "baseline build's sluice -> esemu, memory_limit 32MiB",
 }

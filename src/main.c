@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "bigalloc.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/log.h"
@@ -665,6 +666,26 @@ static int run(const char *path, const char *replay_dir)
      * and a 95 MiB backlog at memory_limit 16MiB: peak RSS 26.6-27.0 MiB with 3/8, 27.6-32.3
      * MiB with 1/2. */
     uint64_t limit = a.cfg.service.memory_limit;
+#ifdef SLUICE_BIGALLOC
+    /* Freed big blocks (librdkafka's fetch buffers, batch bodies) kept for reuse: a quarter of
+     * the budget, at most 16 MiB, is what the RSS bound could spare. Measured in
+     * docs/performance.md ("Block cache"). Off when the operator tuned glibc's malloc. */
+    uint64_t block_cache = limit / 4 < 16 * 1024 * 1024 ? limit / 4 : 16 * 1024 * 1024;
+    const char *bc = getenv("SLUICE_BLOCK_CACHE");
+    if (bc) {
+        char *end;
+        block_cache = strtoull(bc, &end, 10);
+        if (*end || end == bc) {
+            SL_ERROR("sluice", NULL, "SLUICE_BLOCK_CACHE=%s: want a number of bytes", bc);
+            return 2;
+        }
+    } else if (tunables && strstr(tunables, "glibc.malloc.")) {
+        block_cache = 0;
+    }
+    sl_bigalloc_set_cache((size_t)block_cache);
+#else
+    uint64_t block_cache = 0; /* the sanitizers replace malloc */
+#endif
     uint64_t prefetch = limit / 4 / (a.cfg.n_inputs ? a.cfg.n_inputs : 1);
     char **replay_files = NULL;
     int n_replay = 0;
@@ -725,9 +746,10 @@ static int run(const char *path, const char *replay_dir)
         sl_timer_start(a.loop, &a.stats, a.cfg.service.stats_interval_ms);
     SL_INFO("sluice",
             "sluice %s started: memory_limit=%llu pipeline budget=%llu prefetch=%llu "
-            "dead-letter=%s",
+            "block_cache=%llu dead-letter=%s",
             SLUICE_VERSION, (unsigned long long)limit, (unsigned long long)a.pipe.budget.limit,
-            (unsigned long long)prefetch, a.cfg.service.dead_letter_path);
+            (unsigned long long)prefetch, (unsigned long long)block_cache,
+            a.cfg.service.dead_letter_path);
 
     while (!a.stop && !(replay && sl_replay_in_done(replay)))
         sl_loop_run_once(a.loop, replay ? 50 : 1000);

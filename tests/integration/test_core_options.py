@@ -11,12 +11,15 @@ fresh emulator and checks what arrived:
 - index with ${record.service}: one index per service;
 - format: text + metadata_key: the payload is wrapped as {"message": ...} with Kafka coordinates;
 - GLIBC_TUNABLES with malloc settings: sluice logs that it uses them as given (it sets its own
-  only when the operator did not) and every record arrives;
+  only when the operator did not), its block cache is off, and every record arrives; without
+  them the block cache is a quarter of memory_limit (at most 16 MiB); a SLUICE_BLOCK_CACHE that
+  is not a number of bytes stops sluice with exit 2;
 - the CLI: `sluice check` prints FILE:LINE errors and exits 2, --version and --help exit 0.
 """
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,6 +63,13 @@ def main():
                                  "    user: elastic\n    password: s3cret\n")
             ck.check(not sl.lines(r"GLIBC_TUNABLES"), "basic: no GLIBC_TUNABLES line without "
                      "the variable")
+            started = sl.lines(r"started: memory_limit=")
+            m = re.search(r"memory_limit=(\d+) .* block_cache=(\d+)", started[0] if started else "")
+            want = 0 if os.environ.get("SLUICE_SANITIZED") == "1" else \
+                min(int(m.group(1)) // 4, 16 << 20) if m else -1
+            ck.eq(int(m.group(2)) if m else None, want,
+                  "basic: the block cache is a quarter of memory_limit, at most 16 MiB (0 under "
+                  "the sanitizers)")
             st = es.stats()
             ck.check(st["authorization_basic"] > 0, "basic: requests carried Basic auth", st)
             ck.eq(st["last_authorization"],
@@ -80,6 +90,16 @@ def main():
             ck.check(sl.lines(r"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=1: its malloc settings are used as given"),
                      "tunables: sluice logs that it uses the operator's malloc settings",
                      sl.log_tail(5))
+            ck.check(sl.lines(r"started: .* block_cache=0 "),
+                     "tunables: sluice's block cache is off, glibc serves every size",
+                     sl.log_tail(5))
+            env["SLUICE_BLOCK_CACHE"] = "8M"
+            bad = subprocess.run([H.SLUICE_BIN, "-c", sl.config_path], env=env, timeout=30,
+                                 capture_output=True, text=True)
+            ck.eq(bad.returncode, 2, "SLUICE_BLOCK_CACHE=8M: sluice exits 2")
+            ck.check("SLUICE_BLOCK_CACHE=8M: want a number of bytes" in bad.stderr + bad.stdout,
+                     "SLUICE_BLOCK_CACHE=8M: the error names the variable and what it wants",
+                     (bad.stderr + bad.stdout)[-400:])
 
             es2 = procs.add(H.EsEmu(workdir=wd))
             d = os.path.join(wd, "gzip")

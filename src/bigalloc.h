@@ -1,0 +1,25 @@
+/* Large allocations for the sluice binary: see bigalloc.c for why. */
+#ifndef SLUICE_BIGALLOC_H
+#define SLUICE_BIGALLOC_H
+
+#include <stddef.h>
+
+/* Requests of this many bytes and more come from bigalloc; glibc keeps the rest. Equal to the
+ * mmap threshold main.c gives glibc, so no size is mapped by both. */
+#define SL_BIG_MIN ((size_t)128 * 1024)
+/* At most this many freed blocks wait for reuse. */
+#define SL_BIG_CACHED 16
+
+struct sl_bigalloc_stats {
+    unsigned long long fresh;    /* blocks mapped anew */
+    unsigned long long reused;   /* blocks served from the cache */
+    unsigned long long released; /* freed blocks whose pages went back to the kernel */
+    size_t cached_bytes, cached_blocks, cap;
+};
+
+/* Bytes of freed big blocks kept mapped for reuse. 0, as at start, turns the cache off: glibc
+ * then serves every size, and blocks already handed out are still freed here. */
+void sl_bigalloc_set_cache(size_t bytes);
+struct sl_bigalloc_stats sl_bigalloc_stats(void);
+
+#endif
