@@ -70,6 +70,17 @@ struct ktopic {
  * reached). The call is synchronous, hence the thread: the loop never waits for a broker. */
 
 #define WAKE_MAX 8
+#define PROBE_MAX 8
+#define PROBE_TIMEOUT_MS 5000
+
+/* What the group and the leader say about a partition that has delivered nothing: the stall
+ * watchdog's evidence (see check_stalled). */
+struct probe {
+    char topic[256];
+    int32_t partition;
+    int64_t committed, lo, hi;
+    bool ok;
+};
 
 struct waker {
     pthread_t th;
@@ -81,16 +92,49 @@ struct waker {
     char topic[WAKE_MAX][256];
     int32_t partition[WAKE_MAX];
     uint64_t wakes;
+    /* probes: asked by the loop, answered here, taken back by the loop */
+    bool probe_asked, probe_answered;
+    int n_probe;
+    struct probe probe[PROBE_MAX];
 };
+
+/* Both calls wait for brokers, hence this thread. */
+static void run_probes(rd_kafka_t *rk, struct probe *pr, int n)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, pr[i].topic, pr[i].partition);
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk, l, PROBE_TIMEOUT_MS);
+    for (int i = 0; i < n; i++) {
+        const rd_kafka_topic_partition_t *e = &l->elems[i];
+        pr[i].committed = e->offset >= 0 ? e->offset : -1;
+        pr[i].ok = !err && !e->err &&
+                   rd_kafka_query_watermark_offsets(rk, pr[i].topic, pr[i].partition, &pr[i].lo,
+                                                    &pr[i].hi, PROBE_TIMEOUT_MS) == 0;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
 
 static void *waker_main(void *arg)
 {
     struct waker *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pending && !w->quit)
+        while (!w->pending && !w->probe_asked && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
+        if (w->probe_asked) {
+            struct probe pr[PROBE_MAX];
+            int n = w->n_probe;
+            memcpy(pr, w->probe, sizeof pr);
+            pthread_mutex_unlock(&w->mu);
+            run_probes(w->rk, pr, n);
+            pthread_mutex_lock(&w->mu);
+            memcpy(w->probe, pr, sizeof pr);
+            w->probe_asked = false;
+            w->probe_answered = true;
+            continue;
+        }
         char topic[WAKE_MAX][256];
         int32_t part[WAKE_MAX];
         int n = w->n;
@@ -124,6 +168,37 @@ static void waker_kick(struct waker *w, const rd_kafka_topic_partition_list_t *l
     w->pending = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* Returns false when the thread is not running or a probe is still out. */
+static bool waker_probe_ask(struct waker *w, const struct probe *pr, int n)
+{
+    if (!w->started || n <= 0) return false;
+    pthread_mutex_lock(&w->mu);
+    bool busy = w->probe_asked || w->probe_answered;
+    if (!busy) {
+        memcpy(w->probe, pr, (size_t)n * sizeof *pr);
+        w->n_probe = n;
+        w->probe_asked = true;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return !busy;
+}
+
+/* The answers to the last probe, once: their count, 0 while none are ready. */
+static int waker_probe_take(struct waker *w, struct probe *out)
+{
+    if (!w->started) return 0;
+    pthread_mutex_lock(&w->mu);
+    int n = 0;
+    if (w->probe_answered) {
+        n = w->n_probe;
+        memcpy(out, w->probe, (size_t)n * sizeof *out);
+        w->probe_answered = false;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 static int waker_start(struct waker *w, rd_kafka_t *rk)
@@ -177,7 +252,12 @@ struct sl_kafka_in {
     uint64_t pauses, paused_ms, paused_since, rebalances;
     uint64_t commits, commit_failures;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
+    bool reset_earliest; /* auto.offset.reset: where a partition without a commit starts */
     struct waker waker;
+    /* SLUICE_FAULT_STRAND=topic:partition (tests only): pause that partition behind our back on
+     * every assignment, so it is assigned, holds data and never fetches */
+    char *strand_topic;
+    int32_t strand_partition;
 };
 
 /* ---------------------------------------------------------------- topics, partitions */
@@ -371,6 +451,22 @@ static void drain_revoked(struct sl_kafka_in *k, const rd_kafka_topic_partition_
                 (unsigned long long)(sl_now_ms() - start));
 }
 
+static void strand_fault(struct sl_kafka_in *k, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *e = &parts->elems[i];
+        if (strcmp(e->topic, k->strand_topic) || e->partition != k->strand_partition) continue;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, e->topic, e->partition);
+        rd_kafka_pause_partitions(k->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        SL_WARN(k->name, "fault_injection",
+                "SLUICE_FAULT_STRAND: %s [%d] paused in the client without sluice knowing "
+                "(a test fault)",
+                e->topic, e->partition);
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -397,6 +493,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             rd_kafka_resume_partitions(rk, parts);
         SL_INFO(k->name, "assigned %d partitions%s", parts->cnt, k->paused ? " (paused)" : "");
+        if (k->strand_topic) strand_fault(k, parts);
         return;
     }
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
@@ -677,43 +774,97 @@ static void io_cb(struct sl_io *io, uint32_t events)
     poll_burst(io->arg);
 }
 
-/* A partition that has data past our position but delivered nothing for STALL_MS while nothing
- * was paused is stuck inside the client (seen once in a benchmark: one of 96 partitions never
- * fetched again after a pause/resume, 10,417 records waiting). Nothing is lost - its offsets
- * were not committed past the gap - but nothing would ever arrive. Seeking to the next offset
- * restarts its fetcher; the event is logged and counted. */
+/* The stall watchdog. A partition that has data past our position but delivered nothing for
+ * STALL_MS while nothing was paused is stuck inside the client. Seen in benchmarks and once in
+ * CI: one of many partitions assigned, holding records, never fetched, nothing committed, no
+ * error anywhere (librdkafka #5591 reports the same on later versions). Nothing is lost - no
+ * offset of it was committed past the gap - but nothing would ever arrive, silently. Resuming
+ * it and seeking to where it should be restarts its fetcher; the event is logged and counted.
+ *
+ * Where it should be: the next offset after what we received; or, for a partition that never
+ * delivered a record, the group's committed offset, else (auto.offset.reset earliest) the log
+ * start. Those two and the high watermark come from brokers, so the waker thread asks them. */
+static void restart_fetch(struct sl_kafka_in *k, struct ktopic *t, int32_t j, int64_t pos,
+                          int64_t hi, uint64_t quiet_ms, const char *why)
+{
+    struct kpart *kp = t->parts[j];
+    k->stall_recoveries++;
+    SL_WARN(k->name, "partition_stalled",
+            "%s [%d]: no message for %llu ms although the log reaches %lld and %s %lld; "
+            "restarting its fetch at %lld",
+            t->name, j, (unsigned long long)quiet_ms, (long long)hi, why, (long long)pos,
+            (long long)pos);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, t->name, j)->offset = pos;
+    /* in case the client holds it paused although we do not (the resume is a no-op if not) */
+    rd_kafka_resume_partitions(k->rk, l);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 0);
+    if (e) {
+        SL_WARN(k->name, "seek", "seek failed: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    waker_kick(&k->waker, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    kp->active_ms = sl_now_ms();
+}
+
+static uint64_t quiet_since(const struct sl_kafka_in *k, const struct kpart *kp)
+{
+    return kp->active_ms > k->last_resume_ms ? kp->active_ms : k->last_resume_ms;
+}
+
+/* Acts on the brokers' answers about partitions that had delivered nothing. */
+static void probe_answers(struct sl_kafka_in *k, uint64_t now)
+{
+    struct probe pr[PROBE_MAX];
+    int n = waker_probe_take(&k->waker, pr);
+    for (int i = 0; i < n; i++) {
+        struct ktopic *t = get_topic(k, pr[i].topic);
+        struct kpart *kp = pr[i].partition < t->n_parts ? t->parts[pr[i].partition] : NULL;
+        /* still held and still silent? */
+        if (!kp || !kp->trk || kp->next_offset >= 0) continue;
+        uint64_t since = quiet_since(k, kp);
+        /* asked again after another STALL_MS at the earliest, whatever the answer */
+        kp->active_ms = now;
+        if (!pr[i].ok) continue;
+        if (pr[i].committed > kp->committed) kp->committed = pr[i].committed;
+        int64_t start = pr[i].committed >= 0 ? pr[i].committed : k->reset_earliest ? pr[i].lo : -1;
+        if (start < 0 || pr[i].hi <= start || now - since < STALL_MS) continue;
+        restart_fetch(k, t, pr[i].partition, start, pr[i].hi, now - since,
+                      pr[i].committed >= 0 ? "the group's committed offset is"
+                                           : "nothing is committed; the log starts at");
+    }
+}
+
 static void check_stalled(struct sl_kafka_in *k, uint64_t now)
 {
-    if (k->paused || k->stopping || now - k->last_stall_check_ms < 1000) return;
+    if (k->paused || k->stopping) return;
+    probe_answers(k, now);
+    if (now - k->last_stall_check_ms < 1000) return;
     k->last_stall_check_ms = now;
+    struct probe ask[PROBE_MAX];
+    int n_ask = 0;
     for (size_t i = 0; i < k->n_topics; i++) {
         struct ktopic *t = k->topics[i];
         for (int32_t j = 0; j < t->n_parts; j++) {
             struct kpart *kp = t->parts[j];
             if (!kp || !kp->trk) continue;
-            uint64_t since = kp->active_ms > k->last_resume_ms ? kp->active_ms : k->last_resume_ms;
+            uint64_t since = quiet_since(k, kp);
             if (now - since < STALL_MS) continue;
+            if (kp->next_offset < 0) {
+                if (n_ask < PROBE_MAX) {
+                    snprintf(ask[n_ask].topic, sizeof ask[n_ask].topic, "%s", t->name);
+                    ask[n_ask++].partition = j;
+                }
+                continue;
+            }
             int64_t lo = -1, hi = -1;
             rd_kafka_get_watermark_offsets(k->rk, t->name, j, &lo, &hi);
-            int64_t pos = kp->next_offset >= 0 ? kp->next_offset : kp->committed;
-            if (pos < 0 || hi <= pos) continue;
-            k->stall_recoveries++;
-            SL_WARN(k->name, "partition_stalled",
-                    "%s [%d]: no message for %llu ms although the log reaches %lld and we are "
-                    "at %lld; seeking to %lld to restart its fetch",
-                    t->name, j, (unsigned long long)(now - since), (long long)hi, (long long)pos,
-                    (long long)pos);
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, t->name, j)->offset = pos;
-            rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 0);
-            if (e) {
-                SL_WARN(k->name, "seek", "seek failed: %s", rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
-            rd_kafka_topic_partition_list_destroy(l);
-            kp->active_ms = now;
+            if (hi <= kp->next_offset) continue;
+            restart_fetch(k, t, j, kp->next_offset, hi, now - since, "we are at");
         }
     }
+    waker_probe_ask(&k->waker, ask, n_ask);
 }
 
 static void tick_cb(struct sl_timer *t)
@@ -892,6 +1043,17 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
             goto fail_conf;
         }
     }
+    char reset[32];
+    size_t reset_len = sizeof reset;
+    k->reset_earliest =
+        rd_kafka_conf_get(conf, "auto.offset.reset", reset, &reset_len) == RD_KAFKA_CONF_OK &&
+        (!strcmp(reset, "earliest") || !strcmp(reset, "smallest") || !strcmp(reset, "beginning"));
+    const char *strand = getenv("SLUICE_FAULT_STRAND");
+    const char *colon = strand ? strrchr(strand, ':') : NULL;
+    if (colon) {
+        k->strand_topic = strndup(strand, (size_t)(colon - strand));
+        k->strand_partition = (int32_t)atoi(colon + 1);
+    }
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
@@ -982,6 +1144,7 @@ void sl_kafka_in_close(struct sl_kafka_in *k)
     if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
     free(k->scratch);
     free(k->meta);
+    free(k->strand_topic);
     sl_rxparse_free(k->rx);
     sl_edits_free(k->edits);
     free(k);
