@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 BUILD = os.environ.get("SLUICE_BUILD") or "/work/main/build-integ"
 SOURCE = os.environ.get("SLUICE_SOURCE") or "/work/main"
@@ -684,6 +685,24 @@ class Sluice:
 
     def log_tail(self, n=30):
         return "\n".join(self.text().splitlines()[-n:])
+
+    def metrics(self, name, timeout=5):
+        """[(labels dict, value)] of the samples called `name` on this sluice's /metrics (its
+        port from the config); [] when the server does not answer."""
+        m = re.search(r"http_listen: 127\.0\.0\.1:(\d+)", open(self.config_path).read())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/metrics",
+                                        timeout=timeout) as r:
+                text = r.read().decode()
+        except OSError:
+            return []
+        out = []
+        for ln in text.splitlines():
+            if not (ln.startswith(name + "{") or ln.startswith(name + " ")):
+                continue
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', ln.rsplit(" ", 1)[0]))
+            out.append((labels, float(ln.rsplit(" ", 1)[1])))
+        return out
 
 
 # --------------------------------------------------------------------------------------------

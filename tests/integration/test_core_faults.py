@@ -215,20 +215,8 @@ def wait_until(cond, timeout_s, every_s=0.1):
 
 def retries(sl):
     """sluice_output_retries_total{output="es"} by reason, from sluice's /metrics ({} if down)."""
-    import re
-    import urllib.request
-    m = re.search(r"http_listen: 127\.0\.0\.1:(\d+)", open(sl.config_path).read())
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    out = {}
-    for ln in text.splitlines():
-        if ln.startswith("sluice_output_retries_total{") and 'output="es"' in ln:
-            reason = re.search(r'reason="([^"]+)"', ln).group(1)
-            out[reason] = int(float(ln.rsplit(" ", 1)[1]))
-    return out
+    return {lab["reason"]: int(v) for lab, v in sl.metrics("sluice_output_retries_total")
+            if lab.get("output") == "es"}
 
 
 class Ctx:

@@ -8,7 +8,6 @@ alive; after a restart with a larger max_size, every remaining record is dead-le
 committed offsets reach the end: nothing was lost while the store was full."""
 import os
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -38,11 +37,7 @@ def main():
             H.time.sleep(2)
             ck.check(0 < first < N and len(H.dead_letters(dl_dir)) == first,
                      f"the store holds what fits ({first} lines) and takes no more")
-            port = int(cfg.split("http_listen: 127.0.0.1:")[1].split("\n")[0])
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                txt = r.read().decode()
-            paused = [float(ln.split()[-1]) for ln in txt.splitlines()
-                      if ln.startswith("sluice_input_paused_seconds_total")]
+            paused = [v for _, v in sl.metrics("sluice_input_paused_seconds_total")]
             ck.check(paused and paused[0] > 1.0, f"the input paused (paused seconds {paused})")
             ck.check(sl.alive(), "sluice keeps running")
             committed = sum(v for v in mk.committed("full", "other").values() if v > 0)
