@@ -19,6 +19,9 @@
 #include "codec/json.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "codec/json_internal.h"
 
@@ -176,6 +179,22 @@ int sl__json_string_end(const char *buf, size_t len, size_t i, size_t *end, stru
     if (i >= len || buf[i] != '"') return fail(e, i, len, "expected string");
     i++;
     for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes a step. Signed, c < 0x20 flags both control characters and bytes >= 0x80. */
+        while (i + 16 <= len) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + i));
+            __m128i hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            unsigned m = (unsigned)_mm_movemask_epi8(hit);
+            if (m) {
+                i += (size_t)__builtin_ctz(m);
+                goto special;
+            }
+            i += 16;
+        }
+#endif
         while (i + 8 <= len) {
             uint64_t w;
             memcpy(&w, buf + i, 8);
@@ -188,6 +207,9 @@ int sl__json_string_end(const char *buf, size_t len, size_t i, size_t *end, stru
             }
             i += 8;
         }
+#ifdef __SSE2__
+    special:
+#endif
         if (i >= len) return fail(e, len, len, "");
         unsigned char c = (unsigned char)buf[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
