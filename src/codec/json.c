@@ -183,10 +183,9 @@ int sl__json_string_end(const char *buf, size_t len, size_t i, size_t *end, stru
         /* 16 bytes a step. Signed, c < 0x20 flags both control characters and bytes >= 0x80. */
         while (i + 16 <= len) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + i));
-            __m128i hit = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                       _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
             unsigned m = (unsigned)_mm_movemask_epi8(hit);
             if (m) {
                 i += (size_t)__builtin_ctz(m);
