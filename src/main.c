@@ -238,6 +238,7 @@ KAFKA_FN(paused_ms)
 KAFKA_FN(commit_failures)
 KAFKA_FN(stall_recoveries)
 KAFKA_FN(rebalances)
+KAFKA_FN(partition_pauses)
 FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
@@ -266,7 +267,7 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *fpe, *fc, *fpc, *dlb, *te, *ye, *es,
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *fpe, *fc, *fpc, *dlb, *te, *ye, *es,
         *fse, *fsf, *fsb, *fsc, *fhf, *fth;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
@@ -301,6 +302,11 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
         !(rb = sl_metrics_counter(m, "sluice_kafka_rebalances_total",
                                   "Rebalance callbacks (assignments and revocations).", "input",
                                   err, errlen)) ||
+        !(pp = sl_metrics_counter(m, "sluice_kafka_partition_pauses_total",
+                                  "Backpressure that lasted 1 s and paused the partitions in the "
+                                  "client, dropping its prefetched records (fetched again on "
+                                  "resume).",
+                                  "input", err, errlen)) ||
         !(fpe = sl_metrics_counter(m, "sluice_forward_protocol_errors_total",
                                    "Malformed Forward requests (their connection was closed, no "
                                    "ack).",
@@ -356,6 +362,7 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(cf, v, m_kafka_commit_failures, in->impl);
             sl_metric_bind_fn(sr, v, m_kafka_stall_recoveries, in->impl);
             sl_metric_bind_fn(rb, v, m_kafka_rebalances, in->impl);
+            sl_metric_bind_fn(pp, v, m_kafka_partition_pauses, in->impl);
         } else if (in->ops == &sl_fwd_in_ops) {
             sl_metric_bind_fn(ps, v, m_fwd_paused_s, in->impl);
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);

@@ -7,9 +7,10 @@
  * Memory (PROTOCOLS.md 3.3): librdkafka's prefetch is bounded by queued.max.messages.kbytes and
  * fetch.max.bytes derived from the budget; every message is copied into an output batch and
  * destroyed at once (a kept message would pin its whole fetch buffer). When the pipeline's budget
- * is full all assigned partitions are paused; rd_kafka_consumer_poll keeps being called (group
- * membership, max.poll.interval.ms) and the pause is re-applied on every assignment, because in
- * 2.0.2 the application's pause flag survives a rebalance (PROTOCOLS.md 3.2).
+ * is full the loop stops draining librdkafka's queue, which its prefetch settings bound; if that
+ * lasts HOLD_MS all assigned partitions are paused, rd_kafka_consumer_poll keeps being called
+ * (group membership, max.poll.interval.ms) and the pause is re-applied on every assignment,
+ * because in 2.0.2 the application's pause flag survives a rebalance (PROTOCOLS.md 3.2).
  *
  * The loop is woken through a pipe that librdkafka writes when the consumer queue becomes
  * non-empty, plus a periodic timer. */
@@ -32,6 +33,9 @@
 #define BURST 4096
 #define TICK_MS 100
 #define TICK_PAUSED_MS 10
+/* How long backpressure only stops the draining of librdkafka's queue before the partitions are
+ * paused. A pause drops what was prefetched, to be fetched again on resume (see set_purged). */
+#define HOLD_MS 1000
 #define DRAIN_MS 3000
 #define STALL_MS 10000
 #define SCRATCH_KEEP (1u << 20)
@@ -237,7 +241,9 @@ struct sl_kafka_in {
     struct ktopic **topics;
     size_t n_topics;
     rd_kafka_topic_partition_list_t *assignment;
-    bool paused;
+    bool paused; /* backpressure: the queue is not drained (held), or partitions are paused */
+    bool purged; /* rd_kafka_pause_partitions in force (after HOLD_MS, or stopping) */
+    bool kick_on_empty;
     bool stopping;
     bool in_rebalance;
     bool store_dirty;
@@ -249,7 +255,7 @@ struct sl_kafka_in {
     size_t scratch_cap;
     char *meta; /* add_metadata's output: the payload may live in scratch */
     size_t meta_cap;
-    uint64_t pauses, paused_ms, paused_since, rebalances;
+    uint64_t pauses, paused_ms, paused_since, rebalances, purges;
     uint64_t commits, commit_failures;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
     bool reset_earliest; /* auto.offset.reset: where a partition without a commit starts */
@@ -371,37 +377,61 @@ static void store_offsets(struct sl_kafka_in *k)
 
 /* ---------------------------------------------------------------- backpressure */
 
+/* rd_kafka_pause_partitions, or its undoing. In 2.0.2 a pause bumps each partition's version:
+ * everything prefetched is dropped and fetched again from the application's position on resume,
+ * so a pause of 10 ms costs up to a whole prefetch of receive, parse and page faults. Short
+ * backpressure therefore only holds (set_paused); this is for one that lasts, where the
+ * consumer must go on polling for its group membership. */
+static void set_purged(struct sl_kafka_in *k, bool purge)
+{
+    if (k->purged == purge) return;
+    k->purged = purge;
+    if (purge) k->purges++;
+    if (!k->assignment || k->assignment->cnt == 0) return;
+    rd_kafka_resp_err_t err = purge ? rd_kafka_pause_partitions(k->rk, k->assignment)
+                                    : rd_kafka_resume_partitions(k->rk, k->assignment);
+    if (err)
+        SL_ERROR(k->name, "pause", "%s partitions failed: %s", purge ? "pausing" : "resuming",
+                 rd_kafka_err2str(err));
+    if (!purge) waker_kick(&k->waker, k->assignment);
+    SL_DEBUG(k->name, "%s %d partitions (budget %llu/%llu bytes)", purge ? "paused" : "resumed",
+             k->assignment->cnt, (unsigned long long)k->p->budget.used,
+             (unsigned long long)k->p->budget.limit);
+}
+
+/* Backpressure on or off. On, the loop stops draining librdkafka's queue, which is bounded by
+ * the prefetch settings and stops fetching when full; update_backpressure pauses the partitions
+ * after HOLD_MS, or at once when stopping. */
 static void set_paused(struct sl_kafka_in *k, bool pause)
 {
     if (k->paused == pause) return;
     k->paused = pause;
+    uint64_t now = sl_now_ms();
     if (pause) {
         k->pauses++;
-        k->paused_since = sl_now_ms();
+        k->paused_since = now;
+        return;
+    }
+    k->paused_ms += now - k->paused_since;
+    k->last_resume_ms = now;
+    if (k->purged) {
+        set_purged(k, false);
     } else {
-        k->paused_ms += sl_now_ms() - k->paused_since;
+        /* The fetcher stopped when the queue filled and nothing wakes it when the queue drains
+         * (see the waker): kick it once the queue is empty. */
+        k->kick_on_empty = true;
     }
-    if (!k->assignment || k->assignment->cnt == 0) return;
-    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(k->rk, k->assignment)
-                                    : rd_kafka_resume_partitions(k->rk, k->assignment);
-    if (err)
-        SL_ERROR(k->name, "pause", "%s partitions failed: %s", pause ? "pausing" : "resuming",
-                 rd_kafka_err2str(err));
-    if (!pause) {
-        waker_kick(&k->waker, k->assignment);
-        k->last_resume_ms = sl_now_ms();
-    }
-    SL_DEBUG(k->name, "%s %d partitions (budget %llu/%llu bytes)", pause ? "paused" : "resumed",
-             k->assignment->cnt, (unsigned long long)k->p->budget.used,
-             (unsigned long long)k->p->budget.limit);
+    sl_timer_start(k->p->loop, &k->tick, 0);
 }
 
 static void update_backpressure(struct sl_kafka_in *k)
 {
     if (k->stopping) {
         set_paused(k, true);
+        set_purged(k, true);
         return;
     }
+    if (k->paused && !k->purged && sl_now_ms() - k->paused_since >= HOLD_MS) set_purged(k, true);
     if (!k->paused && sl_pipeline_backpressure(k->p)) {
         /* Send what is batched now: waiting for batch_max_wait would only hold memory longer. */
         for (size_t i = 0; i < k->p->n_outputs; i++)
@@ -488,11 +518,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (k->assignment) rd_kafka_topic_partition_list_destroy(k->assignment);
         k->assignment = rd_kafka_topic_partition_list_copy(parts);
         /* The application pause flag survives rebalances in 2.0.2: state it explicitly. */
-        if (k->paused)
+        if (k->purged)
             rd_kafka_pause_partitions(rk, parts);
         else
             rd_kafka_resume_partitions(rk, parts);
-        SL_INFO(k->name, "assigned %d partitions%s", parts->cnt, k->paused ? " (paused)" : "");
+        SL_INFO(k->name, "assigned %d partitions%s", parts->cnt, k->purged ? " (paused)" : "");
         if (k->strand_topic) strand_fault(k, parts);
         return;
     }
@@ -753,14 +783,23 @@ static void poll_burst(struct sl_kafka_in *k)
     char drain[256];
     while (read(k->pipefd[0], drain, sizeof drain) > 0) {
     }
+    /* Held: the queue keeps what it has (a pause would drop it). Resuming polls at once. */
+    if (k->paused && !k->purged) return;
     int n = 0;
-    rd_kafka_message_t *m;
+    rd_kafka_message_t *m = NULL;
     k->last_poll_ms = sl_now_ms();
     while (n < BURST && (m = rd_kafka_consumer_poll(k->rk, 0))) {
         handle_message(k, m);
         rd_kafka_message_destroy(m);
         n++;
-        if (!k->paused && sl_pipeline_backpressure(k->p)) update_backpressure(k);
+        if (!k->paused && sl_pipeline_backpressure(k->p)) {
+            update_backpressure(k);
+            if (k->paused) break;
+        }
+    }
+    if (!m && k->kick_on_empty && !k->paused) {
+        k->kick_on_empty = false;
+        if (k->assignment && k->assignment->cnt) waker_kick(&k->waker, k->assignment);
     }
     sl_pipeline_dl_commit(k->p);
     /* A full burst means the queue may still hold messages, and librdkafka only writes to the
@@ -944,6 +983,7 @@ void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
         .commit_failures = k->commit_failures,
         .time_parse_errors = k->ctr.time_errors,
         .stall_recoveries = k->stall_recoveries,
+        .partition_pauses = k->purges,
         .assigned = k->assignment ? k->assignment->cnt : 0,
     };
 }
@@ -1167,6 +1207,7 @@ void sl_kafka_in_log_stats(struct sl_kafka_in *k)
     SL_INFO(k->name,
             "received=%llu delivered=%llu dead_lettered=%llu dropped=%llu in_flight=%llu "
             "parse_errors=%llu unmatched=%llu time_parse_errors=%llu pauses=%llu paused_ms=%llu "
+            "partition_pauses=%llu "
             "rebalances=%llu commits=%llu commit_failures=%llu stall_recoveries=%llu "
             "budget=%llu/%llu",
             (unsigned long long)c->received, (unsigned long long)c->delivered,
@@ -1174,10 +1215,10 @@ void sl_kafka_in_log_stats(struct sl_kafka_in *k)
             (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
             (unsigned long long)c->parse_errors, (unsigned long long)c->unmatched,
             (unsigned long long)k->ctr.time_errors, (unsigned long long)k->pauses,
-            (unsigned long long)paused, (unsigned long long)k->rebalances,
-            (unsigned long long)k->commits, (unsigned long long)k->commit_failures,
-            (unsigned long long)k->stall_recoveries, (unsigned long long)k->p->budget.used,
-            (unsigned long long)k->p->budget.limit);
+            (unsigned long long)paused, (unsigned long long)k->purges,
+            (unsigned long long)k->rebalances, (unsigned long long)k->commits,
+            (unsigned long long)k->commit_failures, (unsigned long long)k->stall_recoveries,
+            (unsigned long long)k->p->budget.used, (unsigned long long)k->p->budget.limit);
 }
 
 static const char *ops_name(const void *impl)

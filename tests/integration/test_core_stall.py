@@ -3,9 +3,12 @@
 
 A ~100 MB backlog (400,000 x 250 B records on 32 partitions, ~3.1 MB each, so the mock keeps all of
 it) sits in Kafka while esemu stalls every request for 30 s. sluice runs with memory_limit 16MiB.
-A user must see: peak RSS (VmHWM, sampled) below memory_limit + OVERHEAD_MIB, partitions paused
-(stats `pauses=N`, N > 0), sluice staying in its group (no `revoked` line before shutdown, one
-assignment), and after the stall every seq exactly once."""
+A user must see: peak RSS (VmHWM, sampled) below memory_limit + OVERHEAD_MIB, the input paused
+(stats `pauses=N`, N > 0) and, because the stall outlasts a second, its partitions paused in the
+client (`partition_pauses` at least 1) while the short backpressure of the catch-up after the stall
+only held the client's queue (fewer partition pauses than pauses: a partition pause drops the
+prefetched records, which are fetched again), sluice staying in its group (no `revoked` line
+before shutdown, one assignment), and after the stall every seq exactly once."""
 import os
 import sys
 
@@ -73,6 +76,13 @@ def main():
             pauses = sl.stat_values("pauses")
             ck.check(pauses and max(pauses) > 0, f"stats lines show paused partitions "
                      f"(pauses= values {pauses})")
+            ppauses = sl.stat_values("partition_pauses")
+            ck.check(ppauses and max(ppauses) >= 1,
+                     f"the 30 s stall paused the partitions in the client (partition_pauses= "
+                     f"values {ppauses})")
+            ck.check(ppauses and pauses and max(ppauses) < max(pauses),
+                     f"short backpressure held the queue instead of pausing the partitions "
+                     f"(partition_pauses {max(ppauses or [0])} < pauses {max(pauses or [0])})")
             text = sl.text().splitlines()
             stop_at = next((n for n, ln in enumerate(text) if "signal 15" in ln), len(text))
             revoked = [ln for ln in text[:stop_at] if "revoked" in ln]
@@ -87,7 +97,8 @@ def main():
             H.log(f"RESULT stall: peak RSS {peak / 1024:.1f} MiB (VmHWM; limit {MEMORY_LIMIT_MIB} "
                   f"+ {OVERHEAD_MIB} MiB), VmRSS max {sl.rss.peak_rss_kb / 1024:.1f} MiB, budget_peak "
                   f"{(fs or {}).get('budget_peak')} / {(fs or {}).get('budget_limit')}, pauses "
-                  f"{max(pauses) if pauses else None}, conflicts_409 {st.get('conflicts_409')}, "
+                  f"{max(pauses) if pauses else None} (partition pauses "
+                  f"{max(ppauses) if ppauses else None}), conflicts_409 {st.get('conflicts_409')}, "
                   f"{H.events_per_second(st, N):,.0f} events/s after the stall")
     except Exception as e:
         ck.crash(e)

@@ -71,6 +71,7 @@ FAMILIES = {
     "sluice_kafka_partition_high_watermark": ("gauge", PART_LABELS),
     "sluice_kafka_partition_lag": ("gauge", PART_LABELS),
     "sluice_kafka_partition_paused": ("gauge", PART_LABELS),
+    "sluice_kafka_partition_pauses": ("counter", ("input",)),
     "sluice_output_requests": ("counter", ("output",)),
     "sluice_output_items_sent": ("counter", ("output",)),
     "sluice_output_sent_bytes": ("counter", ("output",)),
