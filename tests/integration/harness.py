@@ -114,14 +114,33 @@ def require_binaries(*paths):
 # processes
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """An ephemeral loopback port that was free a moment ago (for 'start later on this port')."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port that was free a moment ago (for 'start later on this port'), chosen below
+    the kernel's ephemeral range. A port from that range can be taken by any outgoing connection
+    on the machine before the process meant to listen on it binds it: under `ctest -j4` a sluice
+    started that way failed with 'Address already in use' (test_seed_chain, test_kafka_stranded)."""
+    hi = _ephemeral_low()
+    lo = 10000 if hi > 11000 else 1024
+    for _ in range(200):
+        port = random.randrange(lo, hi)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError(f"no free loopback port in {lo}-{hi - 1}")
 
 
 def kill_group(proc, sig=signal.SIGKILL):
