@@ -117,6 +117,17 @@ static void reserve_locked(void)
     atomic_store_explicit(&g_base, b, memory_order_release);
 }
 
+/* Gives a slot's pages back and returns it to the free list. A slot the kernel would not
+ * release is leaked rather than handed out again with stale pages. */
+static void slot_free(uintptr_t b, int slot)
+{
+    if (release(slot_addr(b, slot), g_mapped[slot]) != 0) return;
+    g_mapped[slot] = 0;
+    pthread_mutex_lock(&g_mu);
+    g_free[g_nfree++] = (uint16_t)slot;
+    pthread_mutex_unlock(&g_mu);
+}
+
 /* A block of at least n bytes, or NULL when this allocator cannot serve it. *dirty is how many
  * leading bytes may hold old data (the rest is fresh zero pages). */
 static void *big_alloc(size_t n, size_t *dirty)
@@ -150,11 +161,7 @@ static void *big_alloc(size_t n, size_t *dirty)
     char *a = slot_addr(b, slot);
     size_t have = g_mapped[slot];
     if (resize(a, have, want) != 0) {
-        release(a, have);
-        g_mapped[slot] = 0;
-        pthread_mutex_lock(&g_mu);
-        g_free[g_nfree++] = (uint16_t)slot;
-        pthread_mutex_unlock(&g_mu);
+        slot_free(b, slot);
         return NULL;
     }
     g_mapped[slot] = want;
@@ -164,7 +171,6 @@ static void *big_alloc(size_t n, size_t *dirty)
 
 static void big_free(uintptr_t b, int slot)
 {
-    char *a = slot_addr(b, slot);
     pthread_mutex_lock(&g_mu);
     size_t m = g_mapped[slot];
     if (g_ncache < SL_BIG_CACHED && g_cached_bytes + m <= g_cap) {
@@ -175,13 +181,8 @@ static void big_free(uintptr_t b, int slot)
     }
     g_stats.released++;
     pthread_mutex_unlock(&g_mu);
-    /* Outside the lock: the slot is still ours until it is on the free list. If the kernel
-     * refuses, the slot is leaked rather than handed out with stale pages. */
-    if (release(a, m) != 0) return;
-    g_mapped[slot] = 0;
-    pthread_mutex_lock(&g_mu);
-    g_free[g_nfree++] = (uint16_t)slot;
-    pthread_mutex_unlock(&g_mu);
+    /* outside the lock: the slot is still ours until it is on the free list */
+    slot_free(b, slot);
 }
 
 void sl_bigalloc_set_cache(size_t bytes)
@@ -201,12 +202,7 @@ void sl_bigalloc_set_cache(size_t bytes)
         g_cached_bytes -= g_mapped[slot];
         g_stats.released++;
         pthread_mutex_unlock(&g_mu);
-        uintptr_t b = atomic_load_explicit(&g_base, memory_order_relaxed);
-        if (release(slot_addr(b, slot), g_mapped[slot]) != 0) continue;
-        g_mapped[slot] = 0;
-        pthread_mutex_lock(&g_mu);
-        g_free[g_nfree++] = (uint16_t)slot;
-        pthread_mutex_unlock(&g_mu);
+        slot_free(atomic_load_explicit(&g_base, memory_order_relaxed), slot);
     }
 }
 

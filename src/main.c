@@ -649,16 +649,18 @@ static int run(const char *path, const char *replay_dir)
     /* Batch bodies are hundreds of KiB. With glibc's dynamic mmap threshold, the first free of
      * one raises the threshold and later bodies come from the heap, where freed space is kept
      * rather than returned: RSS then creeps above what the budget accounts for. A fixed
-     * threshold keeps big buffers in their own mappings, given back on free; two arenas stop
+     * threshold keeps big buffers in their own mappings, given back on free (when the block
+     * cache below is on, src/bigalloc.c serves those sizes instead); two arenas stop
      * librdkafka's threads from each growing a heap of their own.
      * An operator who sets these through GLIBC_TUNABLES chose otherwise, knowingly: heap reuse
      * of librdkafka's fetch buffers costs fewer page faults and more peak RSS (measured in
      * docs/performance.md, "Page faults"), so their setting is left alone. */
     const char *tunables = getenv("GLIBC_TUNABLES");
-    if (!tunables || !strstr(tunables, "glibc.malloc.mmap_threshold"))
+    bool malloc_tuned = tunables && strstr(tunables, "glibc.malloc.");
+    if (!malloc_tuned || !strstr(tunables, "glibc.malloc.mmap_threshold"))
         mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    if (!tunables || !strstr(tunables, "glibc.malloc.arena_max")) mallopt(M_ARENA_MAX, 2);
-    if (tunables && strstr(tunables, "glibc.malloc."))
+    if (!malloc_tuned || !strstr(tunables, "glibc.malloc.arena_max")) mallopt(M_ARENA_MAX, 2);
+    if (malloc_tuned)
         SL_INFO("sluice", "GLIBC_TUNABLES=%s: its malloc settings are used as given", tunables);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         SL_ERROR("sluice", NULL, "curl_global_init failed");
@@ -686,7 +688,7 @@ static int run(const char *path, const char *replay_dir)
             SL_ERROR("sluice", NULL, "SLUICE_BLOCK_CACHE=%s: want a number of bytes", bc);
             return 2;
         }
-    } else if (tunables && strstr(tunables, "glibc.malloc.")) {
+    } else if (malloc_tuned) {
         block_cache = 0;
     }
     sl_bigalloc_set_cache((size_t)block_cache);

@@ -39,9 +39,12 @@ def main():
             wm = mk.watermarks("logs")
             ck.check(wm[2][1] > 0, f"partition 2 holds records ({wm[2][1]})", wm)
             es = procs.add(H.EsEmu(workdir=wd))
-            cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd,
-                                  group="stranded", topics=("logs", "quiet"), match="kafka.**",
-                                  memory_limit="64MiB")
+
+            def config():  # a fresh status port each time (a port may be taken once freed)
+                return H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd,
+                                       group="stranded", topics=("logs", "quiet"),
+                                       match="kafka.**", memory_limit="64MiB")
+            cfg = config()
             env = dict(os.environ, SLUICE_FAULT_STRAND="logs:2")
             t0 = time.monotonic()
             sl = procs.add(H.Sluice(cfg, wd, env=env))
@@ -82,11 +85,7 @@ def main():
             mk.produce("logs", N2)
             ck.eq(mk.wait_produced(60), N + N2, "second backlog produced")
             wm2 = mk.watermarks("logs")
-            # a fresh status port: the first one may be some client's ephemeral port by now
-            cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd,
-                                  group="stranded", topics=("logs", "quiet"), match="kafka.**",
-                                  memory_limit="64MiB")
-            sl = procs.add(H.Sluice(cfg, wd, env=env))
+            sl = procs.add(H.Sluice(config(), wd, env=env))
             got = es.wait_docs(N + N2, STALL_S + 40, label="restart")
             ck.check(got >= N + N2, f"after a restart all {N2} new records arrive (got {got - N})",
                      sl.log_tail(8))
