@@ -29,6 +29,9 @@ What is measured, per run:
   page faults  minor page faults of the consumer process over the same span as its CPU
              (ceiling: ru_minflt; sluice: minflt in /proc/PID/stat). On this paravirtualised
              machine each one is expensive: see docs/performance.md, "Page faults".
+  threads    sluice only: the same CPU split into the main thread (the event loop: JSON
+             checks, bulk bodies, HTTP) and librdkafka's threads (rdk:*), from
+             /proc/PID/task/*/stat at the same moment
   ratio      events/s divided by the median events/s of the default-settings ceiling
 Only the Python standard library is used; processes run under neutral names (harness.exe_alias).
 """
@@ -123,6 +126,26 @@ def proc_stat(pid):
         return int(fields[11]) + int(fields[12]), int(fields[7])
     except (OSError, IndexError, ValueError):
         return None, None
+
+
+def thread_cpu(pid):
+    """{thread name: utime+stime in clock ticks}, names shared by several threads summed
+    (librdkafka's rdk:broker<N> become rdk:broker); the main thread is "main"."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+            name = "main" if t == str(pid) else re.sub(r"\d+$", "", head.split("(", 1)[1])
+            fields = rest.split()
+            out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
 
 
 def cpu_ticks(pid):
@@ -259,11 +282,13 @@ outputs:
         prof = self.perf_start(variant, sl.pid)
         deadline = time.monotonic() + self.args.timeout
         cpu = minflt = None
+        threads = {}
         hwm = 0
         while time.monotonic() < deadline and sl.alive():
             st = self.es.stats()
             if int(st["created"]) + int(st["conflicts_409"]) >= self.n:
                 cpu, minflt = proc_stat(sl.pid)
+                threads = thread_cpu(sl.pid)
                 hwm = H.proc_status(sl.pid).get("VmHWM", 0)
                 break
             time.sleep(0.05)
@@ -297,7 +322,10 @@ outputs:
             return None
         a, b = int(st["first_doc_ns"]), int(st["last_doc_ns"])
         wall = (b - a) / 1e9
+        main = threads.get("main", 0)
+        rdk = sum(v for k, v in threads.items() if k.startswith("rdk:"))
         return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK, "minflt": minflt,
+                "main_cpu_s": main / TICK, "rdk_cpu_s": rdk / TICK,
                 "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
                 "mock_cpu_s": (mk1 - mk0) / TICK, "esemu_cpu_s": (es1 - es0) / TICK,
                 "bulk_requests": int(st["bulk_requests"]),
@@ -421,7 +449,8 @@ outputs:
             self.runs.setdefault(variant, []).append(r)
             extra = ""
             if "pauses" in r:
-                extra = f", pauses {r['pauses']} ({r['paused_ms']} ms)"
+                extra = (f", pauses {r['pauses']} ({r['paused_ms']} ms), threads: main "
+                         f"{r['main_cpu_s']:.2f} s, librdkafka {r['rdk_cpu_s']:.2f} s")
             if "client_eps" in r:
                 extra = (f", client {r['client_eps']:,.0f} events/s, ack p50 {r['ack_p50_ms']} ms "
                          f"p99 {r['ack_p99_ms']} ms")
@@ -460,7 +489,8 @@ def table(b, variants):
 
 
 def details(b, variants):
-    rows = [("run", "consumer CPU s", "page faults", "mock CPU s", "esemu CPU s", "bulk requests",
+    rows = [("run", "consumer CPU s", "main thread s", "librdkafka threads s", "page faults",
+             "mock CPU s", "esemu CPU s", "bulk requests",
              "bulk MB on wire", "pauses", "paused ms")]
     for v in variants:
         runs = b.runs.get(v, [])
@@ -470,7 +500,8 @@ def details(b, variants):
         def f(key, fmt):
             x = med(runs, key)
             return "" if x is None else format(x, fmt)
-        rows.append((v, f("cpu_s", ".2f"), f("minflt", ",.0f"), f("mock_cpu_s", ".2f"),
+        rows.append((v, f("cpu_s", ".2f"), f("main_cpu_s", ".2f"), f("rdk_cpu_s", ".2f"),
+                     f("minflt", ",.0f"), f("mock_cpu_s", ".2f"),
                      f("esemu_cpu_s", ".2f"),
                      f("bulk_requests", ".0f"), f("wire_mb", ".1f"), f("pauses", ".0f"),
                      f("paused_ms", ".0f")))
@@ -479,7 +510,7 @@ def details(b, variants):
         rows.append(("forward: fwd_client events/s (first send to last ack), ack latency "
                      "p50 / p99 ms", f"{med(runs, 'client_eps'):,.0f}",
                      f"{med(runs, 'ack_p50_ms'):.1f} / {med(runs, 'ack_p99_ms'):.1f}", "", "",
-                     "", "", "", ""))
+                     "", "", "", "", "", ""))
     return rows
 
 
