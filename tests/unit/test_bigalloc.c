@@ -241,6 +241,114 @@ static void test_threads(void **state)
     assert_true(s.reused > 0);
 }
 
+/* ---- small chunks handed between threads ---- */
+
+#define CHUNK 300 /* glibc chunk 320, like librdkafka's per-message op */
+#define NCHUNK 128
+
+struct handoff {
+    void *p[NCHUNK];
+    int bad;
+};
+
+static void *alloc_chunks(void *arg)
+{
+    struct handoff *h = arg;
+    for (int i = 0; i < NCHUNK; i++) {
+        unsigned char *c = calloc(1, CHUNK);
+        if (!c) return (void *)1;
+        for (int k = 0; k < CHUNK; k++)
+            if (c[k]) h->bad = 1;
+        touch(c, 0x5a, CHUNK);
+        h->p[i] = c;
+    }
+    return NULL;
+}
+
+static int in_set(void *p, void *const *set, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (set[i] == p) return 1;
+    return 0;
+}
+
+/* Chunks one thread allocates and another frees go back to an allocating thread, zeroed by
+ * calloc, without glibc; the depot is empty again once they are taken. */
+static void test_chunks_cross_threads(void **state)
+{
+    (void)state;
+    sl_bigalloc_set_cache(8 * MiB);
+    struct handoff a = {0}, b = {0};
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_chunks, &a);
+    pthread_join(t, NULL);
+    size_t d0 = sl_bigalloc_stats().chunk_depot_bytes;
+    for (int i = 0; i < NCHUNK; i++)
+        free(a.p[i]); /* this thread frees what the other allocated */
+    assert_int_equal(sl_bigalloc_stats().chunk_depot_bytes, d0 + NCHUNK * 320);
+    pthread_create(&t, NULL, alloc_chunks, &b);
+    pthread_join(t, NULL);
+    assert_int_equal(b.bad, 0); /* calloc zeroed what was reused */
+    for (int i = 0; i < NCHUNK; i++)
+        assert_true(in_set(b.p[i], a.p, NCHUNK));
+    assert_int_equal(sl_bigalloc_stats().chunk_depot_bytes, d0);
+    /* a recycled chunk is still glibc's: realloc moves its content */
+    char *r = realloc(b.p[0], 5000);
+    assert_non_null(r);
+    assert_int_equal((unsigned char)r[CHUNK - 1], 0x5a);
+    assert_true(malloc_usable_size(b.p[1]) >= CHUNK);
+    free(r);
+    for (int i = 1; i < NCHUNK; i++)
+        free(b.p[i]);
+}
+
+/* However many chunks are freed at once, the depot keeps at most SL_CHUNK_DEPOT_MAX bytes. */
+static void test_chunk_depot_is_bounded(void **state)
+{
+    (void)state;
+    sl_bigalloc_set_cache(8 * MiB);
+    enum { N = 20000 };
+    void **p = malloc(N * sizeof *p);
+    for (int i = 0; i < N; i++)
+        p[i] = malloc(CHUNK);
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    free(p);
+    size_t d = sl_bigalloc_stats().chunk_depot_bytes;
+    assert_true(d > 0);
+    assert_true(d <= SL_CHUNK_DEPOT_MAX);
+}
+
+static void *free_some(void *arg)
+{
+    void **p = arg;
+    for (int i = 0; i < 40; i++)
+        free(p[i]);
+    return NULL; /* exits with 8 chunks on its list: they must go back */
+}
+
+/* A thread's list goes back when it exits; with the cache off nothing is kept. */
+static void test_chunks_thread_exit_and_off(void **state)
+{
+    (void)state;
+    sl_bigalloc_set_cache(8 * MiB);
+    void *p[40];
+    for (int i = 0; i < 40; i++)
+        p[i] = malloc(CHUNK);
+    size_t d0 = sl_bigalloc_stats().chunk_depot_bytes;
+    pthread_t t;
+    pthread_create(&t, NULL, free_some, p);
+    pthread_join(t, NULL);
+    size_t d1 = sl_bigalloc_stats().chunk_depot_bytes;
+    assert_true(d1 == d0 + 32 * 320 || d1 == d0); /* one full batch, unless the depot was full */
+    sl_bigalloc_set_cache(0);
+    for (int i = 0; i < 40; i++)
+        p[i] = malloc(CHUNK);
+    for (int i = 0; i < 40; i++)
+        free(p[i]);
+    assert_int_equal(sl_bigalloc_stats().chunk_depot_bytes, d1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +360,9 @@ int main(void)
         cmocka_unit_test_setup(test_small_blocks_are_glibcs, setup),
         cmocka_unit_test_setup(test_off, setup),
         cmocka_unit_test_setup(test_threads, setup),
+        cmocka_unit_test_setup(test_chunks_cross_threads, setup),
+        cmocka_unit_test_setup(test_chunk_depot_is_bounded, setup),
+        cmocka_unit_test_setup(test_chunks_thread_exit_and_off, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
