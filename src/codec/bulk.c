@@ -14,26 +14,42 @@
 #include "codec/json.h"
 #include "codec/json_internal.h"
 
-size_t sl_bulk_action(char *out, size_t cap, enum sl_bulk_op op, const char *index,
-                      size_t index_len, const char *id, size_t id_len)
+size_t sl_bulk_action_head(char *out, size_t cap, enum sl_bulk_op op, const char *index,
+                           size_t index_len)
 {
     const char *head =
         op == SL_BULK_CREATE ? "{\"create\":{\"_index\":\"" : "{\"index\":{\"_index\":\"";
     size_t hl = strlen(head);
-    size_t il = sl__json_escaped_len(index, index_len);
-    size_t need = hl + il + 4;                            /* "}}\n */
-    if (id) need += 9 + sl__json_escaped_len(id, id_len); /* ","_id":" */
-    if (need > cap) return 0;
-    size_t o = hl;
+    /* Measured only when the worst case (6 bytes a byte, \u00XX) might not fit. */
+    if (hl + 6 * index_len + 1 > cap && hl + sl__json_escaped_len(index, index_len) + 1 > cap)
+        return 0;
     memcpy(out, head, hl);
-    o += sl_json_escape(index, index_len, out + o);
+    size_t o = hl + sl_json_escape(index, index_len, out + hl);
+    out[o++] = '"';
+    return o;
+}
+
+size_t sl_bulk_action_tail(char *out, size_t cap, size_t head_len, const char *id, size_t id_len)
+{
+    size_t o = head_len;
     if (id) {
-        memcpy(out + o, "\",\"_id\":\"", 9);
-        o += 9;
+        if (o + 8 + 6 * id_len + 4 > cap && o + 8 + sl__json_escaped_len(id, id_len) + 4 > cap)
+            return 0;
+        memcpy(out + o, ",\"_id\":\"", 8);
+        o += 8;
         o += sl_json_escape(id, id_len, out + o);
+        out[o++] = '"';
     }
-    memcpy(out + o, "\"}}\n", 4);
-    return o + 4;
+    if (o + 3 > cap) return 0;
+    memcpy(out + o, "}}\n", 3);
+    return o + 3;
+}
+
+size_t sl_bulk_action(char *out, size_t cap, enum sl_bulk_op op, const char *index,
+                      size_t index_len, const char *id, size_t id_len)
+{
+    size_t h = sl_bulk_action_head(out, cap, op, index, index_len);
+    return h ? sl_bulk_action_tail(out, cap, h, id, id_len) : 0;
 }
 
 /* ---- a tiny cursor over the body ---- */

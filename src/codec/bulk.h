@@ -13,6 +13,14 @@ enum sl_bulk_op { SL_BULK_CREATE = 0, SL_BULK_INDEX = 1 };
 size_t sl_bulk_action(char *out, size_t cap, enum sl_bulk_op op, const char *index,
                       size_t index_len, const char *id, size_t id_len);
 
+/* The same line in two parts, so a caller can keep the first while the index does not change:
+ * the head `{"create":{"_index":"<index>"` and the tail `,"_id":"<id>"}}\n` (or `}}\n` when id is
+ * NULL), written at out + head_len. Each returns the bytes written (the tail: head_len plus its
+ * own), or 0 if cap is too small. */
+size_t sl_bulk_action_head(char *out, size_t cap, enum sl_bulk_op op, const char *index,
+                           size_t index_len);
+size_t sl_bulk_action_tail(char *out, size_t cap, size_t head_len, const char *id, size_t id_len);
+
 /* One item of a bulk response. type/reason point into the response body at the raw contents of the
  * JSON string (without quotes, still escaped), or are NULL/0 when absent. */
 struct sl_bulk_item {
@@ -38,9 +46,9 @@ int sl_bulk_parse_response(const char *body, size_t len, struct sl_bulk_item *it
 int sl_bulk_parse_error(const char *body, size_t len, struct sl_bulk_item *out);
 
 enum sl_bulk_class {
-    SL_BULK_DELIVERED,    /* 2xx, or 409 on create */
-    SL_BULK_RETRY,        /* 429, 408, 5xx, 401, 403 (config problems block, never drop) */
-    SL_BULK_DEAD_LETTER,  /* any other 4xx: permanent for this document */
+    SL_BULK_DELIVERED,   /* 2xx, or 409 on create */
+    SL_BULK_RETRY,       /* 429, 408, 5xx, 401, 403 (config problems block, never drop) */
+    SL_BULK_DEAD_LETTER, /* any other 4xx: permanent for this document */
 };
 
 /* Classifies one item status per DESIGN.md section 2. */

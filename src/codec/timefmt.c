@@ -222,15 +222,9 @@ static void put_dec(char *out, unsigned long v, int width)
     }
 }
 
-size_t sl_time_format_rfc3339(int64_t ns, char *out)
+/* "YYYY-MM-DDTHH:MM:SS" of secs since the epoch, 19 bytes. */
+static void format_secs(int64_t secs, char *out)
 {
-    /* floor division, so times before 1970 still get a fraction in [0, 1e9) */
-    int64_t secs = ns / NS_PER_S;
-    int64_t frac = ns % NS_PER_S;
-    if (frac < 0) {
-        frac += NS_PER_S;
-        secs--;
-    }
     int64_t days = secs / 86400;
     int64_t sod = secs % 86400;
     if (sod < 0) {
@@ -252,6 +246,24 @@ size_t sl_time_format_rfc3339(int64_t ns, char *out)
     put_dec(out + 14, (unsigned long)(sod / 60 % 60), 2);
     out[16] = ':';
     put_dec(out + 17, (unsigned long)(sod % 60), 2);
+}
+
+/* floor division, so times before 1970 still get a fraction in [0, 1e9) */
+static int64_t split_ns(int64_t ns, int64_t *frac)
+{
+    int64_t secs = ns / NS_PER_S;
+    *frac = ns % NS_PER_S;
+    if (*frac < 0) {
+        *frac += NS_PER_S;
+        secs--;
+    }
+    return secs;
+}
+
+size_t sl_time_format_rfc3339(int64_t ns, char *out)
+{
+    int64_t frac;
+    format_secs(split_ns(ns, &frac), out);
     out[19] = '.';
     put_dec(out + 20, (unsigned long)frac, 9);
     out[29] = 'Z';
@@ -271,6 +283,28 @@ size_t sl_time_format_rfc3339_short(int64_t ns, char *out)
     int64_t frac = ns % NS_PER_S;
     if (frac < 0) frac += NS_PER_S;
     size_t end = frac == 0 ? 19 : frac % 1000000 == 0 ? 23 : frac % 1000 == 0 ? 26 : 29;
+    out[end] = 'Z';
+    out[end + 1] = '\0';
+    return end + 1;
+}
+
+size_t sl_time_format_rfc3339_short_cached(struct sl_time_cache *c, int64_t ns, char *out)
+{
+    int64_t frac;
+    int64_t secs = split_ns(ns, &frac);
+    if (secs != c->secs) {
+        format_secs(secs, c->text);
+        c->secs = secs;
+    }
+    memcpy(out, c->text, 19);
+    size_t end = 19;
+    if (frac) {
+        int digits = frac % 1000000 == 0 ? 3 : frac % 1000 == 0 ? 6 : 9;
+        int64_t v = digits == 3 ? frac / 1000000 : digits == 6 ? frac / 1000 : frac;
+        out[19] = '.';
+        put_dec(out + 20, (unsigned long)v, digits);
+        end = 20 + (size_t)digits;
+    }
     out[end] = 'Z';
     out[end + 1] = '\0';
     return end + 1;

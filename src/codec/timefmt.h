@@ -76,4 +76,16 @@ size_t sl_time_format_rfc3339(int64_t ns, char *out);
  * out needs 31 bytes. Returns the length (20, 24, 27 or 30). */
 size_t sl_time_format_rfc3339_short(int64_t ns, char *out);
 
+/* The date and time of day of the last second formatted, for callers that format many times
+ * within one second (an output adding @timestamp to each record): set secs to INT64_MIN before
+ * the first use. */
+struct sl_time_cache {
+    int64_t secs;
+    char text[20]; /* "2026-11-27T10:00:00" */
+};
+
+/* sl_time_format_rfc3339_short through a cache: the same bytes, without recomputing the
+ * calendar date while the second does not change. */
+size_t sl_time_format_rfc3339_short_cached(struct sl_time_cache *c, int64_t ns, char *out);
+
 #endif

@@ -166,6 +166,11 @@ struct es_out {
     int ts_path_idx; /* timestamp_key in the record's scan, -1 when off */
     char *ts_buf;    /* ,"<timestamp_key>":" then room for the time and "} */
     size_t ts_prefix_len;
+    struct sl_time_cache ts_cache; /* records of one second share their date and time */
+    /* The action line's head for the last index rendered: most records of a batch share it. */
+    char act_index[512];
+    size_t act_index_len, act_head_len;
+    char act_head[32 + 6 * 512];
     char *pipeline_arg; /* "pipeline=<escaped>&" or "" */
     struct setup setup;
 };
@@ -1310,9 +1315,18 @@ static void es_submit(void *impl, const struct sl_event *ev)
             id_len = vl;
         }
     }
-    size_t alen = sl_bulk_action(action, sizeof action,
-                                 o->es->op == SL_ES_OP_CREATE ? SL_BULK_CREATE : SL_BULK_INDEX,
-                                 index, index_len, id, id_len);
+    if (!o->act_head_len || index_len != o->act_index_len ||
+        memcmp(index, o->act_index, index_len) != 0) {
+        o->act_head_len = sl_bulk_action_head(
+            o->act_head, sizeof o->act_head,
+            o->es->op == SL_ES_OP_CREATE ? SL_BULK_CREATE : SL_BULK_INDEX, index, index_len);
+        memcpy(o->act_index, index, index_len);
+        o->act_index_len = index_len;
+    }
+    memcpy(action, o->act_head, o->act_head_len);
+    size_t alen = o->act_head_len ? sl_bulk_action_tail(action, sizeof action, o->act_head_len,
+                                                        id, id_len)
+                                  : 0;
     /* The event time as timestamp_key, unless the record has that field: appended inside the
      * object's closing brace, so the payload is still copied once, not re-serialised. */
     const char *ts = NULL;
@@ -1327,7 +1341,7 @@ static void es_submit(void *impl, const struct sl_event *ev)
                 j--;
             bool empty = j && ev->payload[j - 1] == '{';
             char *t = o->ts_buf + o->ts_prefix_len;
-            t += sl_time_format_rfc3339_short(ev->time_ns, t);
+            t += sl_time_format_rfc3339_short_cached(&o->ts_cache, ev->time_ns, t);
             *t++ = '"';
             *t++ = '}';
             ts = o->ts_buf + (empty ? 1 : 0);
@@ -1522,6 +1536,7 @@ int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, cha
             return -1;
         }
         size_t w = 0;
+        o->ts_cache.secs = INT64_MIN;
         o->ts_buf[w++] = ',';
         o->ts_buf[w++] = '"';
         w += sl_json_escape(o->es->timestamp_key, kl, o->ts_buf + w);

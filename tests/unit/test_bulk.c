@@ -59,6 +59,28 @@ static void test_action_lines(void **state)
     assert_slice(out, n, "{\"create\":{\"_index\":\"i\",\"_id\":\"\"}}\n");
 }
 
+/* One head, kept, then tails for several ids: the same bytes as whole action lines; and for
+ * every cap below the whole line's length, 0. */
+static void test_action_head_and_tail(void **state)
+{
+    (void)state;
+    char head[256], line[512], want[512];
+    size_t h = sl_bulk_action_head(head, sizeof head, SL_BULK_CREATE, LIT("logs-2026.11.28"));
+    assert_int_equal(h, strlen("{\"create\":{\"_index\":\"logs-2026.11.28\""));
+    const char *ids[] = {"logs-3-1200456", "a\"b", "", NULL};
+    for (size_t k = 0; k < 4; k++) {
+        size_t il = ids[k] ? strlen(ids[k]) : 0;
+        size_t wn =
+            sl_bulk_action(want, sizeof want, SL_BULK_CREATE, LIT("logs-2026.11.28"), ids[k], il);
+        memcpy(line, head, h);
+        assert_int_equal(sl_bulk_action_tail(line, sizeof line, h, ids[k], il), wn);
+        assert_memory_equal(line, want, wn);
+        for (size_t cap = 0; cap < wn; cap++)
+            assert_int_equal(
+                sl_bulk_action(line, cap, SL_BULK_CREATE, LIT("logs-2026.11.28"), ids[k], il), 0);
+    }
+}
+
 static void test_action_capacity(void **state)
 {
     (void)state;
@@ -465,6 +487,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_action_lines),
         cmocka_unit_test(test_action_capacity),
+        cmocka_unit_test(test_action_head_and_tail),
         cmocka_unit_test(test_action_round_trip),
         cmocka_unit_test(test_parse_full_body),
         cmocka_unit_test(test_parse_es7_and_filtered),

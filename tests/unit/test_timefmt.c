@@ -335,6 +335,42 @@ static void test_short_round_trip(void **state)
     }
 }
 
+/* The cached short format writes the same bytes as the plain one: runs of times within one
+ * second, jumps, times before 1970 and the ends of the int64 range. */
+static void test_short_cached_is_identical(void **state)
+{
+    (void)state;
+    struct sl_time_cache c = {.secs = INT64_MIN};
+    int64_t edge[] = {INT64_MIN, INT64_MAX, 0, -1, 1, -S, S - 1, -1000000, INT64_MIN + 1};
+    for (size_t k = 0; k < sizeof(edge) / sizeof(edge[0]); k++) {
+        char a[31], b[31];
+        size_t na = sl_time_format_rfc3339_short(edge[k], a);
+        size_t nb = sl_time_format_rfc3339_short_cached(&c, edge[k], b);
+        assert_string_equal(b, a);
+        assert_int_equal(nb, na);
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    int64_t ns = 0;
+    for (int iter = 0; iter < 200000; iter++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (iter % 64 == 0)
+            ns = (int64_t)x; /* a jump */
+        else if (ns < INT64_MAX - S)
+            ns += (int64_t)(x % 3 == 0 ? x % S : x % 3000000); /* mostly the same second */
+        int64_t t = ns;
+        if (iter % 4 == 1) t -= t % 1000000;
+        if (iter % 4 == 2) t -= t % 1000;
+        if (iter % 8 == 3) t -= t % S;
+        char a[31], b[31];
+        size_t na = sl_time_format_rfc3339_short(t, a);
+        size_t nb = sl_time_format_rfc3339_short_cached(&c, t, b);
+        assert_string_equal(b, a);
+        assert_int_equal(nb, na);
+    }
+}
+
 /* kafka-fluentd-consumer took java.text.SimpleDateFormat patterns: they convert to ours. */
 static void test_java_patterns(void **state)
 {
@@ -392,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_parse_auto),
         cmocka_unit_test(test_format_short),
         cmocka_unit_test(test_short_round_trip),
+        cmocka_unit_test(test_short_cached_is_identical),
         cmocka_unit_test(test_java_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
