@@ -199,8 +199,8 @@ static void big_free(uintptr_t b, int slot)
  * thread whose list is empty takes a whole batch from there: one lock per RC_BATCH chunks
  * instead of two per chunk. The chunks stay glibc's (in use, as far as it knows), so realloc and
  * malloc_usable_size keep working on them. What is kept is bounded: RC_DEPOT_MAX bytes in the
- * depot, beyond which batches go back to glibc, and fewer than RC_BATCH chunks per size per thread.
- * A thread's lists go to the depot when it exits. */
+ * depot, beyond which batches go back to glibc, and fewer than RC_BATCH chunks per size per thread,
+ * which go back to glibc when the thread exits. */
 #define RC_MIN 256
 #define RC_MAX 512
 #define RC_N ((RC_MAX - RC_MIN) / 16 + 1)
@@ -261,18 +261,15 @@ static void rc_deposit(int c, void *batch)
     rc_release(batch);
 }
 
+/* A thread's lists are never full (a full one moves to the depot at once): back to glibc. */
 static void rc_thread_exit(void *unused)
 {
     (void)unused;
     t_rc_state = 2;
     for (int c = 0; c < RC_N; c++) {
-        struct rc_list *l = &t_rc[c];
-        if (l->n == RC_BATCH)
-            rc_deposit(c, l->head);
-        else
-            rc_release(l->head);
-        l->head = NULL;
-        l->n = 0;
+        rc_release(t_rc[c].head);
+        t_rc[c].head = NULL;
+        t_rc[c].n = 0;
     }
 }
 
@@ -308,8 +305,10 @@ static int rc_push(void *p)
     return 1;
 }
 
+/* A chunk handed over by another thread for a request of n < SL_BIG_MIN bytes, or NULL. */
 static void *rc_pop(size_t n)
 {
+    if (!atomic_load_explicit(&g_rc_on, memory_order_relaxed)) return NULL;
     size_t cs = rc_request_chunk(n);
     if (cs < RC_MIN || cs > RC_MAX) return NULL;
     int c = (int)((cs - RC_MIN) >> 4);
@@ -380,8 +379,7 @@ __attribute__((constructor)) static void find_glibc_usable(void)
 void *malloc(size_t n)
 {
     size_t dirty;
-    void *p = n < SL_BIG_MIN ? NULL : big_alloc(n, &dirty);
-    if (!p && n < SL_BIG_MIN && atomic_load_explicit(&g_rc_on, memory_order_relaxed)) p = rc_pop(n);
+    void *p = n < SL_BIG_MIN ? rc_pop(n) : big_alloc(n, &dirty);
     return p ? p : __libc_malloc(n);
 }
 
@@ -403,11 +401,8 @@ void *calloc(size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    size_t dirty;
-    void *p = big_alloc(n, &dirty);
-    if (!p && n < SL_BIG_MIN && atomic_load_explicit(&g_rc_on, memory_order_relaxed) &&
-        (p = rc_pop(n)) != NULL)
-        dirty = n;
+    size_t dirty = n;
+    void *p = n < SL_BIG_MIN ? rc_pop(n) : big_alloc(n, &dirty);
     if (!p) return __libc_calloc(nmemb, size);
     memset(p, 0, dirty < n ? dirty : n);
     return p;

@@ -277,17 +277,6 @@ int sl_time_parse_auto(const char *s, size_t len, int64_t *ns)
     return parse_epoch(s, len, ns);
 }
 
-size_t sl_time_format_rfc3339_short(int64_t ns, char *out)
-{
-    sl_time_format_rfc3339(ns, out);
-    int64_t frac = ns % NS_PER_S;
-    if (frac < 0) frac += NS_PER_S;
-    size_t end = frac == 0 ? 19 : frac % 1000000 == 0 ? 23 : frac % 1000 == 0 ? 26 : 29;
-    out[end] = 'Z';
-    out[end + 1] = '\0';
-    return end + 1;
-}
-
 size_t sl_time_format_rfc3339_short_cached(struct sl_time_cache *c, int64_t ns, char *out)
 {
     int64_t frac;
@@ -308,6 +297,12 @@ size_t sl_time_format_rfc3339_short_cached(struct sl_time_cache *c, int64_t ns, 
     out[end] = 'Z';
     out[end + 1] = '\0';
     return end + 1;
+}
+
+size_t sl_time_format_rfc3339_short(int64_t ns, char *out)
+{
+    struct sl_time_cache c = {.secs = INT64_MIN};
+    return sl_time_format_rfc3339_short_cached(&c, ns, out);
 }
 
 /* ---- strptime ---- */
@@ -628,7 +623,6 @@ static int walk(const char *fmt, struct cursor *c, struct fields *f)
     }
     return 0;
 }
-
 
 static int compose(const struct fields *f, int64_t year, int mon, int mday, int64_t *ns)
 {
