@@ -82,10 +82,15 @@ def main():
 
             # Restarted with the group's offsets committed: the stranded partition must resume
             # at its committed offset, not at the log start (which would re-send its old records).
+            # The new records are produced once the partition is stranded: produced before, they
+            # could be fetched before the fault's pause took hold (seen once in a CI run under
+            # ctest -j4: partition 2's records arrived at once and nothing was stranded).
+            sl = procs.add(H.Sluice(config(), wd, env=env))
+            ck.check(sl.wait_log(r"SLUICE_FAULT_STRAND: logs \[2\] paused", 30),
+                     "restart: the fault was applied to logs [2]", sl.log_tail())
             mk.produce("logs", N2)
             ck.eq(mk.wait_produced(60), N + N2, "second backlog produced")
             wm2 = mk.watermarks("logs")
-            sl = procs.add(H.Sluice(config(), wd, env=env))
             got = es.wait_docs(N + N2, STALL_S + 40, label="restart")
             ck.check(got >= N + N2, f"after a restart all {N2} new records arrive (got {got - N})",
                      sl.log_tail(8))
