@@ -34,10 +34,6 @@ def main():
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["logs:4", "quiet:2"], workdir=wd))
-            mk.produce("logs", N)
-            ck.eq(mk.wait_produced(60), N, "backlog produced")
-            wm = mk.watermarks("logs")
-            ck.check(wm[2][1] > 0, f"partition 2 holds records ({wm[2][1]})", wm)
             es = procs.add(H.EsEmu(workdir=wd))
 
             def config():  # a fresh status port each time (a port may be taken once freed)
@@ -50,6 +46,12 @@ def main():
             sl = procs.add(H.Sluice(cfg, wd, env=env))
             ck.check(sl.wait_log(r"SLUICE_FAULT_STRAND: logs \[2\] paused", 30),
                      "the fault was applied to logs [2]", sl.log_tail())
+            # Produced once the partition is stranded, so none of its records can be fetched
+            # before the fault's pause holds (see the restart phase below).
+            mk.produce("logs", N)
+            ck.eq(mk.wait_produced(60), N, "backlog produced")
+            wm = mk.watermarks("logs")
+            ck.check(wm[2][1] > 0, f"partition 2 holds records ({wm[2][1]})", wm)
             others = N - wm[2][1]
             got = es.wait_docs(others, 30, label="other partitions")
             ck.check(got >= others, f"the other partitions' {others} records arrive", got)
@@ -84,7 +86,8 @@ def main():
             # at its committed offset, not at the log start (which would re-send its old records).
             # The new records are produced once the partition is stranded: produced before, they
             # could be fetched before the fault's pause took hold (seen once in a CI run under
-            # ctest -j4: partition 2's records arrived at once and nothing was stranded).
+            # ctest -j4: partition 2's records arrived at once and nothing was stranded); the
+            # first phase above does the same.
             sl = procs.add(H.Sluice(config(), wd, env=env))
             ck.check(sl.wait_log(r"SLUICE_FAULT_STRAND: logs \[2\] paused", 30),
                      "restart: the fault was applied to logs [2]", sl.log_tail())
