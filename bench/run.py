@@ -101,12 +101,14 @@ def sluice_prefetch(memory_limit_bytes):
     (src/main.c: prefetch = limit / 4; src/inputs/kafka.c: sl_kafka_in_new). run_sluice checks
     them against the `prefetch:` line sluice logs, so a change there is noticed."""
     prefetch = memory_limit_bytes // 4
-    fetch = max(prefetch // 4, 1048576)
+    queue = max(prefetch // 4, 1048576)
+    fetch = max(prefetch // 32, 65536)
     return {
         "fetch.max.bytes": fetch,
-        "queued.max.messages.kbytes": fetch * 2 // 1024,
-        "queued.min.messages": fetch * 2 // 128,
-        "max.partition.fetch.bytes": min(fetch, 1048576),
+        "message.max.bytes": fetch,
+        "queued.max.messages.kbytes": queue // 1024,
+        "queued.min.messages": queue // 128,
+        "max.partition.fetch.bytes": fetch // 4,
         "fetch.wait.max.ms": 100,
     }
 
