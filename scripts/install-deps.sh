@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs the Debian packages sluice needs to build, test and run its demo. Run as root on Debian
+# Installs the Debian packages sluice needs to build, test and run its demo (a JDK and Maven
+# for the real-server tests' Kafka broker and OpenSearch node, tests/servers). Run as root on Debian
 # 12; as another user it only reports what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 librdkafka-dev libcurl4-openssl-dev libyaml-dev libpcre2-dev zlib1g-dev libssl-dev libcmocka-dev
 openssl kcat python3 python3-confluent-kafka python3-elasticsearch python3-msgpack python3-fluent-logger
 python3-prometheus-client groff-base
+openjdk-17-jdk-headless maven clang-format clang-tidy cppcheck
 chromium chromium-driver python3-selenium"
 missing=""
 for p in $PKGS; do

@@ -708,7 +708,7 @@ class Sluice:
     def metrics(self, name, timeout=5):
         """[(labels dict, value)] of the samples called `name` on this sluice's /metrics (its
         port from the config); [] when the server does not answer."""
-        m = re.search(r"http_listen: 127\.0\.0\.1:(\d+)", open(self.config_path).read())
+        m = re.search(r'http_listen"?: *"?127\.0\.0\.1:(\d+)', open(self.config_path).read())
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/metrics",
                                         timeout=timeout) as r:

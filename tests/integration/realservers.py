@@ -557,3 +557,72 @@ def sluice_config(workdir, brokers, es_url, group="sluice-real", topics=("logs",
         cfg["outputs"] = outputs
     cfg["outputs"][0].update(out or {})
     return json.dumps(cfg, indent=2) + "\n"
+
+
+class Streamer:
+    """Produces records 0..n-1 (record(seq) gives each) at about `rate` per second in a thread,
+    with python3-confluent-kafka, idempotent and acks=all, so a broker outage delays records but
+    neither loses nor duplicates them (message.timeout.ms 10 minutes). start(), then join()
+    raises if any record failed."""
+
+    def __init__(self, bootstrap, topic, n, rate, record, partitions=8, compression="lz4"):
+        import threading
+        self.bootstrap, self.topic, self.n, self.rate = bootstrap, topic, n, rate
+        self.record, self.partitions, self.compression = record, partitions, compression
+        self.sent = 0
+        self.delivered = 0
+        self.errors = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": self.bootstrap, "compression.type": self.compression,
+                      "enable.idempotence": True, "linger.ms": 10,
+                      "message.timeout.ms": 600000, "queue.buffering.max.messages": 1000000})
+
+        def cb(err, msg):
+            if err:
+                self.errors.append(str(err))
+            else:
+                self.delivered += 1
+
+        t0 = time.monotonic()
+        try:
+            for i in range(self.n):
+                ahead = i / self.rate - (time.monotonic() - t0)
+                if ahead > 0.005:
+                    time.sleep(ahead)
+                while True:
+                    try:
+                        p.produce(self.topic, value=self.record(i).encode(),
+                                  partition=i % self.partitions, on_delivery=cb)
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+                self.sent = i + 1
+                p.poll(0)
+            left = p.flush(600)
+            if left:
+                self.errors.append(f"{left} records still undelivered after 600s")
+        except Exception as e:  # reported by join()
+            self.errors.append(repr(e))
+
+    def join(self, timeout_s=900):
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise RuntimeError(f"producer still running after {timeout_s}s ({self.sent} sent)")
+        if self.errors or self.delivered != self.n:
+            raise RuntimeError(f"producer: {self.delivered}/{self.n} delivered, errors "
+                               f"{self.errors[:3]}")
+
+
+def log_record(seq):
+    """A JSON log line with its seq (checked in OpenSearch) and a time sluice reads."""
+    return ('{"seq":%d,"time":"2026-12-07T10:%02d:%02d.%03dZ","level":"%s","service":"checkout",'
+            '"message":"order %d accepted for customer %d"}'
+            % (seq, seq // 60000 % 60, seq // 1000 % 60, seq % 1000,
+               ("info", "warn", "error")[seq % 3], seq, seq * 7 % 100003))
