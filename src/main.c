@@ -239,6 +239,8 @@ KAFKA_FN(commit_failures)
 KAFKA_FN(stall_recoveries)
 KAFKA_FN(rebalances)
 KAFKA_FN(partition_pauses)
+KAFKA_FN(client_errors)
+KAFKA_FN(brokers_down)
 FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
@@ -267,8 +269,8 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *fpe, *fc, *fpc, *dlb, *te, *ye, *es,
-        *fse, *fsf, *fsb, *fsc, *fhf, *fth;
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *fpe, *fc, *fpc, *dlb,
+        *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -307,6 +309,16 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
                                   "client, dropping its prefetched records (fetched again on "
                                   "resume).",
                                   "input", err, errlen)) ||
+        !(kce = sl_metrics_counter(m, "sluice_kafka_client_errors_total",
+                                   "Errors the Kafka client reported (broker connections, name "
+                                   "resolution, authentication...), each logged; the client "
+                                   "retries them itself.",
+                                   "input", err, errlen)) ||
+        !(kbd = sl_metrics_gauge(m, "sluice_kafka_brokers_down",
+                                 "1 from the client's report that every broker is down until "
+                                 "it reaches one again (a record, a confirmed commit or an "
+                                 "answered probe).",
+                                 "input", err, errlen)) ||
         !(fpe = sl_metrics_counter(m, "sluice_forward_protocol_errors_total",
                                    "Malformed Forward requests (their connection was closed, no "
                                    "ack).",
@@ -363,6 +375,8 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(sr, v, m_kafka_stall_recoveries, in->impl);
             sl_metric_bind_fn(rb, v, m_kafka_rebalances, in->impl);
             sl_metric_bind_fn(pp, v, m_kafka_partition_pauses, in->impl);
+            sl_metric_bind_fn(kce, v, m_kafka_client_errors, in->impl);
+            sl_metric_bind_fn(kbd, v, m_kafka_brokers_down, in->impl);
         } else if (in->ops == &sl_fwd_in_ops) {
             sl_metric_bind_fn(ps, v, m_fwd_paused_s, in->impl);
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);

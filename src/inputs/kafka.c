@@ -257,6 +257,11 @@ struct sl_kafka_in {
     size_t meta_cap;
     uint64_t pauses, paused_ms, paused_since, rebalances, purges;
     uint64_t commits, commit_failures;
+    /* Errors the client reported (error_cb: transport, resolution, authentication...). From a
+     * report that every broker is down until the client shows it reached one again (a record,
+     * a confirmed commit, a watchdog probe answered), brokers_down is set. */
+    uint64_t client_errors;
+    bool brokers_down;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
     bool reset_earliest; /* auto.offset.reset: where a partition without a commit starts */
     struct waker waker;
@@ -270,6 +275,8 @@ struct sl_kafka_in {
     uint64_t strand_from_ms; /* 0: not (or no longer) stranding */
     bool strand_logged;
 };
+
+static void brokers_reached(struct sl_kafka_in *k);
 
 /* ---------------------------------------------------------------- topics, partitions */
 
@@ -751,6 +758,7 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
     }
     uint64_t seq = sl_acktrack_add(kp->trk, m->offset);
     if (seq == UINT64_MAX) abort();
+    brokers_reached(k);
     k->ctr.received++;
     kp->received++;
     kp->next_offset = m->offset + 1;
@@ -876,6 +884,7 @@ static void probe_answers(struct sl_kafka_in *k, uint64_t now)
     struct probe pr[PROBE_MAX];
     int n = waker_probe_take(&k->waker, pr);
     for (int i = 0; i < n; i++) {
+        if (pr[i].ok) brokers_reached(k);
         struct ktopic *t = get_topic(k, pr[i].topic);
         struct kpart *kp = pr[i].partition < t->n_parts ? t->parts[pr[i].partition] : NULL;
         /* still held and still silent? */
@@ -946,6 +955,7 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct sl_kafka_in *k = opaque;
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return; /* nothing was stored since the last one */
     k->commits++;
+    if (!err) brokers_reached(k);
     if (err) {
         k->commit_failures++;
         SL_WARN(k->name, "commit",
@@ -1003,6 +1013,8 @@ void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
         .time_parse_errors = k->ctr.time_errors,
         .stall_recoveries = k->stall_recoveries,
         .partition_pauses = k->purges,
+        .client_errors = k->client_errors,
+        .brokers_down = k->brokers_down,
         .assigned = k->assignment ? k->assignment->cnt : 0,
     };
 }
@@ -1020,7 +1032,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
     struct sl_kafka_in *k = opaque;
+    k->client_errors++;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) k->brokers_down = true;
     SL_WARN(k->name, rd_kafka_err2name(err), "%s", reason);
+}
+
+static void brokers_reached(struct sl_kafka_in *k)
+{
+    if (!k->brokers_down) return;
+    k->brokers_down = false;
+    SL_INFO(k->name, "brokers reachable again");
 }
 
 static int set(rd_kafka_conf_t *conf, const char *key, const char *val, char *err, size_t errlen)
