@@ -412,7 +412,7 @@ class OpenSearch(_JavaServer):
 
     def count(self, index):
         st, out = self.req("GET", f"/{index}/_count")
-        if st == 404:
+        if st == 404 or st == 503:  # no index yet, or its shard still starting
             return 0
         if st != 200:
             raise RuntimeError(f"count {index}: {st} {out}")
@@ -444,6 +444,8 @@ class OpenSearch(_JavaServer):
 
 
 def server_rss_report(*servers):
+    for s in servers:
+        s.rss_kb()
     return ", ".join(f"{s.name} start {'/'.join(f'{x:.1f}s' for x in s.start_seconds)} "
                      f"peak RSS {s.peak_rss_kb / 1024:.0f} MiB" for s in servers)
 
@@ -460,20 +462,24 @@ def log_offsets(kafka, topic, partitions):
     return out
 
 
-def check_index_is_log(ck, osn, index, kafka, topic, partitions, seqs, meta="kafka", label=""):
+def check_index_is_log(ck, osn, index, kafka, topic, partitions, seqs, meta="kafka", label="",
+                       flat=False):
     """Every record of the topic's log is exactly one document of `index` and nothing else is:
     each document's _id is <topic>-<partition>-<offset> of the record it came from (read from
-    the copy of the coordinates under `meta`), the documents' coordinates are exactly the log's,
-    and each seq of `seqs` is in exactly one document. Returns the seq report."""
+    the copy of the coordinates under `meta`, or with flat=True from the kafka_partition and
+    kafka_offset fields a Forward hop carries), the documents' coordinates are exactly the
+    log's, and each seq of `seqs` is in exactly one document. Returns the seq report."""
     from harness import seq_report
     osn.refresh(index)
-    docs = osn.scan(index, source=["seq", meta])
+    fields = ["kafka_partition", "kafka_offset"] if flat else [meta]
+    docs = osn.scan(index, source=["seq"] + fields)
     rep = seq_report(docs, seqs)
     coords = {}
     bad_ids = []
     for d in docs:
-        m = d["_source"].get(meta) or {}
-        c = (m.get("partition"), m.get("offset"))
+        m = d["_source"] if flat else (d["_source"].get(meta) or {})
+        c = (m.get("kafka_partition"), m.get("kafka_offset")) if flat else \
+            (m.get("partition"), m.get("offset"))
         coords[c] = coords.get(c, 0) + 1
         if d["_id"] != f"{topic}-{c[0]}-{c[1]}":
             bad_ids.append((d["_id"], c))
@@ -534,8 +540,8 @@ def wait_count(osn, index, n, timeout_s, stall_s=None, label="opensearch"):
 def sluice_config(workdir, brokers, es_url, group="sluice-real", topics=("logs",),
                   memory_limit="32MiB", inp=None, out=None, service=None, outputs=None):
     """A sluice configuration as a dict (written as JSON, which is YAML): one Kafka input, one
-    Elasticsearch output; `inp`, `out` and `service` add or replace keys, `outputs` replaces the
-    output list."""
+    Elasticsearch output; `inp`, `out` and `service` add or replace keys (None removes one),
+    `outputs` replaces the output list."""
     from harness import free_port
     cfg = {
         "service": {"memory_limit": memory_limit, "http_listen": f"127.0.0.1:{free_port()}",
@@ -556,6 +562,9 @@ def sluice_config(workdir, brokers, es_url, group="sluice-real", topics=("logs",
     if outputs is not None:
         cfg["outputs"] = outputs
     cfg["outputs"][0].update(out or {})
+    for section in [cfg["service"]] + cfg["inputs"] + cfg["outputs"]:
+        for k in [k for k, v in section.items() if v is None]:
+            del section[k]  # a None in inp/out/service removes that key
     return json.dumps(cfg, indent=2) + "\n"
 
 
