@@ -23,6 +23,7 @@
 #include "inputs/forward.h"
 #include "inputs/kafka.h"
 #include "inputs/replay.h"
+#include "outputs/elasticsearch.h"
 #include "tools/deadletter_cli.h"
 #include "tools/dlfile.h"
 #include "tools/replay_kafka.h"
@@ -146,6 +147,7 @@ struct part_fams {
     struct sl_metric_family *committed, *hwm, *lag, *paused;
 };
 static struct part_fams pf;
+static struct sl_metric_family *cluster_fam;
 
 static void m_partition(const struct sl_kafka_partition_info *p, void *ctx)
 {
@@ -215,7 +217,23 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         }
         st->latency = sl_metric_histogram(lat, v);
     }
-    return 0;
+    cluster_fam = sl_metrics_gauge(m, "sluice_output_cluster_info",
+                                   "1 for the distribution and version the output's cluster "
+                                   "answered GET / with (unknown: the answer did not say).",
+                                   "output,distribution,version", err, errlen);
+    return cluster_fam ? 0 : -1;
+}
+
+/* Known once the cluster answered, and may change after it was unreachable: rebuilt before each
+ * render. */
+static void refresh_clusters(struct app *a)
+{
+    sl_metric_family_clear(cluster_fam);
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        const char *v[3] = {a->pipe.outputs[i].name};
+        if (sl_es_output_cluster(&a->pipe.outputs[i], &v[1], &v[2]))
+            *sl_metric_gauge(cluster_fam, v) = 1;
+    }
 }
 
 /* Per-input extras read at scrape time: paused time and the losses-in-waiting each input type
@@ -466,6 +484,7 @@ static void metrics_handler(const struct sl_http_request *req, struct sl_http_re
 {
     struct app *a = ctx;
     refresh_partitions(a);
+    refresh_clusters(a);
     sl_http_metrics_handler(req, resp, a->metrics);
 }
 
@@ -571,6 +590,13 @@ static void status_handler(const struct sl_http_request *req, struct sl_http_res
             sl_buf_puts(b, r ? "," : "");
             sl_buf_json_str(b, st->reason_names[r], strlen(st->reason_names[r]));
             sl_buf_printf(b, ":%llu", (unsigned long long)st->retries[r]);
+        }
+        const char *dist, *ver;
+        if (sl_es_output_cluster(o, &dist, &ver)) {
+            sl_buf_puts(b, "},\"cluster\":{\"distribution\":");
+            sl_buf_json_str(b, dist, strlen(dist));
+            sl_buf_puts(b, ",\"version\":");
+            sl_buf_json_str(b, ver, strlen(ver));
         }
         sl_buf_puts(b, "}}");
     }
@@ -783,12 +809,16 @@ static int run(const char *path, const char *replay_dir)
             (unsigned long long)prefetch, (unsigned long long)block_cache,
             a.cfg.service.dead_letter_path);
 
-    while (!a.stop && !(replay && sl_replay_in_done(replay)))
+    /* pipe.stopping: an output found that its cluster cannot serve the configuration (logged
+     * there). That is a configuration error, and what the output holds can never be sent, so the
+     * drain does not wait for it: uncommitted records are redelivered after a restart. */
+    while (!a.stop && !a.pipe.stopping && !(replay && sl_replay_in_done(replay)))
         sl_loop_run_once(a.loop, replay ? 50 : 1000);
     int rc = replay && (!sl_replay_in_done(replay) || sl_replay_in_bad_lines(replay)) ? 1 : 0;
+    if (a.pipe.stopping) rc = 2;
 
     /* Drain: stop taking records, send what is batched, wait for what is in flight. */
-    uint64_t deadline = sl_now_ms() + a.cfg.service.shutdown_timeout_ms;
+    uint64_t deadline = sl_now_ms() + (a.pipe.stopping ? 0 : a.cfg.service.shutdown_timeout_ms);
     for (size_t i = 0; i < a.n_in; i++)
         a.in[i].ops->stop(a.in[i].impl);
     for (size_t i = 0; i < a.pipe.n_outputs; i++)
@@ -798,7 +828,7 @@ static int run(const char *path, const char *replay_dir)
         sl_loop_run_once(a.loop, 50);
     }
     uint64_t left = in_flight(&a);
-    if (left)
+    if (left && !a.pipe.stopping)
         SL_WARN("sluice", NULL,
                 "shutdown_timeout reached with %llu records in flight; their "
                 "offsets are not committed, so they are redelivered after a restart",

@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "codec/bulk.h"
+#include "codec/esinfo.h"
 #include "codec/timefmt.h"
 #include "core/log.h"
 
@@ -101,11 +102,22 @@ struct tmpl_part {
     char conv; /* strftime conversion for T_TIME */
 };
 
-/* Resources installed before the first batch and again after the cluster was unreachable: the
- * ILM policy, then the index template (which may name the policy), then the data stream (which
- * needs the template). Each is read first and written only when absent or when overwrite is
- * set, so many sluice processes starting together do not fight over them. */
-enum setup_step { SS_ILM_GET, SS_ILM_PUT, SS_TMPL_GET, SS_TMPL_PUT, SS_DS_GET, SS_DS_PUT, SS_DONE };
+/* Before the first batch, and again after the cluster was unreachable (it may have been rebuilt):
+ * GET / says what the cluster is, so a configuration it cannot serve stops sluice before anything
+ * is sent (the ILM policy on OpenSearch). Then the resources: the ILM policy, the index template
+ * (which may name the policy), the data stream (which needs the template). Each is read first and
+ * written only when absent or when overwrite is set, so many sluice processes starting together
+ * do not fight over them. */
+enum setup_step {
+    SS_INFO,
+    SS_ILM_GET,
+    SS_ILM_PUT,
+    SS_TMPL_GET,
+    SS_TMPL_PUT,
+    SS_DS_GET,
+    SS_DS_PUT,
+    SS_DONE
+};
 
 struct setup {
     enum setup_step step;
@@ -121,6 +133,12 @@ struct setup {
     char *ds_name; /* a data stream without placeholders, created explicitly */
     struct sl_timer retry, deadline;
     uint64_t runs, failures;
+    struct sl_es_info info; /* valid when info_known */
+    bool info_known;
+    bool identified;  /* GET / was answered once (info_known or not): no run needed for it */
+    bool info_warned; /* the answer that said nothing was logged (once per process) */
+    bool fatal;       /* the cluster cannot serve this configuration: the process stops */
+    const char *host; /* where the step in flight went */
 };
 
 struct es_out {
@@ -727,8 +745,18 @@ static int prereq_cb(void *userp, char *remote_ip, char *local_ip, int remote_po
     (void)local_port;
     struct batch *b = userp;
     if (++b->sends > 1) {
-        b->o->retries[RR_TRANSPORT]++;
-        SL_WARN(b->o->name, retry_names[RR_TRANSPORT],
+        /* The attempt that died reached the cluster, which may have processed it: counted and
+         * timed like any request, so these counters match what the cluster received. */
+        struct es_out *o = b->o;
+        uint64_t now = sl_now_ms(), took = now - b->started_ms;
+        o->st.latency_ms_sum += took;
+        if (o->st.latency) sl_histogram_observe(o->st.latency, (double)took / 1000.0);
+        b->started_ms = now;
+        o->st.requests++;
+        o->st.items_sent += b->n;
+        o->st.bytes_sent += b->gz_len ? b->gz_len : b->len;
+        o->retries[RR_TRANSPORT]++;
+        SL_WARN(o->name, retry_names[RR_TRANSPORT],
                 "bulk request resent by libcurl to %s:%d on a fresh connection: the reused one "
                 "closed before any answer",
                 remote_ip, remote_port);
@@ -902,12 +930,15 @@ static void split_413(struct es_out *o, struct batch *b)
 
 static bool setup_wanted(const struct es_out *o)
 {
-    return o->setup.ilm_body || o->setup.tmpl_body || o->setup.ds_name;
+    const struct setup *su = &o->setup;
+    return !su->identified || su->ilm_body || su->tmpl_body || su->ds_name;
 }
 
 static bool step_applies(const struct es_out *o, enum setup_step st)
 {
     switch (st) {
+    case SS_INFO:
+        return true;
     case SS_ILM_GET:
     case SS_ILM_PUT:
         return o->setup.ilm_body != NULL;
@@ -927,7 +958,7 @@ static size_t setup_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct setup *su = userp;
     size_t n = size * nmemb, room = sizeof su->resp - 1 - su->resp_len;
-    /* only the start of an answer is kept, for the error message */
+    /* only the start of an answer is kept: GET / fits, and errors are quoted from it */
     memcpy(su->resp + su->resp_len, data, n < room ? n : room);
     su->resp_len += n < room ? n : room;
     return n;
@@ -940,7 +971,7 @@ static void setup_finish(struct es_out *o)
     struct setup *su = &o->setup;
     su->active = false;
     sl_timer_stop(o->p->loop, &su->deadline);
-    if (!su->gate_open)
+    if (!su->gate_open && (su->ilm_body || su->tmpl_body || su->ds_name))
         SL_INFO(o->name, "resources in place (%s%s%s)", su->ilm_body ? "ILM policy " : "",
                 su->tmpl_body ? "index template " : "", su->ds_name ? "data stream" : "");
     su->gate_open = true;
@@ -969,13 +1000,20 @@ static void setup_deadline_cb(struct sl_timer *t)
 {
     struct es_out *o = t->arg;
     if (o->setup.gate_open) return;
-    SL_ERROR(o->name, "setup_timeout",
-             "Elasticsearch resources still not in place after %llums; sending batches anyway "
-             "and still retrying the setup%s",
-             (unsigned long long)o->es->setup_timeout_ms,
-             o->es->data_stream ? " (without its template, a write to the data stream's name "
-                                  "creates a plain index)"
-                                : "");
+    if (o->setup.step == SS_INFO)
+        SL_ERROR(o->name, "setup_timeout",
+                 "the cluster at %s still did not answer GET / after %llums; sending batches "
+                 "anyway and still retrying it",
+                 o->es->hosts[o->host_idx % o->es->n_hosts],
+                 (unsigned long long)o->es->setup_timeout_ms);
+    else
+        SL_ERROR(o->name, "setup_timeout",
+                 "Elasticsearch resources still not in place after %llums; sending batches "
+                 "anyway and still retrying the setup%s",
+                 (unsigned long long)o->es->setup_timeout_ms,
+                 o->es->data_stream ? " (without its template, a write to the data stream's "
+                                      "name creates a plain index)"
+                                    : "");
     o->setup.gate_open = true;
     pump(o);
 }
@@ -989,31 +1027,45 @@ static void setup_start(struct es_out *o)
         su->gate_open = true;
         return;
     }
-    if (su->active) return;
+    if (su->active || su->fatal) return;
     su->active = true;
     su->gate_open = false;
     su->runs++;
     sl_timer_start(o->p->loop, &su->deadline, o->es->setup_timeout_ms);
-    setup_goto(o, SS_ILM_GET);
+    setup_goto(o, SS_INFO);
+}
+
+/* The step's URL path: the root for the cluster's info, else the resource's endpoint and name. */
+static void setup_path(const struct es_out *o, CURL *e, char *path, size_t cap)
+{
+    static const char *const what[] = {"",
+                                       "_ilm/policy/",
+                                       "_ilm/policy/",
+                                       "_index_template/",
+                                       "_index_template/",
+                                       "_data_stream/",
+                                       "_data_stream/"};
+    enum setup_step st = o->setup.step;
+    const char *name = st == SS_INFO       ? ""
+                       : st <= SS_ILM_PUT  ? o->es->ilm_policy_name
+                       : st <= SS_TMPL_PUT ? o->es->template_name
+                                           : o->setup.ds_name;
+    char *esc = name[0] ? curl_easy_escape(e, name, 0) : NULL;
+    snprintf(path, cap, "/%s%s", what[st], esc ? esc : "");
+    curl_free(esc);
 }
 
 static void setup_send(struct es_out *o)
 {
     struct setup *su = &o->setup;
-    static const char *const what[] = {"_ilm/policy/",     "_ilm/policy/",  "_index_template/",
-                                       "_index_template/", "_data_stream/", "_data_stream/"};
-    const char *name = su->step <= SS_ILM_PUT    ? o->es->ilm_policy_name
-                       : su->step <= SS_TMPL_PUT ? o->es->template_name
-                                                 : su->ds_name;
     CURL *e = easy_get(o);
     if (!e) {
         sl_timer_start(o->p->loop, &su->retry, backoff_ms(o, ++su->attempts));
         return;
     }
-    char *esc = curl_easy_escape(e, name, 0);
     char path[1024];
-    snprintf(path, sizeof path, "/%s%s", what[su->step], esc ? esc : "");
-    curl_free(esc);
+    setup_path(o, e, path, sizeof path);
+    su->host = o->es->hosts[o->host_idx % o->es->n_hosts];
     request_opts(o, e, path, "Content-Type: application/json", &su->hdrs);
     bool put = su->step == SS_ILM_PUT || su->step == SS_TMPL_PUT || su->step == SS_DS_PUT;
     if (put) {
@@ -1039,11 +1091,127 @@ static void setup_send(struct es_out *o)
     }
 }
 
+/* A step that failed is retried with backoff, however long it takes: an operator can fix the
+ * cluster side without restarting us. */
+static void setup_failed(struct es_out *o, CURLcode res, long status)
+{
+    static const char *const names[] = {"reading the cluster's version (GET /)",
+                                        "reading ILM policy",
+                                        "installing ILM policy",
+                                        "reading index template",
+                                        "installing index template",
+                                        "reading data stream",
+                                        "creating data stream"};
+    struct setup *su = &o->setup;
+    enum setup_step st = su->step;
+    su->failures++;
+    o->retries[RR_SETUP]++;
+    struct sl_bulk_item eb = {0};
+    bool have = res == CURLE_OK && sl_bulk_parse_error(su->resp, su->resp_len, &eb) == 0;
+    /* 4xx other than 404: the cluster refuses what we send (a bad template, a missing
+     * template for the data stream): loud */
+    if (res != CURLE_OK)
+        SL_WARN(o->name, "setup", "%s failed: %s; retrying", names[st], curl_easy_strerror(res));
+    else
+        SL_ERROR(o->name, "setup", "%s: HTTP %ld%s%.*s%s%.*s; retrying", names[st], status,
+                 have ? ": " : "", have ? (int)eb.type_len : 0, have ? eb.type : "",
+                 have ? ": " : "", have ? (int)eb.reason_len : 0, have ? eb.reason : "");
+    if (res != CURLE_OK && o->es->n_hosts > 1) o->host_idx++;
+    sl_timer_start(o->p->loop, &su->retry, backoff_ms(o, ++su->attempts));
+}
+
+/* ILM on OpenSearch cannot work, however long we retry: said once, loudly, and the process stops
+ * (exit code 2, a configuration error) before anything reached _ilm or a record was sent. */
+static void setup_fatal_ilm(struct es_out *o)
+{
+    struct setup *su = &o->setup;
+    SL_ERROR(o->name, NULL,
+             "ilm_policy_name and ilm_policy_file cannot work here: the cluster at %s is %s %s, "
+             "which has no _ilm API (index lifecycle on OpenSearch is the Index State "
+             "Management plugin, _plugins/_ism). Remove the ilm_policy_* keys from this output "
+             "(and index.lifecycle.* from its template), and manage the indices' lifecycle with "
+             "an ISM policy whose ism_template matches them; stopping",
+             su->host, sl_es_info_product(&su->info), su->info.number);
+    su->fatal = true;
+    su->active = false;
+    sl_timer_stop(o->p->loop, &su->deadline);
+    o->p->stopping = true;
+}
+
+static void info_found(struct es_out *o, const struct sl_es_info *info)
+{
+    struct setup *su = &o->setup;
+    bool same = su->info_known && su->info.dist == info->dist &&
+                strcmp(su->info.number, info->number) == 0 &&
+                strcmp(su->info.distribution, info->distribution) == 0;
+    su->info = *info;
+    su->info_known = su->identified = true;
+    if (!same)
+        SL_INFO(o->name, "cluster at %s: %s %s", su->host, sl_es_info_product(info), info->number);
+    if (info->dist == SL_ES_DIST_OPENSEARCH && (o->es->ilm_policy_name || o->es->ilm_policy_file)) {
+        setup_fatal_ilm(o);
+        return;
+    }
+    if (!same && info->dist == SL_ES_DIST_ELASTICSEARCH && info->major >= 0 && info->major < 7)
+        SL_WARN(o->name, NULL,
+                "Elasticsearch %s: versions before 7 require a _type in bulk actions, which "
+                "sluice does not send; expect its bulk requests to be refused (400, type is "
+                "missing) and their records dead-lettered",
+                info->number);
+    setup_goto(o, SS_INFO + 1);
+}
+
+/* An answer that does not say what the cluster is (a proxy's page, or 401/403 for a user without
+ * the monitor privilege) skips the check rather than holding the records: everything else works
+ * without it. */
+static void info_unknown(struct es_out *o, const char *why)
+{
+    struct setup *su = &o->setup;
+    if (!su->info_warned)
+        SL_WARN(o->name, NULL,
+                "the cluster at %s did not say what it is (GET /: %s); going on without "
+                "checking that this configuration suits it",
+                su->host, why);
+    su->info_warned = true;
+    su->info_known = false;
+    su->identified = true;
+    setup_goto(o, SS_INFO + 1);
+}
+
+static void info_done(struct es_out *o, CURLcode res, long status)
+{
+    struct setup *su = &o->setup;
+    char why[256];
+    if (res == CURLE_OK && status >= 200 && status < 300) {
+        struct sl_es_info info;
+        char err[128];
+        if (sl_es_info_parse(su->resp, su->resp_len, &info, err, sizeof err) == 0) {
+            info_found(o, &info);
+            return;
+        }
+        snprintf(why, sizeof why, "HTTP %ld, %s", status, err);
+    } else if (res == CURLE_OK && status >= 400 && status < 500 && status != 408 && status != 429) {
+        struct sl_bulk_item eb = {0};
+        bool have = sl_bulk_parse_error(su->resp, su->resp_len, &eb) == 0;
+        snprintf(why, sizeof why, "HTTP %ld%s%.*s", status, have ? ": " : "",
+                 have ? (int)eb.reason_len : 0, have ? eb.reason : "");
+    } else {
+        setup_failed(o, res, status);
+        return;
+    }
+    info_unknown(o, why);
+}
+
 static void setup_done(struct es_out *o, CURLcode res, long status)
 {
     struct setup *su = &o->setup;
     su->easy = NULL;
+    su->resp[su->resp_len] = '\0';
     enum setup_step st = su->step;
+    if (st == SS_INFO) {
+        info_done(o, res, status);
+        return;
+    }
     bool get = st == SS_ILM_GET || st == SS_TMPL_GET || st == SS_DS_GET;
     if (res == CURLE_OK && get && status == 200) {
         /* it exists: keep it, unless the configuration says to replace it */
@@ -1056,25 +1224,7 @@ static void setup_done(struct es_out *o, CURLcode res, long status)
         setup_goto(o, st + 1);
         return;
     }
-    static const char *const names[] = {"reading ILM policy",     "installing ILM policy",
-                                        "reading index template", "installing index template",
-                                        "reading data stream",    "creating data stream"};
-    su->failures++;
-    o->retries[RR_SETUP]++;
-    su->resp[su->resp_len] = '\0';
-    struct sl_bulk_item eb = {0};
-    bool have = res == CURLE_OK && sl_bulk_parse_error(su->resp, su->resp_len, &eb) == 0;
-    /* 4xx other than 404: the cluster refuses what we send (a bad template, a missing
-     * template for the data stream): loud, but retried, since an operator can fix the
-     * cluster side without restarting us */
-    if (res != CURLE_OK)
-        SL_WARN(o->name, "setup", "%s failed: %s; retrying", names[st], curl_easy_strerror(res));
-    else
-        SL_ERROR(o->name, "setup", "%s: HTTP %ld%s%.*s%s%.*s; retrying", names[st], status,
-                 have ? ": " : "", have ? (int)eb.type_len : 0, have ? eb.type : "",
-                 have ? ": " : "", have ? (int)eb.reason_len : 0, have ? eb.reason : "");
-    if (res != CURLE_OK && o->es->n_hosts > 1) o->host_idx++;
-    sl_timer_start(o->p->loop, &su->retry, backoff_ms(o, ++su->attempts));
+    setup_failed(o, res, status);
 }
 
 /* Reads a JSON body checked by the config loader; NULL with err set on failure. */
@@ -1490,6 +1640,20 @@ static const struct sl_output_ops es_ops = {
     .stats = es_stats,
     .destroy = es_destroy,
 };
+
+bool sl_es_output_cluster(const struct sl_output *out, const char **distribution,
+                          const char **version)
+{
+    if (out->ops != &es_ops) return false;
+    const struct setup *su = &((const struct es_out *)out->impl)->setup;
+    if (!su->identified) return false;
+    *distribution = !su->info_known                             ? "unknown"
+                    : su->info.dist == SL_ES_DIST_ELASTICSEARCH ? "elasticsearch"
+                    : su->info.dist == SL_ES_DIST_OPENSEARCH    ? "opensearch"
+                                                                : su->info.distribution;
+    *version = su->info_known ? su->info.number : "";
+    return true;
+}
 
 int sl_es_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, char *err,
                      size_t errlen)

@@ -101,13 +101,53 @@ static void ok_json(struct eresp *rs, const char *json)
 
 /* ---- info, health --------------------------------------------------------------------------- */
 
+/* OpenSearch 2.19.6's answer as the real node gives it (pretty-printed, version.distribution,
+ * no build_flavor). */
+static void handle_info_opensearch(struct eresp *rs)
+{
+    struct ebuf *b = &rs->body;
+    rs->status = 200;
+    EBUF_LIT(b, "{\n  \"name\" : \"esemu\",\n  \"cluster_name\" : \"esemu\",\n"
+                "  \"cluster_uuid\" : \"ZXNlbXUtY2x1c3Rlci11dWlk\",\n  \"version\" : {\n"
+                "    \"distribution\" : \"opensearch\",\n    \"number\" : ");
+    ebuf_json_str(b, g_emu.version_number, strlen(g_emu.version_number));
+    EBUF_LIT(b, ",\n    \"build_type\" : \"unknown\",\n    \"build_hash\" : \"esemu\",\n"
+                "    \"build_date\" : \"2026-07-01T04:27:16.038403104Z\",\n"
+                "    \"build_snapshot\" : false,\n    \"lucene_version\" : \"9.12.3\",\n"
+                "    \"minimum_wire_compatibility_version\" : \"7.10.0\",\n"
+                "    \"minimum_index_compatibility_version\" : \"7.0.0\"\n  },\n"
+                "  \"tagline\" : \"The OpenSearch Project: https://opensearch.org/\"\n}\n");
+}
+
+/* OpenSearch has no _ilm API. What the real node answers there, for any method: 400 with the bare
+ * error string and no status field. */
+static void opensearch_no_ilm(const struct ereq *rq, struct eresp *rs)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OTHER"};
+    struct ebuf reason = {0};
+    ebuf_printf(&reason, "no handler found for uri [%.*s] and method [%s]",
+                (int)(rq->path_len > 300 ? 300 : rq->path_len), rq->path, names[rq->method]);
+    rs->status = 400;
+    EBUF_LIT(&rs->body, "{\"error\":");
+    ebuf_json_str(&rs->body, reason.p, reason.len);
+    ebuf_addc(&rs->body, '}');
+    ebuf_free(&reason);
+}
+
 static void handle_info(struct eresp *rs)
 {
-    ok_json(rs, "{\"name\":\"esemu\",\"cluster_name\":\"esemu\",\"cluster_uuid\":"
-                "\"ZXNlbXUtY2x1c3Rlci11dWlk\",\"version\":{\"number\":\"8.11.0\",\"build_flavor\":"
-                "\"default\",\"build_type\":\"tar\",\"build_hash\":\"esemu\",\"build_date\":"
-                "\"2023-11-04T10:04:57.184859352Z\",\"build_snapshot\":false,\"lucene_version\":"
-                "\"9.8.0\",\"minimum_wire_compatibility_version\":\"7.17.0\","
+    if (g_emu.opensearch) {
+        handle_info_opensearch(rs);
+        return;
+    }
+    struct ebuf *b = &rs->body;
+    rs->status = 200;
+    EBUF_LIT(b, "{\"name\":\"esemu\",\"cluster_name\":\"esemu\",\"cluster_uuid\":"
+                "\"ZXNlbXUtY2x1c3Rlci11dWlk\",\"version\":{\"number\":");
+    ebuf_json_str(b, g_emu.version_number, strlen(g_emu.version_number));
+    EBUF_LIT(b, ",\"build_flavor\":\"default\",\"build_type\":\"tar\",\"build_hash\":\"esemu\","
+                "\"build_date\":\"2023-11-04T10:04:57.184859352Z\",\"build_snapshot\":false,"
+                "\"lucene_version\":\"9.8.0\",\"minimum_wire_compatibility_version\":\"7.17.0\","
                 "\"minimum_index_compatibility_version\":\"7.0.0\"},\"tagline\":\"You Know, for "
                 "Search\"}");
 }
@@ -523,6 +563,10 @@ static void handle_data(const struct ereq *rq, struct eresp *rs)
     }
     if (ns == 3 && seg_is(seg[1], len[1], "_doc") && get) {
         handle_get_doc(seg[0], len[0], seg[2], len[2], rs);
+        return;
+    }
+    if (g_emu.opensearch && seg_is(seg[0], len[0], "_ilm")) {
+        opensearch_no_ilm(rq, rs);
         return;
     }
     if (ns >= 1 && res_route(rq, seg, len, ns, rs)) return;

@@ -69,6 +69,10 @@ struct emu {
     size_t max_content_length;
     uint64_t seed;
     int ds_active; /* a data stream or a data-stream template exists: bulk must resolve names */
+    /* --distribution opensearch: GET / answers as an OpenSearch node, without
+     * X-Elastic-Product, and /_ilm is unknown (400, no handler) */
+    int opensearch;
+    const char *version_number; /* what GET / reports */
 };
 
 extern struct emu g_emu;

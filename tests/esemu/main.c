@@ -10,7 +10,9 @@ struct emu g_emu;
 static void usage(void)
 {
     fprintf(stderr, "usage: esemu [--listen 127.0.0.1:PORT] [--control 127.0.0.1:PORT] "
-                    "[--port-file PATH] [--count-only] [--max-content-length BYTES] [--seed N]\n");
+                    "[--port-file PATH] [--count-only] [--max-content-length BYTES] [--seed N]\n"
+                    "             [--distribution elasticsearch|opensearch] "
+                    "[--version-number X.Y.Z]\n");
 }
 
 int main(int argc, char **argv)
@@ -43,6 +45,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             g_emu.max_content_length = (size_t)x;
+        } else if (strcmp(a, "--distribution") == 0) {
+            if (strcmp(v, "opensearch") != 0 && strcmp(v, "elasticsearch") != 0) {
+                usage();
+                return 2;
+            }
+            g_emu.opensearch = strcmp(v, "opensearch") == 0;
+        } else if (strcmp(a, "--version-number") == 0) {
+            g_emu.version_number = v;
         } else if (strcmp(a, "--seed") == 0) {
             g_emu.seed = strtoull(v, &e, 10);
             if (*e) {
@@ -55,6 +65,7 @@ int main(int argc, char **argv)
         }
         i++;
     }
+    if (!g_emu.version_number) g_emu.version_number = g_emu.opensearch ? "2.19.6" : "8.11.0";
     emu_seed(g_emu.seed);
     int rc = server_run(listen_addr, control_addr, port_file);
     store_reset(&g_emu.store);

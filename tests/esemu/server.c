@@ -300,8 +300,8 @@ static void start_response(struct conn *c)
     struct ebuf *h = &c->hdr;
     c->served++;
     h->len = 0;
-    ebuf_printf(h, "HTTP/1.1 %d %s\r\nX-Elastic-Product: Elasticsearch\r\n", r->status,
-                reason_phrase(r->status));
+    ebuf_printf(h, "HTTP/1.1 %d %s\r\n", r->status, reason_phrase(r->status));
+    if (!g_emu.opensearch) EBUF_LIT(h, "X-Elastic-Product: Elasticsearch\r\n");
     const char *ct = r->content_type ? r->content_type : "application/json";
     if (*ct) ebuf_printf(h, "Content-Type: %s\r\n", ct);
     if (!c->keepalive || r->close) c->close_after = 1;
