@@ -569,6 +569,7 @@ static void handle_data(const struct ereq *rq, struct eresp *rs)
         opensearch_no_ilm(rq, rs);
         return;
     }
+    if (ns >= 1 && idx_route(rq, seg, len, ns, rs)) return;
     if (ns >= 1 && res_route(rq, seg, len, ns, rs)) return;
     if (ns == 1 && seg[0][0] != '_') {
         if (rq->method == M_DELETE) {
@@ -580,7 +581,7 @@ static void handle_data(const struct ereq *rq, struct eresp *rs)
                 ok_json(rs, "{}");
             }
         } else {
-            wrong_method(rq, "GET, HEAD, DELETE", rs);
+            wrong_method(rq, "GET, HEAD, PUT, DELETE", rs);
         }
         return;
     }
@@ -748,6 +749,8 @@ static void show_stats(struct eresp *rs)
     EBUF_LIT(b, ",\"last_authorization\":");
     ebuf_json_str(b, s->last_authorization, strlen(s->last_authorization));
     ebuf_addc(b, ',');
+    idx_stats(b);
+    ebuf_addc(b, ',');
     res_stats(b);
     EBUF_LIT(b, ",\"content_types\":{");
     for (size_t i = 0; i < s->n_ctypes; i++) {
@@ -763,6 +766,7 @@ static void handle_reset(struct eresp *rs)
 {
     store_reset(&g_emu.store);
     res_reset();
+    idx_reset();
     struct stats *s = &g_emu.stats;
     for (size_t i = 0; i < s->n_ctypes; i++)
         free(s->ctype_name[i]);

@@ -703,6 +703,14 @@ static void exec_item(struct exec *x, const struct item *it)
     } else {
         char why[512];
         if (index_name_invalid(index, il, why, sizeof why)) {
+            /* a name that may not be auto-created is missing before it is malformed */
+            if (!idx_may_auto_create(index, il)) {
+                o.status = 404;
+                o.etype = "index_not_found_exception";
+                ebuf_printf(&x->reason, "no such index [%.*s]", (int)il, index);
+                g_emu.stats.auto_create_refusals++;
+                goto done;
+            }
             o.status = 400;
             o.etype = "invalid_index_name_exception";
             ebuf_adds(&x->reason, why);
@@ -712,9 +720,10 @@ static void exec_item(struct exec *x, const struct item *it)
         if (ix) x->last_ix = ix;
     }
     if (it->has_id && idl == 0) {
+        /* thrown while routing the item, not by request validation: an item error of its own */
         o.status = 400;
-        o.etype = "action_request_validation_exception";
-        EBUF_LIT(&x->reason, "Validation Failed: 1: if _id is specified it must not be empty;");
+        o.etype = "illegal_argument_exception";
+        EBUF_LIT(&x->reason, "if _id is specified it must not be empty");
         goto done;
     }
     if (idl > 512) {
@@ -779,6 +788,18 @@ static void exec_item(struct exec *x, const struct item *it)
             ix = store_index(st, index, il, 1);
         }
     }
+    /* Index existence and blocks are decided before the document is parsed, as on a cluster
+     * (the coordinating node resolves the index; the shard parses). */
+    if (!ix && !ds && it->action != A_DELETE && !idx_may_auto_create(index, il)) {
+        o.status = 404;
+        o.etype = "index_not_found_exception";
+        ebuf_printf(&x->reason, "no such index [%.*s]", (int)il, index);
+        g_emu.stats.auto_create_refusals++;
+        goto done;
+    }
+    if (ix && ix->blocks &&
+        (o.etype = idx_block(ix, it->action == A_DELETE, &o.status, &x->reason)) != NULL)
+        goto done;
     if (it->action == A_UPDATE) {
         o.status = 400;
         o.etype = "illegal_argument_exception";
@@ -809,6 +830,13 @@ static void exec_item(struct exec *x, const struct item *it)
                         "missing",
                         it->src_len + 1);
             g_emu.stats.data_stream_timestamp_errors++;
+            goto done;
+        }
+        if (ix && ix->n_fields &&
+            (o.etype = idx_check_source(ix, it->src, it->src_len, id, idl, &x->reason)) != NULL) {
+            o.status = 400;
+            o.e_uuid = 1;
+            o.uuid = ix->uuid;
             goto done;
         }
     }

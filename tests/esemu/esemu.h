@@ -54,6 +54,8 @@ struct stats {
     uint64_t ilm_put, ilm_deleted, data_streams_created, data_streams_auto_created;
     uint64_t data_streams_deleted, pipelines_put, pipelines_deleted;
     uint64_t data_stream_op_type_errors, data_stream_timestamp_errors, pipeline_missing_errors;
+    /* indices.c */
+    uint64_t indices_created, mapping_item_errors, block_item_errors, auto_create_refusals;
     /* Authorization headers seen, so tests can check a client's credentials arrive */
     uint64_t auth_basic, auth_apikey, auth_other;
     char last_authorization[256];
@@ -158,6 +160,22 @@ void res_pipeline_doc(const char *id, size_t n);
 void res_stats(struct ebuf *b); /* appends "key":value,... (no braces) */
 void res_dump(struct eresp *rs);
 void res_reset(void);
+
+/* indices.c */
+/* Handles PUT /{index}, PUT /{index}/_settings and /_cluster/settings. Returns 0 when the path is
+ * none of these. */
+int idx_route(const struct ereq *rq, const char *const *seg, const size_t *len, int ns,
+              struct eresp *rs);
+/* Whether action.auto_create_index lets a write create the index `name`. */
+int idx_may_auto_create(const char *name, size_t n);
+/* The error type when a block refuses a write to ix (status and reason filled), else NULL. */
+const char *idx_block(const struct eindex *ix, int is_delete, int *status, struct ebuf *reason);
+/* The error type when the source does not fit ix's mapped field types (reason filled; status
+ * 400), else NULL. */
+const char *idx_check_source(const struct eindex *ix, const char *src, size_t n, const char *id,
+                             size_t idl, struct ebuf *reason);
+void idx_stats(struct ebuf *b); /* appends "key":value,... (no braces) */
+void idx_reset(void);
 
 /* server.c */
 int server_down(uint64_t ms);

@@ -268,6 +268,9 @@ static void free_index(struct eindex *ix)
         munmap(a, a->size + sizeof *a);
     }
     slots_free(ix->slots, ix->cap);
+    for (size_t i = 0; i < ix->n_fields; i++)
+        free(ix->fields[i].path);
+    free(ix->fields);
     free(ix->name);
     free(ix);
 }

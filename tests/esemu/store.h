@@ -29,6 +29,15 @@ struct slot {
 
 struct arena_chunk;
 
+/* A field an index maps explicitly with a type esemu checks (indices.c). */
+struct efield {
+    char *path; /* dotted */
+    int type;
+};
+
+/* index.blocks.* (indices.c) */
+enum { IXB_WRITE = 1, IXB_READ_ONLY = 2, IXB_READ_ONLY_ALLOW_DELETE = 4 };
+
 struct eindex {
     struct arena_chunk *arena; /* document memory; freed only with the index */
     char *name;
@@ -38,6 +47,9 @@ struct eindex {
     size_t cap; /* power of two */
     size_t count;
     int64_t seq_no;
+    struct efield *fields; /* from PUT /{index} mappings; none for auto-created indices */
+    size_t n_fields;
+    unsigned blocks; /* IXB_* */
 };
 
 struct store {
