@@ -353,3 +353,13 @@ const char *sl_dlq_dir(const struct sl_dlq *q)
 {
     return q->dir;
 }
+
+size_t sl_dlq_buffer_bytes(const struct sl_dlq *q)
+{
+    return q->cap;
+}
+
+size_t sl_dlq_unsynced_bytes(const struct sl_dlq *q)
+{
+    return q->len;
+}

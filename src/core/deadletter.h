@@ -54,5 +54,10 @@ int sl_dlq_sync(struct sl_dlq *q);
 uint64_t sl_dlq_lines(const struct sl_dlq *q); /* durable lines written since start */
 uint64_t sl_dlq_bytes(const struct sl_dlq *q); /* bytes used by all files of the store */
 const char *sl_dlq_dir(const struct sl_dlq *q);
+/* Memory held by the write buffer (its capacity), and the bytes of lines waiting in it for a
+ * sync. An escaped line can be six times its record's size (a byte below 0x20 becomes \u00XX):
+ * the caller charges the first to its memory budget and syncs once the second grows large. */
+size_t sl_dlq_buffer_bytes(const struct sl_dlq *q);
+size_t sl_dlq_unsynced_bytes(const struct sl_dlq *q);
 
 #endif

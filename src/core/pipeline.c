@@ -16,6 +16,9 @@ struct sl_dl_pending {
     char *copy;
 };
 
+/* Unsynced dead-letter lines beyond this are synced at once rather than after the input's burst. */
+#define SL_DL_SYNC_BYTES (1u << 20)
+
 static uint64_t n_fanouts; /* unresolved, process-wide (the loop is single-threaded) */
 
 uint64_t sl_pipeline_fanouts(void)
@@ -249,6 +252,20 @@ static char *deep_copy(struct sl_dl_record *r)
     return c;
 }
 
+/* The store's write buffer is pipeline memory like any batch: charged to the budget as it grows
+ * and shrinks, so a burst of dead letters applies backpressure instead of passing the bound. */
+static void dl_account(struct sl_pipeline *p)
+{
+    uint64_t now = sl_dlq_buffer_bytes(p->dlq);
+    if (now > p->dl_charged)
+        sl_budget_charge(&p->budget, now - p->dl_charged);
+    else if (now < p->dl_charged)
+        sl_budget_release(&p->budget, p->dl_charged - now);
+    p->dl_charged = now;
+}
+
+static void dl_sync(struct sl_pipeline *p);
+
 void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, const char *reason,
                              int status, const char *etype, size_t etype_len, const char *ereason,
                              size_t ereason_len, bool escaped, const char *output,
@@ -279,8 +296,13 @@ void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, c
         .payload_len = ev->payload_len,
     };
     if (p->n_dl_blocked == 0 && sl_dlq_write(p->dlq, &e.rec) == 0 &&
-        push_pending(&p->dl_pending, &p->n_dl_pending, &p->cap_dl_pending, &e) == 0)
+        push_pending(&p->dl_pending, &p->n_dl_pending, &p->cap_dl_pending, &e) == 0) {
+        dl_account(p);
+        /* An input syncs after each burst it read; a burst of large binary records escapes to
+         * many times its size, so a full write buffer is synced here, mid-burst. */
+        if (sl_dlq_unsynced_bytes(p->dlq) >= SL_DL_SYNC_BYTES && !p->dl_sync_failed) dl_sync(p);
         return;
+    }
     /* The store is full (or failing): keep the record, pause inputs, retry later. Never drop. */
     e.copy = deep_copy(&e.rec);
     if (!e.copy || push_pending(&p->dl_blocked, &p->n_dl_blocked, &p->cap_dl_blocked, &e) != 0) {
@@ -309,6 +331,7 @@ static void dl_sync(struct sl_pipeline *p)
         return;
     }
     p->dl_sync_failed = false;
+    dl_account(p);
     for (size_t i = 0; i < p->n_dl_pending; i++)
         sl_ack(&p->dl_pending[i].ack, SL_FATE_DEAD_LETTERED);
     p->n_dl_pending = 0;
@@ -332,6 +355,7 @@ static void dl_retry_cb(struct sl_timer *t)
     while (done < p->n_dl_blocked && sl_dlq_write(p->dlq, &p->dl_blocked[done].rec) == 0) {
         struct sl_dl_pending e = p->dl_blocked[done++];
         sl_budget_release(&p->budget, e.rec.payload_len + sizeof e);
+        dl_account(p);
         free(e.copy); /* the line is in the store's buffer now; only the ack is still needed */
         e.copy = NULL;
         if (push_pending(&p->dl_pending, &p->n_dl_pending, &p->cap_dl_pending, &e) != 0) abort();

@@ -159,6 +159,7 @@ struct sl_pipeline {
     struct sl_dl_pending *dl_blocked;
     size_t n_dl_blocked, cap_dl_blocked;
     struct sl_timer dl_retry;
+    uint64_t dl_charged; /* the dead-letter store's write buffer, as charged to the budget */
     /* inputs' poll timers, restarted at once when the budget drops below its resume mark */
     struct sl_timer *room_watch[SL_CFG_MAX_INPUTS];
     size_t n_room_watch;
