@@ -144,7 +144,8 @@ static double m_dead_letter_lines(void *ctx)
 }
 
 struct part_fams {
-    struct sl_metric_family *committed, *hwm, *lag, *paused;
+    struct sl_metric_family *committed, *hwm, *lag, *paused, *held, *waiting, *waiting_on,
+        *uncommitted;
 };
 static struct part_fams pf;
 static struct sl_metric_family *cluster_fam;
@@ -158,6 +159,16 @@ static void m_partition(const struct sl_kafka_partition_info *p, void *ctx)
     *sl_metric_gauge(pf.hwm, v) = p->high_watermark;
     *sl_metric_gauge(pf.lag, v) = p->lag;
     *sl_metric_gauge(pf.paused, v) = p->paused;
+    *sl_metric_gauge(pf.held, v) = p->held;
+    *sl_metric_gauge(pf.waiting, v) = (int64_t)(p->waiting_ms / 1000);
+    *sl_metric_gauge(pf.uncommitted, v) = p->uncommitted;
+    if (p->held) {
+        char off[24];
+        snprintf(off, sizeof off, "%lld", (long long)p->waiting_offset);
+        const char *w[] = {ctx, p->topic, part, off,
+                           p->waiting_why ? p->waiting_why : "no error reported yet"};
+        *sl_metric_gauge(pf.waiting_on, w) = 1;
+    }
 }
 
 /* Partitions come and go with rebalances: rebuilt from the inputs right before each render. */
@@ -167,6 +178,10 @@ static void refresh_partitions(struct app *a)
     sl_metric_family_clear(pf.hwm);
     sl_metric_family_clear(pf.lag);
     sl_metric_family_clear(pf.paused);
+    sl_metric_family_clear(pf.held);
+    sl_metric_family_clear(pf.waiting);
+    sl_metric_family_clear(pf.waiting_on);
+    sl_metric_family_clear(pf.uncommitted);
     for (size_t i = 0; i < a->n_in; i++)
         if (a->in[i].ops == &sl_kafka_in_ops)
             sl_kafka_in_partitions(a->in[i].impl, m_partition,
@@ -259,6 +274,7 @@ KAFKA_FN(rebalances)
 KAFKA_FN(partition_pauses)
 KAFKA_FN(client_errors)
 KAFKA_FN(brokers_down)
+KAFKA_FN(holds)
 FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
@@ -287,8 +303,8 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *fpe, *fc, *fpc, *dlb,
-        *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *kho, *fpe, *fc, *fpc,
+        *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -337,6 +353,11 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
                                  "it reaches one again (a record, a confirmed commit or an "
                                  "answered probe).",
                                  "input", err, errlen)) ||
+        !(kho = sl_metrics_counter(m, "sluice_kafka_partition_holds_total",
+                                   "Partitions paused on their own because records kept "
+                                   "finishing behind an unfinished one (each logged with the "
+                                   "record's offset and the reason it waits).",
+                                   "input", err, errlen)) ||
         !(fpe = sl_metrics_counter(m, "sluice_forward_protocol_errors_total",
                                    "Malformed Forward requests (their connection was closed, no "
                                    "ack).",
@@ -395,6 +416,7 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(pp, v, m_kafka_partition_pauses, in->impl);
             sl_metric_bind_fn(kce, v, m_kafka_client_errors, in->impl);
             sl_metric_bind_fn(kbd, v, m_kafka_brokers_down, in->impl);
+            sl_metric_bind_fn(kho, v, m_kafka_holds, in->impl);
         } else if (in->ops == &sl_fwd_in_ops) {
             sl_metric_bind_fn(ps, v, m_fwd_paused_s, in->impl);
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);
@@ -474,7 +496,26 @@ static int metrics_setup(struct app *a, char *err, size_t errlen)
     pf.paused = sl_metrics_gauge(m, "sluice_kafka_partition_paused",
                                  "1 while the partition is paused for backpressure.",
                                  "input,topic,partition", err, errlen);
-    if (!pf.committed || !pf.hwm || !pf.lag || !pf.paused) return -1;
+    pf.held = sl_metrics_gauge(m, "sluice_kafka_partition_held",
+                               "1 while the partition is paused on its own: records kept "
+                               "finishing behind an unfinished one until its offset tracker "
+                               "reached its share of the budget.",
+                               "input,topic,partition", err, errlen);
+    pf.waiting = sl_metrics_gauge(m, "sluice_kafka_partition_waiting_seconds",
+                                  "How long the oldest unfinished record, which the commit "
+                                  "waits on, has been the oldest (0: none).",
+                                  "input,topic,partition", err, errlen);
+    pf.waiting_on = sl_metrics_gauge(m, "sluice_kafka_partition_held_on",
+                                     "1 per held partition, naming the record it waits on and "
+                                     "why (the output's last retry).",
+                                     "input,topic,partition,offset,reason", err, errlen);
+    pf.uncommitted = sl_metrics_gauge(m, "sluice_kafka_partition_uncommitted_records",
+                                      "Records consumed past the committed offset: a restart "
+                                      "reads them again.",
+                                      "input,topic,partition", err, errlen);
+    if (!pf.committed || !pf.hwm || !pf.lag || !pf.paused || !pf.held || !pf.waiting ||
+        !pf.waiting_on || !pf.uncommitted)
+        return -1;
     if (metrics_setup_inputs(a, m, err, errlen) != 0) return -1;
     return metrics_setup_outputs(a, m, err, errlen);
 }
@@ -535,9 +576,20 @@ static void status_partition(const struct sl_kafka_partition_info *p, void *ctx)
     sl_buf_json_str(s->b, p->topic, strlen(p->topic));
     sl_buf_printf(s->b,
                   ",\"partition\":%d,\"committed\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
-                  "\"paused\":%s}",
+                  "\"paused\":%s,\"held\":%s,\"uncommitted\":%lld",
                   (int)p->partition, (long long)p->committed, (long long)p->high_watermark,
-                  (long long)p->lag, p->paused ? "true" : "false");
+                  (long long)p->lag, p->paused ? "true" : "false", p->held ? "true" : "false",
+                  (long long)p->uncommitted);
+    if (p->waiting_offset >= 0) {
+        sl_buf_printf(s->b, ",\"waiting_on\":{\"offset\":%lld,\"for_ms\":%llu,\"why\":",
+                      (long long)p->waiting_offset, (unsigned long long)p->waiting_ms);
+        if (p->waiting_why)
+            sl_buf_json_str(s->b, p->waiting_why, strlen(p->waiting_why));
+        else
+            sl_buf_puts(s->b, "null");
+        sl_buf_puts(s->b, "}");
+    }
+    sl_buf_puts(s->b, "}");
 }
 
 /* The shape documented in core/http.h. */

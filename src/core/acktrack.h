@@ -22,6 +22,9 @@
 #include <stdint.h>
 
 struct sl_acktrack;
+struct sl_budget;
+
+#define SL_ACKTRACK_NOTE_MAX 200
 
 /* Called when commit_next moved forward (not when revoked). */
 typedef void (*sl_acktrack_advance_cb)(struct sl_acktrack *t, int64_t commit_next, void *owner);
@@ -38,6 +41,12 @@ struct sl_acktrack {
     uint32_t head, cap;
     int64_t *offsets; /* ring of offsets; done records are marked by the done bitmap */
     uint8_t *done;
+    struct sl_budget *budget; /* the ring is charged here, if set */
+    size_t charged;
+    /* why the record at note_seq has not finished yet (the lowest seq noted wins) */
+    uint64_t note_seq;
+    bool has_note;
+    char note[SL_ACKTRACK_NOTE_MAX];
 };
 
 struct sl_acktrack *sl_acktrack_new(void *owner, sl_acktrack_advance_cb cb);
@@ -49,7 +58,19 @@ uint64_t sl_acktrack_add(struct sl_acktrack *t, int64_t offset);
 void sl_acktrack_done(struct sl_acktrack *t, uint64_t seq);
 /* The owner gives the tracker up; frees it now if nothing is pending. */
 void sl_acktrack_revoke(struct sl_acktrack *t);
-/* Bytes of memory the tracker holds, for the budget. */
+/* Bytes of memory the tracker holds. */
 size_t sl_acktrack_bytes(const struct sl_acktrack *t);
+/* Charges the tracker's memory to b from now on, as its ring grows and shrinks (the ring shrinks
+ * again once its finished prefix leaves it mostly empty), and releases it when the tracker is
+ * freed. One record that never finishes keeps every record behind it in the ring: 9 bytes each,
+ * however many finish. b must outlive the tracker. */
+void sl_acktrack_set_budget(struct sl_acktrack *t, struct sl_budget *b);
+/* The offset of the oldest unfinished record (the one the commit waits on), or -1 if none. */
+int64_t sl_acktrack_head_offset(const struct sl_acktrack *t);
+/* Records why seq has not finished (an output's retry: "HTTP 403 security_exception: ..."). Kept
+ * for the oldest record noted, so that the head's reason is at hand. */
+void sl_acktrack_note(struct sl_acktrack *t, uint64_t seq, const char *why);
+/* The note of the oldest unfinished record, or NULL if it has none. */
+const char *sl_acktrack_head_note(const struct sl_acktrack *t);
 
 #endif

@@ -54,6 +54,12 @@ void sl_ack(const struct sl_ackref *ref, enum sl_fate fate)
     fan_put(fan);
 }
 
+void sl_ack_note(const struct sl_ackref *ref, const char *why)
+{
+    const struct sl_ackref *src = ref->fan ? &ref->fan->src : ref;
+    if (src->trk) sl_acktrack_note(src->trk, src->seq, why);
+}
+
 static void source_ack(const struct sl_ackref *ref, enum sl_fate fate)
 {
     switch (fate) {

@@ -63,6 +63,9 @@ struct sl_fanout {
 
 /* Reports the fate of a record, or of one copy of it (ref->fan set). Call once per ref. */
 void sl_ack(const struct sl_ackref *ref, enum sl_fate fate);
+/* Tells the record's source why it is not finished yet (an output retries it: "HTTP 403 ..."),
+ * so that a source held up by it can say which record and why. Any number of times. */
+void sl_ack_note(const struct sl_ackref *ref, const char *why);
 
 /* Lifetimes: `input` and `topic` must stay valid for the process lifetime (inputs intern them;
  * outputs keep those pointers with records in flight). Everything else, `tag` included, is

@@ -51,6 +51,12 @@ struct kpart {
     int64_t received;
     int64_t next_offset; /* last offset received + 1; -1 before the first message */
     uint64_t active_ms;  /* last message, assignment or resume: the stall watchdog's clock */
+    /* Held: paused on its own because records kept finishing behind an unfinished one (an item
+     * retried for ever) until its ack tracker reached the input's share of the budget. */
+    bool held;
+    uint64_t held_since_ms;
+    int64_t head_offset;    /* the oldest unfinished record, as last looked at */
+    uint64_t head_since_ms; /* since when that record is the oldest */
 };
 
 struct ktopic {
@@ -262,6 +268,8 @@ struct sl_kafka_in {
      * a confirmed commit, a watchdog probe answered), brokers_down is set. */
     uint64_t client_errors;
     bool brokers_down;
+    uint64_t trk_share; /* one partition's ack tracker may hold this much before it is held */
+    uint64_t holds;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
     bool reset_earliest; /* auto.offset.reset: where a partition without a commit starts */
     struct waker waker;
@@ -277,6 +285,7 @@ struct sl_kafka_in {
 };
 
 static void brokers_reached(struct sl_kafka_in *k);
+static void repause_held(struct sl_kafka_in *k);
 
 /* ---------------------------------------------------------------- topics, partitions */
 
@@ -405,7 +414,10 @@ static void set_purged(struct sl_kafka_in *k, bool purge)
     if (err)
         SL_ERROR(k->name, "pause", "%s partitions failed: %s", purge ? "pausing" : "resuming",
                  rd_kafka_err2str(err));
-    if (!purge) waker_kick(&k->waker, k->assignment);
+    if (!purge) {
+        repause_held(k);
+        waker_kick(&k->waker, k->assignment);
+    }
     SL_DEBUG(k->name, "%s %d partitions (budget %llu/%llu bytes)", purge ? "paused" : "resumed",
              k->assignment->cnt, (unsigned long long)k->p->budget.used,
              (unsigned long long)k->p->budget.limit);
@@ -453,6 +465,79 @@ static void update_backpressure(struct sl_kafka_in *k)
                !sl_pipeline_backpressure(k->p)) {
         set_paused(k, false);
     }
+}
+
+/* ---------------------------------------------------------------- stuck records */
+
+static void pause_one(struct sl_kafka_in *k, struct kpart *kp, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, kp->t->name, kp->partition);
+    rd_kafka_resp_err_t err =
+        pause ? rd_kafka_pause_partitions(k->rk, l) : rd_kafka_resume_partitions(k->rk, l);
+    if (err)
+        SL_ERROR(k->name, "pause", "%s %s [%d] failed: %s", pause ? "pausing" : "resuming",
+                 kp->t->name, kp->partition, rd_kafka_err2str(err));
+    if (!pause) waker_kick(&k->waker, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* A record retried for ever (401, 403, 429, 5xx: never lost) stays at the head of its
+ * partition's ack tracker while the records behind it finish; the tracker keeps every one of
+ * them until the head finishes, 9 bytes each. The tracker is charged to the budget; once it
+ * reaches the input's share that partition alone stops fetching, and says on which record it
+ * waits and why. */
+static void hold_partition(struct sl_kafka_in *k, struct kpart *kp)
+{
+    kp->held = true;
+    kp->held_since_ms = sl_now_ms();
+    k->holds++;
+    if (!k->purged) pause_one(k, kp, true);
+    const char *why = sl_acktrack_head_note(kp->trk);
+    SL_WARN(k->name, "partition_held",
+            "%s [%d] paused: waiting on offset %lld: %s; %u records consumed since, its offset "
+            "tracker holds %zu bytes (share %llu)",
+            kp->t->name, kp->partition, (long long)sl_acktrack_head_offset(kp->trk),
+            why ? why : "no error reported yet", kp->trk->pending, sl_acktrack_bytes(kp->trk),
+            (unsigned long long)k->trk_share);
+}
+
+static void release_partition(struct sl_kafka_in *k, struct kpart *kp)
+{
+    kp->held = false;
+    if (!k->purged) pause_one(k, kp, false);
+    kp->active_ms = sl_now_ms();
+    SL_INFO(k->name, "%s [%d] resumed: the record it waited on finished after %llu ms", kp->t->name,
+            kp->partition, (unsigned long long)(sl_now_ms() - kp->held_since_ms));
+}
+
+/* On every tick: the head each partition waits on, and held partitions whose tracker shrank. */
+static void check_heads(struct sl_kafka_in *k, uint64_t now)
+{
+    for (size_t i = 0; i < k->n_topics; i++) {
+        struct ktopic *t = k->topics[i];
+        for (int32_t j = 0; j < t->n_parts; j++) {
+            struct kpart *kp = t->parts[j];
+            if (!kp || !kp->trk) continue;
+            int64_t head = sl_acktrack_head_offset(kp->trk);
+            if (head != kp->head_offset) {
+                kp->head_offset = head;
+                kp->head_since_ms = now;
+            }
+            if (kp->held && sl_acktrack_bytes(kp->trk) <= k->trk_share / 2)
+                release_partition(k, kp);
+        }
+    }
+}
+
+/* Held partitions stay paused whatever the input as a whole does. */
+static void repause_held(struct sl_kafka_in *k)
+{
+    for (size_t i = 0; i < k->n_topics; i++)
+        for (int32_t j = 0; j < k->topics[i]->n_parts; j++) {
+            struct kpart *kp = k->topics[i]->parts[j];
+            if (kp && kp->trk && kp->held) pause_one(k, kp, true);
+        }
 }
 
 /* ---------------------------------------------------------------- rebalance */
@@ -530,6 +615,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (kp->trk) sl_acktrack_revoke(kp->trk);
             kp->trk = sl_acktrack_new(kp, on_advance);
             if (!kp->trk) abort();
+            sl_acktrack_set_budget(kp->trk, &k->p->budget);
+            kp->held = false;
+            kp->head_offset = -1;
             kp->to_store = -1;
             kp->stored = -1;
             kp->next_offset = -1;
@@ -758,6 +846,7 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
     }
     uint64_t seq = sl_acktrack_add(kp->trk, m->offset);
     if (seq == UINT64_MAX) abort();
+    if (!kp->held && sl_acktrack_bytes(kp->trk) > k->trk_share) hold_partition(k, kp);
     brokers_reached(k);
     k->ctr.received++;
     kp->received++;
@@ -888,7 +977,7 @@ static void probe_answers(struct sl_kafka_in *k, uint64_t now)
         struct ktopic *t = get_topic(k, pr[i].topic);
         struct kpart *kp = pr[i].partition < t->n_parts ? t->parts[pr[i].partition] : NULL;
         /* still held and still silent? */
-        if (!kp || !kp->trk || kp->next_offset >= 0) continue;
+        if (!kp || !kp->trk || kp->held || kp->next_offset >= 0) continue;
         uint64_t since = quiet_since(k, kp);
         /* asked again after another STALL_MS at the earliest, whatever the answer */
         kp->active_ms = now;
@@ -914,7 +1003,7 @@ static void check_stalled(struct sl_kafka_in *k, uint64_t now)
         struct ktopic *t = k->topics[i];
         for (int32_t j = 0; j < t->n_parts; j++) {
             struct kpart *kp = t->parts[j];
-            if (!kp || !kp->trk) continue;
+            if (!kp || !kp->trk || kp->held) continue;
             uint64_t since = quiet_since(k, kp);
             if (now - since < STALL_MS) continue;
             if (kp->next_offset < 0) {
@@ -939,6 +1028,7 @@ static void tick_cb(struct sl_timer *t)
     poll_burst(k);
     update_backpressure(k);
     store_offsets(k);
+    check_heads(k, sl_now_ms());
     check_stalled(k, sl_now_ms());
     if (k->strand_from_ms) strand_fault(k, sl_now_ms());
     if (!k->tick.active) sl_timer_start(k->p->loop, &k->tick, k->paused ? TICK_PAUSED_MS : TICK_MS);
@@ -993,7 +1083,16 @@ void sl_kafka_in_partitions(struct sl_kafka_in *k, sl_kafka_partition_cb cb, voi
                                                           : 0)
                                : -1,
                 .pending = kp->trk->pending,
-                .paused = k->paused,
+                .paused = k->paused || kp->held,
+                .held = kp->held,
+                .waiting_offset = kp->head_offset,
+                .waiting_ms = kp->head_offset >= 0 ? sl_now_ms() - kp->head_since_ms : 0,
+                .waiting_why = kp->head_offset >= 0 ? sl_acktrack_head_note(kp->trk) : NULL,
+                .uncommitted = kp->next_offset >= 0
+                                   ? kp->next_offset - (kp->committed >= 0 ? kp->committed
+                                                        : lo >= 0          ? lo
+                                                                           : kp->next_offset)
+                                   : 0,
             };
             cb(&info, ctx);
         }
@@ -1014,6 +1113,7 @@ void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
         .stall_recoveries = k->stall_recoveries,
         .partition_pauses = k->purges,
         .client_errors = k->client_errors,
+        .holds = k->holds,
         .brokers_down = k->brokers_down,
         .assigned = k->assignment ? k->assignment->cnt : 0,
     };
@@ -1139,6 +1239,7 @@ struct sl_kafka_in *sl_kafka_in_new(struct sl_pipeline *p, const struct sl_input
     }
     char reset[32];
     size_t reset_len = sizeof reset;
+    k->trk_share = p->budget.limit / 8 > 65536 ? p->budget.limit / 8 : 65536;
     k->reset_earliest =
         rd_kafka_conf_get(conf, "auto.offset.reset", reset, &reset_len) == RD_KAFKA_CONF_OK &&
         (!strcmp(reset, "earliest") || !strcmp(reset, "smallest") || !strcmp(reset, "beginning"));

@@ -23,12 +23,17 @@ void sl_kafka_in_log_stats(struct sl_kafka_in *k);
 struct sl_kafka_partition_info {
     const char *topic;
     int32_t partition;
-    int64_t committed;      /* confirmed by the group coordinator; -1 before the first commit */
-    int64_t stored;         /* handed to librdkafka for the next commit */
-    int64_t high_watermark; /* as seen in the last fetch response; -1 if unknown */
-    int64_t lag;            /* high_watermark - committed (or - low watermark); -1 if unknown */
-    uint32_t pending;       /* records consumed and not finished */
-    bool paused;
+    int64_t committed;       /* confirmed by the group coordinator; -1 before the first commit */
+    int64_t stored;          /* handed to librdkafka for the next commit */
+    int64_t high_watermark;  /* as seen in the last fetch response; -1 if unknown */
+    int64_t lag;             /* high_watermark - committed (or - low watermark); -1 if unknown */
+    uint32_t pending;        /* records consumed and not finished */
+    bool paused;             /* with the input, or held on its own */
+    bool held;               /* paused on its own: its tracker reached the share (kafka.c) */
+    int64_t waiting_offset;  /* the oldest unfinished record, which the commit waits on; -1 */
+    uint64_t waiting_ms;     /* how long that record has been the oldest */
+    const char *waiting_why; /* why it is not finished (an output's last retry), or NULL */
+    int64_t uncommitted;     /* records consumed past the committed offset: re-read on restart */
 };
 typedef void (*sl_kafka_partition_cb)(const struct sl_kafka_partition_info *p, void *ctx);
 void sl_kafka_in_partitions(struct sl_kafka_in *k, sl_kafka_partition_cb cb, void *ctx);
@@ -36,7 +41,7 @@ void sl_kafka_in_partitions(struct sl_kafka_in *k, sl_kafka_partition_cb cb, voi
 struct sl_kafka_in_info {
     bool paused;
     uint64_t paused_ms, pauses, rebalances, commits, commit_failures, time_parse_errors,
-        stall_recoveries, partition_pauses, client_errors;
+        stall_recoveries, partition_pauses, client_errors, holds;
     bool brokers_down;
     int assigned;
 };

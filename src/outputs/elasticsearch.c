@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "codec/bulk.h"
 #include "codec/esinfo.h"
 #include "codec/timefmt.h"
+#include "core/acktrack.h"
 #include "core/log.h"
 
 #define BODY_POOL 8
@@ -631,6 +633,19 @@ static void retry_timer_cb(struct sl_timer *t)
     pump(b->o);
 }
 
+/* Tells the records' sources why they wait (a source held up by one of them shows it). */
+static void note_batch(struct batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_batch(struct batch *b, const char *fmt, ...)
+{
+    char why[SL_ACKTRACK_NOTE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < b->n; i++)
+        sl_ack_note(&b->recs[i].ack, why);
+}
+
 static void schedule_retry(struct es_out *o, struct batch *b, enum retry_reason why,
                            uint32_t attempt)
 {
@@ -859,11 +874,17 @@ static void handle_items(struct es_out *o, struct batch *b)
             dead_letter_rec(o, b, r, "rejected by elasticsearch", items[i].status, &items[i]);
             n_dl++;
             break;
-        case SL_BULK_RETRY:
+        case SL_BULK_RETRY: {
+            char why[SL_ACKTRACK_NOTE_MAX];
+            snprintf(why, sizeof why, "HTTP %d %.*s: %.*s", items[i].status, (int)items[i].type_len,
+                     items[i].type ? items[i].type : "", (int)items[i].reason_len,
+                     items[i].reason ? items[i].reason : "");
+            sl_ack_note(&r->ack, why);
             if (!first_retry_status) first_retry_status = items[i].status;
             retry_idx[n_retry++] = i;
             if (r->attempts > max_attempts) max_attempts = r->attempts;
             break;
+        }
         }
     }
     /* Dead-letter lines must be durable before their records are acknowledged, and before the
@@ -1308,6 +1329,7 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
         enum retry_reason why = res == CURLE_OPERATION_TIMEDOUT ? RR_TIMEOUT : RR_TRANSPORT;
         SL_WARN(o->name, retry_names[why], "bulk request to %s failed: %s; retrying", host,
                 curl_easy_strerror(res));
+        note_batch(b, "bulk request to %s failed: %s", host, curl_easy_strerror(res));
         if (o->es->n_hosts > 1) o->host_idx++;
         schedule_retry(o, b, why, ++b->attempts);
         /* the cluster was out of reach: it may come back without our resources */
@@ -1333,6 +1355,9 @@ static void on_done(struct es_out *o, CURL *e, CURLcode res)
         SL_WARN(o->name, retry_names[why], "bulk request to %s answered HTTP %ld%s%.*s; retrying",
                 host, status, have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
                 have_err ? eb.reason : "");
+        note_batch(b, "bulk request to %s answered HTTP %ld%s%.*s", host, status,
+                   have_err ? ": " : "", have_err ? (int)eb.reason_len : 0,
+                   have_err ? eb.reason : "");
         if (status >= 502 && status <= 504 && o->es->n_hosts > 1) o->host_idx++;
         schedule_retry(o, b, why, ++b->attempts);
         return;
@@ -1474,9 +1499,9 @@ static void es_submit(void *impl, const struct sl_event *ev)
         o->act_index_len = index_len;
     }
     memcpy(action, o->act_head, o->act_head_len);
-    size_t alen = o->act_head_len ? sl_bulk_action_tail(action, sizeof action, o->act_head_len,
-                                                        id, id_len)
-                                  : 0;
+    size_t alen = o->act_head_len
+                      ? sl_bulk_action_tail(action, sizeof action, o->act_head_len, id, id_len)
+                      : 0;
     /* The event time as timestamp_key, unless the record has that field: appended inside the
      * object's closing brace, so the payload is still copied once, not re-serialised. */
     const char *ts = NULL;

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/acktrack.h"
+#include "core/budget.h"
 
 static int64_t last_advance;
 static int n_advances;
@@ -193,6 +194,91 @@ static void test_restart_resumes_from_commit(void **state)
     sl_acktrack_done(t, s1);
 }
 
+static void test_stuck_head_charged_and_shrinks(void **state)
+{
+    (void)state;
+    reset();
+    /* One record never finishes while 100,000 behind it do: the ring keeps them all, and the
+     * budget sees every byte of it; once the head finishes the ring shrinks back and gives it
+     * back, down to nothing when the tracker is freed. */
+    struct sl_budget b;
+    sl_budget_init(&b, 1u << 30);
+    struct sl_acktrack *t = sl_acktrack_new(NULL, on_adv);
+    sl_acktrack_set_budget(t, &b);
+    assert_int_equal(b.used, sl_acktrack_bytes(t));
+    uint64_t head = sl_acktrack_add(t, 0);
+    for (int64_t o = 1; o <= 100000; o++)
+        sl_acktrack_done(t, sl_acktrack_add(t, o));
+    assert_int_equal(t->pending, 100001);
+    assert_int_equal(sl_acktrack_head_offset(t), 0);
+    assert_true(sl_acktrack_bytes(t) >= 100001 * 9);
+    assert_int_equal(b.used, sl_acktrack_bytes(t));
+    size_t big = sl_acktrack_bytes(t);
+    sl_acktrack_done(t, head);
+    assert_int_equal(t->commit_next, 100001);
+    assert_int_equal(sl_acktrack_head_offset(t), -1);
+    /* at once, all the way down: a source that paused for it may add nothing until it shrank */
+    assert_int_equal(t->cap, 256);
+    assert_true(sl_acktrack_bytes(t) < big);
+    assert_int_equal(b.used, sl_acktrack_bytes(t));
+    /* a steady load shrinks it all the way down and it still works */
+    for (int64_t o = 100002; o < 100100; o++)
+        sl_acktrack_done(t, sl_acktrack_add(t, o));
+    assert_int_equal(t->cap, 256);
+    assert_int_equal(t->commit_next, 100100);
+    sl_acktrack_revoke(t);
+    assert_int_equal(b.used, 0);
+}
+
+static void test_shrink_keeps_pending_in_order(void **state)
+{
+    (void)state;
+    reset();
+    /* Shrinking moves a wrapped ring: the records still pending keep their seqs and order. */
+    struct sl_acktrack *t = sl_acktrack_new(NULL, on_adv);
+    uint64_t seqs[2048];
+    for (int i = 0; i < 2048; i++)
+        seqs[i] = sl_acktrack_add(t, 10 + 2 * i);
+    for (int i = 0; i < 1900; i++)
+        sl_acktrack_done(t, seqs[i]);
+    assert_int_equal(t->pending, 148);
+    assert_true(t->cap < 2048);
+    assert_int_equal(sl_acktrack_head_offset(t), 10 + 2 * 1900);
+    for (int i = 2047; i >= 1900; i--)
+        sl_acktrack_done(t, seqs[i]);
+    assert_int_equal(t->commit_next, 10 + 2 * 2047 + 1);
+    assert_int_equal(t->pending, 0);
+    sl_acktrack_revoke(t);
+}
+
+static void test_head_note(void **state)
+{
+    (void)state;
+    reset();
+    /* The reason shown for a waiting partition is the one noted for its oldest record. */
+    struct sl_acktrack *t = sl_acktrack_new(NULL, on_adv);
+    uint64_t s0 = sl_acktrack_add(t, 5);
+    uint64_t s1 = sl_acktrack_add(t, 6);
+    uint64_t s2 = sl_acktrack_add(t, 7);
+    assert_null(sl_acktrack_head_note(t));
+    sl_acktrack_note(t, s1, "HTTP 429 later");
+    assert_null(sl_acktrack_head_note(t)); /* not the head's */
+    sl_acktrack_note(t, s0, "HTTP 403 security_exception: no");
+    assert_string_equal(sl_acktrack_head_note(t), "HTTP 403 security_exception: no");
+    sl_acktrack_note(t, s2, "HTTP 503 ignored: an older record's note is kept");
+    assert_string_equal(sl_acktrack_head_note(t), "HTTP 403 security_exception: no");
+    sl_acktrack_done(t, s0);
+    assert_null(sl_acktrack_head_note(t)); /* s1 is the head now; its note was replaced */
+    sl_acktrack_note(t, s1, "HTTP 429 again");
+    assert_string_equal(sl_acktrack_head_note(t), "HTTP 429 again");
+    sl_acktrack_note(t, s0, "late note of a finished record");
+    assert_string_equal(sl_acktrack_head_note(t), "HTTP 429 again");
+    sl_acktrack_done(t, s1);
+    sl_acktrack_done(t, s2);
+    assert_null(sl_acktrack_head_note(t));
+    sl_acktrack_revoke(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +289,9 @@ int main(void)
         cmocka_unit_test(test_wraparound_reuse),
         cmocka_unit_test(test_revoke_with_pending_then_late_acks),
         cmocka_unit_test(test_restart_resumes_from_commit),
+        cmocka_unit_test(test_stuck_head_charged_and_shrinks),
+        cmocka_unit_test(test_shrink_keeps_pending_in_order),
+        cmocka_unit_test(test_head_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
