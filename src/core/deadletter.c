@@ -38,7 +38,8 @@ struct sl_dlq {
     unsigned file_seq;
     char *buf;
     size_t len, cap;
-    bool failing; /* the last sync failed (for the "works again" line) */
+    bool failing;        /* the last sync failed (for the "works again" line) */
+    uint64_t scanned_ms; /* when used was last counted from the directory */
 };
 
 static uint64_t scan_dir_bytes(const char *dir)
@@ -68,18 +69,25 @@ static int open_file(struct sl_dlq *q)
     strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
     snprintf(path, sizeof path, "%s/dead-letter-%s-%d-%u.ndjson", q->dir, ts, (int)getpid(),
              q->file_seq);
-    q->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (q->fd < 0) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    /* The directory entry must be durable too, or a crash could lose a file whose lines were
+     * synced and whose records were committed: a failed directory sync is a failed write. */
+    int dfd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        int e = errno;
+        if (dfd >= 0) close(dfd);
+        close(fd);
+        unlink(path); /* empty; the next attempt creates another */
+        errno = e;
+        return -1;
+    }
+    close(dfd);
+    q->fd = fd;
     q->file_seq++;
     memcpy(q->path, path, sizeof path);
     q->file_size = 0;
     q->new_file = false;
-    /* The directory entry must be durable too, or a crash could lose a synced file. */
-    int dfd = open(q->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
     return 0;
 }
 
@@ -97,6 +105,7 @@ struct sl_dlq *sl_dlq_open(const char *dir, uint64_t max_size, char *err, size_t
     q->dir = strdup(dir);
     q->max_size = max_size;
     q->used = scan_dir_bytes(dir);
+    q->scanned_ms = sl_now_ms();
     q->fd = -1;
     if (!q->dir || open_file(q) != 0) {
         snprintf(err, errlen, "cannot open a dead-letter file in %s: %s", dir, strerror(errno));
@@ -185,6 +194,12 @@ int sl_dlq_write(struct sl_dlq *q, const struct sl_dl_record *r)
     put_str(q, "payload", r->payload, r->payload_len, false);
     put(q, "}\n", 2);
     size_t line = q->len - start;
+    if (q->used + line > q->max_size && sl_now_ms() - q->scanned_ms >= 1000) {
+        /* Full: files may have been replayed or removed since it was counted; look again, at
+         * most once a second while it stays full. */
+        q->scanned_ms = sl_now_ms();
+        q->used = scan_dir_bytes(q->dir) + start;
+    }
     if (q->used + line > q->max_size) {
         q->len = start;
         return -1;
@@ -201,8 +216,9 @@ static int open_for_sync(struct sl_dlq *q)
         if (open_file(q) != 0) {
             int e = errno;
             SL_ERROR("dead-letter", "open",
-                     "cannot create a dead-letter file in %s: %s (errno %d); inputs paused until "
-                     "it works",
+                     "cannot create a dead-letter file in %s, or sync the directory: %s (errno "
+                     "%d); its lines stay buffered, unacknowledged, and inputs paused until it "
+                     "works",
                      q->dir, strerror(e), e);
             return -1;
         }

@@ -21,12 +21,24 @@
 static char dir[256];
 
 /* Disk faults, injected by linking this test with -Wl,--wrap=write,--wrap=fdatasync,
- * --wrap=ftruncate (CMakeLists.txt): the store's own calls go through these. */
+ * --wrap=ftruncate,--wrap=fsync (CMakeLists.txt): the store's own calls go through these. */
 static long write_budget = -1; /* bytes the next writes may still put down, then ENOSPC; -1: off */
-static int fsync_fail, truncate_fail;
+static int fsync_fail, truncate_fail, dirsync_fail;
 ssize_t __real_write(int fd, const void *b, size_t n);
 int __real_fdatasync(int fd);
 int __real_ftruncate(int fd, off_t len);
+int __real_fsync(int fd);
+
+/* The store fsyncs only its directory (its files get fdatasync). */
+int __wrap_fsync(int fd)
+{
+    if (dirsync_fail) {
+        dirsync_fail--;
+        errno = EIO;
+        return -1;
+    }
+    return __real_fsync(fd);
+}
 
 ssize_t __wrap_write(int fd, const void *b, size_t n)
 {
@@ -373,6 +385,61 @@ static void test_idle_store_holds_no_file_open(void **state)
     sl_dlq_close(q);
 }
 
+/* A new file whose directory entry could not be synced may vanish in a crash, with lines whose
+ * records were acknowledged: that sync fails, the lines stay buffered, and no empty file is left.
+ */
+static void test_dir_sync_failure_is_a_failed_sync(void **state)
+{
+    (void)state;
+    char err[256];
+    int64_t offs[16];
+    int files;
+    struct sl_dlq *q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_non_null(q);
+    put_lines(q, 0, 2);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    put_lines(q, 2, 2);
+    fsync_fail = 1; /* the next sync must start a new file */
+    assert_int_equal(sl_dlq_sync(q), -1);
+    dirsync_fail = 1;
+    assert_int_equal(sl_dlq_sync(q), -1);
+    assert_int_equal(sl_dlq_lines(q), 2);
+    assert_int_equal(check_lines(offs, 16, &files), 2);
+    assert_int_equal(files, 1);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(sl_dlq_lines(q), 4);
+    assert_int_equal(check_lines(offs, 16, &files), 4);
+    assert_int_equal(files, 2);
+    sl_dlq_close(q);
+    dirsync_fail = 1;
+    q = sl_dlq_open(dir, 1 << 20, err, sizeof err);
+    assert_null(q); /* at start too */
+}
+
+/* A full store notices the room its files' removal (or a replay) made, without a restart. */
+static void test_full_store_notices_room(void **state)
+{
+    (void)state;
+    char err[256];
+    char payload[1000];
+    memset(payload, 'x', sizeof payload);
+    struct sl_dl_record r = sample(payload, sizeof payload);
+    struct sl_dlq *q = sl_dlq_open(dir, 5000, err, sizeof err);
+    assert_non_null(q);
+    while (sl_dlq_write(q, &r) == 0) {
+    }
+    assert_int_equal(sl_dlq_sync(q), 0);
+    assert_int_equal(sl_dlq_write(q, &r), -1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -f %s/*.ndjson", dir);
+    assert_int_equal(system(cmd), 0);
+    usleep(1100 * 1000); /* looked again at most once a second */
+    assert_int_equal(sl_dlq_write(q, &r), 0);
+    assert_true(sl_dlq_bytes(q) < 5000);
+    assert_int_equal(sl_dlq_sync(q), 0);
+    sl_dlq_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +452,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_failure_starts_a_new_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure_then_failed_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_store_holds_no_file_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dir_sync_failure_is_a_failed_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_store_notices_room, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
