@@ -192,7 +192,7 @@ static void refresh_partitions(struct app *a)
  * latency histogram the output observes into. */
 static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *req, *items, *bytes, *del, *dl, *retr, *lat;
+    struct sl_metric_family *req, *items, *bytes, *del, *dl, *idm, *retr, *lat;
     if (!(req = sl_metrics_counter(m, "sluice_output_requests_total",
                                    "Requests sent by an output (bulk requests, with retries).",
                                    "output", err, errlen)) ||
@@ -208,6 +208,10 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         !(dl = sl_metrics_counter(m, "sluice_output_records_dead_lettered_total",
                                   "Records an output gave up on permanently.", "output", err,
                                   errlen)) ||
+        !(idm = sl_metrics_counter(m, "sluice_output_id_missing_total",
+                                   "Records without a usable _id in the id field (dead-lettered "
+                                   "or given their source's id, per id_missing).",
+                                   "output", err, errlen)) ||
         !(retr = sl_metrics_counter(m, "sluice_output_retries_total",
                                     "Retries by reason: whole requests (transport, timeout, "
                                     "http_*), item subsets (item), 413 splits.",
@@ -226,6 +230,7 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         sl_metric_bind_u64(bytes, v, &st->bytes_sent);
         sl_metric_bind_u64(del, v, &st->delivered);
         sl_metric_bind_u64(dl, v, &st->dead_lettered);
+        sl_metric_bind_u64(idm, v, &st->id_missing);
         for (size_t r = 0; r < st->n_reasons; r++) {
             const char *rv[] = {o->name, st->reason_names[r]};
             sl_metric_bind_u64(retr, rv, &st->retries[r]);
@@ -275,6 +280,7 @@ KAFKA_FN(partition_pauses)
 KAFKA_FN(client_errors)
 KAFKA_FN(brokers_down)
 KAFKA_FN(holds)
+KAFKA_FN(no_timestamp)
 FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
@@ -303,8 +309,8 @@ static double m_dead_letter_bytes(void *ctx)
 
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *kho, *fpe, *fc, *fpc,
-        *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
+    struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *kho, *knt, *fpe, *fc,
+        *fpc, *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -357,6 +363,11 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
                                    "Partitions paused on their own because records kept "
                                    "finishing behind an unfinished one (each logged with the "
                                    "record's offset and the reason it waits).",
+                                   "input", err, errlen)) ||
+        !(knt = sl_metrics_counter(m, "sluice_kafka_records_without_timestamp_total",
+                                   "Kafka records with no timestamp (message format v0), given "
+                                   "the time they were read unless their time_key says "
+                                   "otherwise.",
                                    "input", err, errlen)) ||
         !(fpe = sl_metrics_counter(m, "sluice_forward_protocol_errors_total",
                                    "Malformed Forward requests (their connection was closed, no "
@@ -417,6 +428,7 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(kce, v, m_kafka_client_errors, in->impl);
             sl_metric_bind_fn(kbd, v, m_kafka_brokers_down, in->impl);
             sl_metric_bind_fn(kho, v, m_kafka_holds, in->impl);
+            sl_metric_bind_fn(knt, v, m_kafka_no_timestamp, in->impl);
         } else if (in->ops == &sl_fwd_in_ops) {
             sl_metric_bind_fn(ps, v, m_fwd_paused_s, in->impl);
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);
@@ -861,16 +873,16 @@ static int run(const char *path, const char *replay_dir)
             (unsigned long long)prefetch, (unsigned long long)block_cache,
             a.cfg.service.dead_letter_path);
 
-    /* pipe.stopping: an output found that its cluster cannot serve the configuration (logged
+    /* pipe.fatal: an output found that its cluster cannot serve the configuration (logged
      * there). That is a configuration error, and what the output holds can never be sent, so the
      * drain does not wait for it: uncommitted records are redelivered after a restart. */
-    while (!a.stop && !a.pipe.stopping && !(replay && sl_replay_in_done(replay)))
+    while (!a.stop && !a.pipe.fatal && !(replay && sl_replay_in_done(replay)))
         sl_loop_run_once(a.loop, replay ? 50 : 1000);
     int rc = replay && (!sl_replay_in_done(replay) || sl_replay_in_bad_lines(replay)) ? 1 : 0;
-    if (a.pipe.stopping) rc = 2;
+    if (a.pipe.fatal) rc = 2;
 
     /* Drain: stop taking records, send what is batched, wait for what is in flight. */
-    uint64_t deadline = sl_now_ms() + (a.pipe.stopping ? 0 : a.cfg.service.shutdown_timeout_ms);
+    uint64_t deadline = sl_now_ms() + (a.pipe.fatal ? 0 : a.cfg.service.shutdown_timeout_ms);
     for (size_t i = 0; i < a.n_in; i++)
         a.in[i].ops->stop(a.in[i].impl);
     for (size_t i = 0; i < a.pipe.n_outputs; i++)
@@ -880,7 +892,7 @@ static int run(const char *path, const char *replay_dir)
         sl_loop_run_once(a.loop, 50);
     }
     uint64_t left = in_flight(&a);
-    if (left && !a.pipe.stopping)
+    if (left && !a.pipe.fatal)
         SL_WARN("sluice", NULL,
                 "shutdown_timeout reached with %llu records in flight; their "
                 "offsets are not committed, so they are redelivered after a restart",

@@ -858,6 +858,7 @@ static const char *const log_format_values[] = {"text", "json", NULL};
 static const char *const format_values[] = {"json", "text", "regexp", NULL};
 static const char *const on_parse_error_values[] = {"dead_letter", "as_text", NULL};
 static const char *const op_values[] = {"create", "index", NULL};
+static const char *const id_missing_values[] = {"dead_letter", "source", NULL};
 static const char *const compression_values[] = {"none", "gzip", NULL};
 static const char *const tls_version_values[] = {"1.2", "1.3", NULL};
 
@@ -1331,6 +1332,16 @@ static const struct key_def es_keys[] = {
      .set = set_id,
      .doc_type = "kafka | none | field:<path>",
      .doc = "Document _id: from Kafka coordinates (idempotent), none, or a record field."},
+    {.name = "id_missing",
+     .type = VT_ENUM,
+     .off = ES(id_missing),
+     .def = "dead_letter",
+     .values = id_missing_values,
+     .doc = "With id field:<path>, a record whose field is absent, empty, not a string or "
+            "number, or longer than 512 bytes (a cluster refuses the whole request for it): "
+            "dead_letter it (reason \"no usable id\"), or take the id from its source (Kafka "
+            "coordinates, or the Forward chunk and index), so a redelivery still finds the same "
+            "document. Counted either way (sluice_output_id_missing_total)."},
     {.name = "op",
      .type = VT_ENUM,
      .off = ES(op),
@@ -1470,7 +1481,9 @@ static const struct key_def es_keys[] = {
      .nullable = true,
      .check = check_not_empty,
      .doc_def = "(none)",
-     .doc = "Name of the ILM policy installed from ilm_policy_file before the template."},
+     .doc = "Name of the ILM policy installed from ilm_policy_file before the template. "
+            "Elasticsearch only: OpenSearch has no _ilm API (its lifecycle is the ISM plugin), "
+            "so against OpenSearch sluice stops at start with exit code 2."},
     {.name = "ilm_policy_file",
      .type = VT_STRING,
      .off = ES(ilm_policy_file),
@@ -1487,8 +1500,9 @@ static const struct key_def es_keys[] = {
      .type = VT_DURATION,
      .off = ES(setup_timeout_ms),
      .def = "60s",
-     .doc = "Batches wait this long for the policy, template and data stream to be in place; "
-            "after it they are sent anyway and the setup keeps retrying (logged, counted)."},
+     .doc = "Batches wait this long for the cluster's GET / (which distribution and version "
+            "it is) and the policy, template and data stream to be in place; after it they are "
+            "sent anyway and the setup keeps retrying (logged, counted)."},
     EDIT_KEYS(OUT),
 };
 

@@ -121,6 +121,8 @@ struct sl_input_cfg {
 
 enum sl_compression { SL_COMPRESSION_NONE = 0, SL_COMPRESSION_GZIP };
 enum sl_es_op { SL_ES_OP_CREATE = 0, SL_ES_OP_INDEX };
+/* id: field:<path> and a record without a usable value there */
+enum sl_id_missing { SL_ID_MISSING_DEAD_LETTER = 0, SL_ID_MISSING_SOURCE };
 
 struct sl_es_output_cfg {
     char *hosts[SL_CFG_MAX_LIST]; /* default ["http://127.0.0.1:9200"]; failover in order */
@@ -128,6 +130,7 @@ struct sl_es_output_cfg {
     char *index;                     /* template; default "logs-${topic}-%Y.%m.%d" */
     enum sl_id_mode id;              /* default kafka */
     char *id_field;                  /* path when id is "field:<path>" */
+    enum sl_id_missing id_missing;   /* default dead_letter */
     enum sl_es_op op;                /* default create */
     uint64_t batch_max_bytes;        /* default 5 MiB */
     uint64_t batch_max_wait_ms;      /* default 1 s */

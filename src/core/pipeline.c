@@ -320,7 +320,8 @@ void sl_pipeline_dead_letter(struct sl_pipeline *p, const struct sl_event *ev, c
     sl_budget_charge(&p->budget, e.rec.payload_len + sizeof e);
     SL_ERROR("dead-letter", "full",
              "dead-letter store %s refused a record (%llu bytes used, max_size %llu); inputs "
-             "paused until it has room",
+             "paused until it has room (replaying or removing its files makes room: it looks "
+             "again every second)",
              sl_dlq_dir(p->dlq), (unsigned long long)sl_dlq_bytes(p->dlq),
              (unsigned long long)p->cfg->service.dead_letter_max_size);
     if (!p->dl_retry.active) sl_timer_start(p->loop, &p->dl_retry, 1000);

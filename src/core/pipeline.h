@@ -95,6 +95,7 @@ struct sl_event {
 /* What an output counts, kept in the output and read in place by /metrics and /status. */
 struct sl_output_stats {
     uint64_t requests, items_sent, bytes_sent, delivered, dead_lettered;
+    uint64_t id_missing; /* records without a usable id in the id field (id_missing decides) */
     uint64_t latency_ms_sum;
     const uint64_t *retries; /* n_reasons counters, by reason */
     const char *const *reason_names;
@@ -167,7 +168,9 @@ struct sl_pipeline {
     struct sl_timer *room_watch[SL_CFG_MAX_INPUTS];
     size_t n_room_watch;
     bool dl_sync_failed;
-    bool stopping;
+    /* An output found that its cluster cannot serve the configuration (logged there): main
+     * stops at once and exits 2, as for a configuration error. */
+    bool fatal;
 };
 
 int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct sl_config *cfg,

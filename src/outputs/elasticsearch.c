@@ -51,6 +51,9 @@ static const char *retry_names[RR_COUNT] = {"transport", "timeout",    "http_429
                                             "http_auth", "http_other", "bad_response", "item",
                                             "split_413", "setup"};
 
+/* Elasticsearch and OpenSearch refuse a whole bulk request with a longer _id. */
+#define SL_ES_ID_MAX 512
+
 struct es_rec {
     struct sl_ackref ack;
     const char *input; /* interned by the input, valid for the process lifetime */
@@ -1156,7 +1159,7 @@ static void setup_fatal_ilm(struct es_out *o)
     su->fatal = true;
     su->active = false;
     sl_timer_stop(o->p->loop, &su->deadline);
-    o->p->stopping = true;
+    o->p->fatal = true;
 }
 
 static void info_found(struct es_out *o, const struct sl_es_info *info)
@@ -1456,6 +1459,42 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 
 /* ---------------------------------------------------------------- output ops */
 
+/* The id a record's source gives it: <topic>-<partition>-<offset> for Kafka (topic names are at
+ * most 249 bytes), the chunk id and index for Forward; 0 when it has none. */
+static size_t source_id(const struct sl_event *ev, char *buf, const char **id)
+{
+    if (ev->topic) {
+        size_t n = ev->topic_len;
+        memcpy(buf, ev->topic, n);
+        buf[n++] = '-';
+        n += put_i64(buf + n, ev->partition);
+        buf[n++] = '-';
+        n += put_i64(buf + n, ev->offset);
+        *id = buf;
+        return n;
+    }
+    *id = ev->src_id;
+    return ev->src_id ? ev->src_id_len : 0;
+}
+
+/* The id field's value as an _id: a non-empty string or a number, at most SL_ES_ID_MAX bytes
+ * (a cluster refuses the whole bulk request for a longer one); 0 when there is none. */
+static size_t field_id(const struct es_out *o, const struct sl_event *ev, char *buf, size_t cap)
+{
+    if (!ev->scan || !ev->scan->val[o->id_path_idx]) return 0;
+    const char *v = ev->scan->val[o->id_path_idx];
+    size_t vl = ev->scan->vlen[o->id_path_idx];
+    if (v[0] == '"') {
+        ssize_t u = sl_json_unescape(v, vl, buf, cap);
+        return u > 0 && (size_t)u <= SL_ES_ID_MAX ? (size_t)u : 0;
+    }
+    if ((v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) && vl <= SL_ES_ID_MAX) {
+        memcpy(buf, v, vl);
+        return vl;
+    }
+    return 0;
+}
+
 static void es_submit(void *impl, const struct sl_event *ev)
 {
     struct es_out *o = impl;
@@ -1463,31 +1502,30 @@ static void es_submit(void *impl, const struct sl_event *ev)
     size_t index_len = render_index(o, ev, index, sizeof index);
     const char *id = NULL;
     size_t id_len = 0;
-    if (o->es->id == SL_ID_KAFKA && ev->topic) {
-        /* <topic>-<partition>-<offset>; topic names are at most 249 bytes */
-        memcpy(idbuf, ev->topic, ev->topic_len);
-        id_len = ev->topic_len;
-        idbuf[id_len++] = '-';
-        id_len += put_i64(idbuf + id_len, ev->partition);
-        idbuf[id_len++] = '-';
-        id_len += put_i64(idbuf + id_len, ev->offset);
+    if (o->es->id == SL_ID_KAFKA) {
+        id_len = source_id(ev, idbuf, &id);
+    } else if (o->es->id == SL_ID_FIELD) {
+        id_len = field_id(o, ev, idbuf, sizeof idbuf);
         id = idbuf;
-    } else if (o->es->id == SL_ID_KAFKA && ev->src_id) {
-        id = ev->src_id;
-        id_len = ev->src_id_len;
-    } else if (o->es->id == SL_ID_FIELD && ev->scan && ev->scan->val[o->id_path_idx]) {
-        const char *v = ev->scan->val[o->id_path_idx];
-        size_t vl = ev->scan->vlen[o->id_path_idx];
-        if (v[0] == '"') {
-            ssize_t u = sl_json_unescape(v, vl, idbuf, sizeof idbuf);
-            if (u > 0) {
-                id = idbuf;
-                id_len = (size_t)u;
+        if (id_len == 0) {
+            /* Sent without an _id it would be a new document on every redelivery. */
+            o->st.id_missing++;
+            if (o->es->id_missing == SL_ID_MISSING_SOURCE) id_len = source_id(ev, idbuf, &id);
+            SL_WARN(o->name, "id_missing",
+                    "a record from %s has no usable _id in field %s (absent, empty, not a string "
+                    "or number, or over %d bytes); %s",
+                    ev->input, o->es->id_field, SL_ES_ID_MAX,
+                    id_len ? "using its source's id (id_missing: source)" : "dead-lettered");
+            if (id_len == 0) {
+                static const char why[] = "the id field is absent, empty, not a string or "
+                                          "number, or longer than 512 bytes";
+                o->recs_pending++;
+                sl_pipeline_dead_letter(o->p, ev, "no usable id", 0, "id_missing", 10, why,
+                                        sizeof why - 1, false, o->name, index, index_len, 0);
+                o->st.dead_lettered++;
+                o->recs_pending--;
+                return;
             }
-        } else if (vl < sizeof idbuf) {
-            memcpy(idbuf, v, vl);
-            id = idbuf;
-            id_len = vl;
         }
     }
     if (!o->act_head_len || index_len != o->act_index_len ||
