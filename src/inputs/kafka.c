@@ -268,7 +268,8 @@ struct sl_kafka_in {
      * a confirmed commit, a watchdog probe answered), brokers_down is set. */
     uint64_t client_errors;
     bool brokers_down;
-    uint64_t trk_share; /* one partition's ack tracker may hold this much before it is held */
+    uint64_t no_timestamp; /* records without a Kafka timestamp: given the time they were read */
+    uint64_t trk_share;    /* one partition's ack tracker may hold this much before it is held */
     uint64_t holds;
     uint64_t last_poll_ms, last_resume_ms, last_stall_check_ms, stall_recoveries;
     bool reset_earliest; /* auto.offset.reset: where a partition without a commit starts */
@@ -854,6 +855,15 @@ static void handle_message(struct sl_kafka_in *k, rd_kafka_message_t *m)
     kp->active_ms = k->last_poll_ms;
     rd_kafka_timestamp_type_t tst;
     int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
+    if (ts_ms < 0) {
+        /* Only records of message format v0 (producers before Kafka 0.10) have none; a time_key
+         * value still replaces it. */
+        k->no_timestamp++;
+        SL_WARN(k->name, "no_timestamp",
+                "%s [%d] offset %lld has no timestamp (message format v0); it gets the time it "
+                "was read, unless its time_key says otherwise",
+                t->name, m->partition, (long long)m->offset);
+    }
     struct sl_json_scan scan;
     struct sl_event ev = {
         .input = k->name,
@@ -1114,6 +1124,7 @@ void sl_kafka_in_info(const struct sl_kafka_in *k, struct sl_kafka_in_info *out)
         .partition_pauses = k->purges,
         .client_errors = k->client_errors,
         .holds = k->holds,
+        .no_timestamp = k->no_timestamp,
         .brokers_down = k->brokers_down,
         .assigned = k->assignment ? k->assignment->cnt : 0,
     };

@@ -41,7 +41,7 @@ void sl_kafka_in_partitions(struct sl_kafka_in *k, sl_kafka_partition_cb cb, voi
 struct sl_kafka_in_info {
     bool paused;
     uint64_t paused_ms, pauses, rebalances, commits, commit_failures, time_parse_errors,
-        stall_recoveries, partition_pauses, client_errors, holds;
+        stall_recoveries, partition_pauses, client_errors, holds, no_timestamp;
     bool brokers_down;
     int assigned;
 };
