@@ -266,14 +266,26 @@ class KafkaServer(_JavaServer):
     def committed(self, group, topic, partitions, timeout_s=30):
         """{partition: offset} the group committed (-1001 when none), from the group
         coordinator."""
-        from confluent_kafka import TopicPartition
-        c = self._consumer(group)
-        try:
-            tps = c.committed([TopicPartition(topic, p) for p in range(partitions)],
-                              timeout=timeout_s)
-            return {tp.partition: tp.offset for tp in tps}
-        finally:
-            c.close()
+        from confluent_kafka import KafkaException, TopicPartition
+        deadline = time.monotonic() + timeout_s
+        while True:
+            c = self._consumer(group)
+            try:
+                tps = c.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                  timeout=timeout_s)
+                return {tp.partition: tp.offset for tp in tps}
+            except KafkaException as e:
+                # NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS while a new group's
+                # coordinator loads (or the broker restarts): ask again
+                from confluent_kafka import KafkaError
+                again = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                         KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT,
+                         KafkaError._TRANSPORT}
+                if time.monotonic() > deadline or e.args[0].code() not in again:
+                    raise
+            finally:
+                c.close()
+            time.sleep(0.5)
 
 
 def produce(bootstrap, topic, records, compression="none", partitions=None, key=None,
@@ -369,8 +381,8 @@ class OpenSearch(_JavaServer):
         self._spawn(args)
         self._wait_ready(lambda: "sluice-opensearch: started" in self.text(), timeout_s, t0)
         if self.starts == 1:
-            self.req("PUT", "/_cluster/settings",
-                     {"persistent": {"cluster.default_number_of_replicas": 0}})
+            self.ok("PUT", "/_cluster/settings",
+                    {"persistent": {"cluster.default_number_of_replicas": 0}})
         self.wait_green()
 
     def wait_green(self, timeout_s=60):

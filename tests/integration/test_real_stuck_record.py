@@ -72,7 +72,12 @@ def main():
             ck.check(held is not None, "/status: the partition is held", partition(sl))
             if held:
                 w = held.get("waiting_on") or {}
+                # the prefix before it is committed by the next auto-commit (every second)
+                deadline = time.monotonic() + 15
                 com = kafka.committed(GROUP, "one", 1)[0]
+                while com != w.get("offset") and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    com = kafka.committed(GROUP, "one", 1)[0]
                 ck.check(w.get("offset") is not None and w.get("offset") == com,
                          f"/status: it waits on offset {w.get('offset')}, where the commit "
                          f"stands ({com})")
