@@ -25,15 +25,17 @@ What is measured, per run:
   CPU us/ev  user+system CPU of the consumer process, all threads, from its start until the N-th
              record (ceiling: getrusage at the N-th message; sluice: /proc/PID/stat when esemu
              holds N documents, before SIGTERM) / N. Includes start-up and the group join.
-  peak RSS   ceiling: ru_maxrss; sluice: VmHWM (max of samples and final-stats)
+  peak RSS   VmHWM (ceiling: at the N-th message; sluice: max of samples and final-stats)
   page faults  minor page faults of the consumer process over the same span as its CPU
-             (ceiling: ru_minflt; sluice: minflt in /proc/PID/stat). On this paravirtualised
-             machine each one is expensive: see docs/performance.md, "Page faults".
+             (ceiling: ru_minflt; sluice: minflt in /proc/PID/stat); docs/performance.md,
+             "Page faults" and "Block cache", says what they cost.
   threads    sluice only: the same CPU split into the main thread (the event loop: JSON
              checks, bulk bodies, HTTP) and librdkafka's threads (rdk:*), from
              /proc/PID/task/*/stat at the same moment
   ratio      events/s divided by the median events/s of the default-settings ceiling
 Only the Python standard library is used; processes run under neutral names (harness.exe_alias).
+bench/real.py runs the same machinery (Bench, the sinks, the tables) on a real Kafka broker and
+into OpenSearch.
 """
 import argparse
 import json
@@ -180,7 +182,43 @@ def machine():
             f"Linux {platform.release()}, librdkafka {rdk or '?'}")
 
 
+class EsemuSink:
+    """Where sluice's Elasticsearch output sends: tests/esemu --count-only. Done when it holds N
+    documents; events/s on the emulator's clock (first to last document)."""
+    label = "esemu"
+    poll_s = 0.05
+
+    def __init__(self, es):
+        self.es = es
+        self.url, self.pid = es.url, es.proc.pid
+
+    def begin(self, variant):
+        """Before sluice starts."""
+        self.es.reset()
+
+    def count(self, sl):
+        st = self.es.stats()
+        return int(st["created"]) + int(st["conflicts_409"])
+
+    def end(self, sl, n):
+        """After sluice exited: (seconds from the first to the last document, [problems],
+        {more result keys})."""
+        st = self.es.stats()
+        bad = []
+        if int(st["created"]) != n:
+            bad.append(f"created {st['created']} (409 conflicts {st['conflicts_409']})")
+        wall = (int(st["last_doc_ns"]) - int(st["first_doc_ns"])) / 1e9
+        return wall, bad, {"bulk_requests": int(st["bulk_requests"]),
+                           "wire_mb": int(st["bulk_body_bytes"]) / 1e6}
+
+
 class Bench:
+    broker_label = "mock"  # the Kafka side in per-run lines and the counters' table
+    sink_column = "esemu"  # and where sluice sends
+    variants = SLUICE_VARIANTS
+    variant_env = VARIANT_ENV
+    labels = LABEL
+
     def __init__(self, args, H, procs):
         self.args, self.H, self.procs = args, H, procs
         self.n = args.records
@@ -195,6 +233,7 @@ class Bench:
     def setup(self, kafka=True):
         H, a = self.H, self.args
         self.es = self.procs.add(H.EsEmu(count_only=True, workdir=self.wd))
+        self.esemu = EsemuSink(self.es)
         if not kafka:  # only the Forward row: no backlog needed
             return True
         self.mk = self.procs.add(H.MockKafka(topics=[f"logs:{a.partitions}"], workdir=self.wd))
@@ -220,20 +259,36 @@ class Bench:
                                  f"sum={total} broker_dropped={st.get('broker_dropped')}")
         return ok
 
+    def topic_of(self, variant):
+        return "logs"
+
+    def ceiling_of(self, variant):
+        """The default-settings ceiling a row's ratio divides by: the one on the same backlog."""
+        return "ceiling"
+
+    def sink_of(self, variant):
+        return self.esemu
+
+    def bootstrap(self):
+        return self.mk.bootstrap
+
+    def broker_pid(self):
+        return self.mk.proc.pid
+
     def group(self, variant):
         self.seq += 1
         return f"bench-{variant}-{os.getpid()}-{self.seq}"
 
     def run_ceiling(self, variant):
-        args = [self.H.exe_alias(self.ceiling_bin, "bench-consumer"), "-b", self.mk.bootstrap,
-                "-t", "logs", "-g", self.group(variant), "-n", str(self.n), "-T",
+        args = [self.H.exe_alias(self.ceiling_bin, "bench-consumer"), "-b", self.bootstrap(),
+                "-t", self.topic_of(variant), "-g", self.group(variant), "-n", str(self.n), "-T",
                 str(self.args.timeout)]
-        if variant == "ceiling-32MiB":
+        if variant.startswith("ceiling-32MiB"):
             for k, v in sluice_prefetch(32 << 20).items():
                 args += ["-X", f"{k}={v}"]
-        mk0 = cpu_ticks(self.mk.proc.pid)
+        mk0 = cpu_ticks(self.broker_pid())
         p = subprocess.run(args, capture_output=True, text=True, timeout=self.args.timeout + 60)
-        mk1 = cpu_ticks(self.mk.proc.pid)
+        mk1 = cpu_ticks(self.broker_pid())
         try:
             r = json.loads(p.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -248,11 +303,11 @@ class Bench:
             self.problems.append(f"{variant}: payload bytes {r['bytes']} != {self.payload_bytes}")
         wall = r["wall_s"]
         return {"eps": self.n / wall, "wall_s": wall, "cpu_s": r["cpu_us"] / 1e6,
-                "cpu_window_s": r["cpu_window_us"] / 1e6, "rss_kb": r["maxrss_kb"],
-                "minflt": r["minflt"], "mock_cpu_s": (mk1 - mk0) / TICK}
+                "cpu_window_s": r["cpu_window_us"] / 1e6, "rss_kb": r["hwm_kb"],
+                "minflt": r["minflt"], "broker_cpu_s": (mk1 - mk0) / TICK}
 
-    def sluice_config(self, variant, group):
-        mem, extra = SLUICE_VARIANTS[variant]
+    def sluice_config(self, variant, group, sink):
+        mem, extra = self.variants[variant]
         out = "".join(f"    {k}: {v}\n" for k, v in extra.items())
         rdk = "".join(f', {k}: "{v}"' for k, v in self.args.librdkafka)
         # Everything else is sluice's default; session/heartbeat only because the mock cluster
@@ -263,58 +318,55 @@ class Bench:
   dead_letter: {{path: {self.wd}/dead-letter-{group}}}
 inputs:
   - type: kafka
-    brokers: {self.mk.bootstrap}
+    brokers: {self.bootstrap()}
     group_id: {group}
-    topics: [logs]
+    topics: [{self.topic_of(variant)}]
     librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"{rdk}}}
 outputs:
   - type: elasticsearch
-    hosts: [{self.es.url}]
+    hosts: [{sink.url}]
 {out}"""
 
     def run_sluice(self, variant):
         H = self.H
-        self.es.reset()
+        sink = self.sink_of(variant)
+        sink.begin(variant)
         group = self.group(variant)
-        mk0, es0 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
+        mk0, es0 = cpu_ticks(self.broker_pid()), cpu_ticks(sink.pid)
         binary = os.path.join(self.args.baseline, "sluice") if variant == "baseline" else None
-        env = {**os.environ, **VARIANT_ENV[variant]} if variant in VARIANT_ENV else None
-        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group), self.wd, env=env,
-                                     binary=binary))
+        env = {**os.environ, **self.variant_env[variant]} if variant in self.variant_env else None
+        sl = self.procs.add(H.Sluice(self.sluice_config(variant, group, sink), self.wd,
+                                     env=env, binary=binary))
         prof = self.perf_start(variant, sl.pid)
         deadline = time.monotonic() + self.args.timeout
         cpu = minflt = None
         threads = {}
         hwm = 0
         while time.monotonic() < deadline and sl.alive():
-            st = self.es.stats()
-            if int(st["created"]) + int(st["conflicts_409"]) >= self.n:
+            if sink.count(sl) >= self.n:
                 cpu, minflt = proc_stat(sl.pid)
                 threads = thread_cpu(sl.pid)
                 hwm = H.proc_status(sl.pid).get("VmHWM", 0)
                 break
-            time.sleep(0.05)
-        mk1, es1 = cpu_ticks(self.mk.proc.pid), cpu_ticks(self.es.proc.pid)
+            time.sleep(sink.poll_s)
+        mk1, es1 = cpu_ticks(self.broker_pid()), cpu_ticks(sink.pid)
         self.perf_stop(prof)
         rc = sl.terminate(120)
-        st = self.es.stats()
+        wall, bad, sink_res = sink.end(sl, self.n)
         fs = sl.final_stats() or {}
         inp = next(iter((fs.get("inputs") or {}).values()), {})
         pauses = sl.stat_values("pauses")
         paused_ms = sl.stat_values("paused_ms")
         pre = sl.lines(r"prefetch: ")
-        want = sluice_prefetch(parse_size(SLUICE_VARIANTS[variant][0]))
+        want = sluice_prefetch(parse_size(self.variants[variant][0]))
         if pre:
             got = {k: int(v) for k, v in re.findall(r"([a-z.]+)=(\d+)", pre[0].split("prefetch:")[1])}
             for k, v in got.items():
                 if want.get(k) != v:
                     self.problems.append(f"{variant}: sluice logs {k}={v}, bench/run.py assumes "
                                          f"{want.get(k)} (update sluice_prefetch)")
-        bad = []
         if cpu is None:
-            bad.append(f"esemu has {st['created']} of {self.n} documents after the timeout")
-        if int(st["created"]) != self.n:
-            bad.append(f"created {st['created']} (409 conflicts {st['conflicts_409']})")
+            bad.insert(0, f"{sink.label} did not get {self.n} records before the timeout")
         if rc != 0:
             bad.append(f"exit code {rc}")
         if inp.get("dead_lettered") or inp.get("dropped"):
@@ -322,18 +374,14 @@ outputs:
         if bad:
             self.problems.append(f"{variant}: " + "; ".join(bad) + f"\n{sl.log_tail(10)}")
             return None
-        a, b = int(st["first_doc_ns"]), int(st["last_doc_ns"])
-        wall = (b - a) / 1e9
         main = threads.get("main", 0)
         rdk = sum(v for k, v in threads.items() if k.startswith("rdk:"))
         return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK, "minflt": minflt,
                 "main_cpu_s": main / TICK, "rdk_cpu_s": rdk / TICK,
                 "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
-                "mock_cpu_s": (mk1 - mk0) / TICK, "esemu_cpu_s": (es1 - es0) / TICK,
-                "bulk_requests": int(st["bulk_requests"]),
-                "wire_mb": int(st["bulk_body_bytes"]) / 1e6,
+                "broker_cpu_s": (mk1 - mk0) / TICK, "sink_cpu_s": (es1 - es0) / TICK,
                 "pauses": pauses[-1] if pauses else None,
-                "paused_ms": paused_ms[-1] if paused_ms else None}
+                "paused_ms": paused_ms[-1] if paused_ms else None, **sink_res}
 
     def perf_start(self, variant, pid):
         """--perf DIR: `perf record -g` on sluice for the run (its CPU figures then include
@@ -433,7 +481,7 @@ outputs:
         return {"eps": self.n / wall, "wall_s": wall, "cpu_s": cpu / TICK,
                 "cpu_run_s": (cpu - cpu0) / TICK, "minflt": minflt,
                 "rss_kb": max(hwm, sl.rss.peak_hwm_kb, int(fs.get("peak_rss_kb") or 0)),
-                "esemu_cpu_s": (es1 - es0) / TICK,
+                "sink_cpu_s": (es1 - es0) / TICK,
                 "bulk_requests": int(st["bulk_requests"]),
                 "wire_mb": int(st["bulk_body_bytes"]) / 1e6,
                 "client_eps": cl.get("events_per_s"),
@@ -449,19 +497,24 @@ outputs:
             r = self.run_sluice(variant)
         if r:
             self.runs.setdefault(variant, []).append(r)
-            extra = ""
-            if "pauses" in r:
-                extra = (f", pauses {r['pauses']} ({r['paused_ms']} ms), threads: main "
-                         f"{r['main_cpu_s']:.2f} s, librdkafka {r['rdk_cpu_s']:.2f} s")
-            if "client_eps" in r:
-                extra = (f", client {r['client_eps']:,.0f} events/s, ack p50 {r['ack_p50_ms']} ms "
-                         f"p99 {r['ack_p99_ms']} ms")
-            mock = f"{r['mock_cpu_s']:.2f} s" if "mock_cpu_s" in r else "-"
-            print(f"  {variant:<15} {r['eps']:>10,.0f} events/s  CPU {r['cpu_s']:.2f} s  "
-                  f"faults {r['minflt'] or 0:,}  peak RSS {r['rss_kb'] / 1024:.1f} MiB  mock CPU {mock}"
-                  f"{extra}  (load {loadavg()})", flush=True)
+            mock = f"{r['broker_cpu_s']:.2f} s" if "broker_cpu_s" in r else "-"
+            print(f"  {variant:<18} {r['eps']:>10,.0f} events/s  CPU {r['cpu_s']:.2f} s  "
+                  f"faults {r['minflt'] or 0:,}  peak RSS {r['rss_kb'] / 1024:.1f} MiB  "
+                  f"{self.broker_label} CPU {mock}{self.run_extra(r)}  (load {loadavg()})",
+                  flush=True)
         else:
-            print(f"  {variant:<15} FAILED: {self.problems[-1]}", flush=True)
+            print(f"  {variant:<18} FAILED: {self.problems[-1]}", flush=True)
+        return r
+
+    def run_extra(self, r):
+        """The end of a run's line: what only some variants measure."""
+        if "client_eps" in r:
+            return (f", client {r['client_eps']:,.0f} events/s, ack p50 {r['ack_p50_ms']} ms "
+                    f"p99 {r['ack_p99_ms']} ms")
+        if "pauses" in r:
+            return (f", pauses {r['pauses']} ({r['paused_ms']} ms), threads: main "
+                    f"{r['main_cpu_s']:.2f} s, librdkafka {r['rdk_cpu_s']:.2f} s")
+        return ""
 
 
 def med(runs, key):
@@ -470,21 +523,21 @@ def med(runs, key):
 
 
 def table(b, variants):
-    ceil = med(b.runs.get("ceiling", []), "eps")
     rows = [("run", "events/s", "MB/s", "CPU us/event", "peak RSS MiB", "sluice/ceiling", "n")]
     for v in variants:
         runs = b.runs.get(v, [])
         if not runs:
-            rows.append((LABEL[v], "no valid run", "", "", "", "", "0"))
+            rows.append((b.labels[v], "no valid run", "", "", "", "", "0"))
             continue
+        ceil = med(b.runs.get(b.ceiling_of(v), []), "eps")
         eps = med(runs, "eps")
         lo, hi = min(r["eps"] for r in runs), max(r["eps"] for r in runs)
         mbs = med([{"x": b.payload_bytes / r["wall_s"] / 1e6} for r in runs], "x") \
             if b.payload_bytes and v != "forward" else None
-        ratio = f"{eps / ceil:.2f}" if ceil and v != "ceiling" else ("1.00" if ceil else "?")
+        ratio = f"{eps / ceil:.2f}" if ceil else "?"
         if v == "forward":
             ratio = "-"  # another input: not comparable with the Kafka consumer
-        rows.append((LABEL[v], f"{eps:,.0f} ({lo / 1000:,.0f}k-{hi / 1000:,.0f}k)",
+        rows.append((b.labels[v], f"{eps:,.0f} ({lo / 1000:,.0f}k-{hi / 1000:,.0f}k)",
                      f"{mbs:.1f}" if mbs else "?", f"{med(runs, 'cpu_s') * 1e6 / b.n:.2f}",
                      f"{med(runs, 'rss_kb') / 1024:.1f}", ratio, str(len(runs))))
     return rows
@@ -492,7 +545,7 @@ def table(b, variants):
 
 def details(b, variants):
     rows = [("run", "consumer CPU s", "main thread s", "librdkafka threads s", "page faults",
-             "mock CPU s", "esemu CPU s", "bulk requests",
+             f"{b.broker_label} CPU s", f"{b.sink_column} CPU s", "bulk requests",
              "bulk MB on wire", "pauses", "paused ms")]
     for v in variants:
         runs = b.runs.get(v, [])
@@ -503,8 +556,8 @@ def details(b, variants):
             x = med(runs, key)
             return "" if x is None else format(x, fmt)
         rows.append((v, f("cpu_s", ".2f"), f("main_cpu_s", ".2f"), f("rdk_cpu_s", ".2f"),
-                     f("minflt", ",.0f"), f("mock_cpu_s", ".2f"),
-                     f("esemu_cpu_s", ".2f"),
+                     f("minflt", ",.0f"), f("broker_cpu_s", ".2f"),
+                     f("sink_cpu_s", ".2f"),
                      f("bulk_requests", ".0f"), f("wire_mb", ".1f"), f("pauses", ".0f"),
                      f("paused_ms", ".0f")))
     runs = b.runs.get("forward", [])
@@ -526,16 +579,13 @@ def render(rows):
     return "\n".join(out)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def common_args(ap, timeout=300):
+    """The options bench/run.py and bench/real.py share."""
     ap.add_argument("--build", default=os.path.join(SOURCE, "build"), help="cmake build directory")
     ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--partitions", type=int, default=96,
-                    help="enough that each stays far below the mock's ~5 MB retention")
     ap.add_argument("--size", type=int, default=250, help="record size in bytes")
     ap.add_argument("--repeat", type=int, default=3, help="runs per variant; the median is shown")
-    ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
-    ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
+    ap.add_argument("--timeout", type=float, default=timeout, help="seconds per run")
     ap.add_argument("--json", help="also write every run's numbers to this file")
     ap.add_argument("--perf", metavar="DIR", help="record a perf profile of each sluice run into "
                     "DIR/<variant>-<n>.data (`perf report -i ...`); figures then include perf's "
@@ -543,6 +593,18 @@ def main():
     ap.add_argument("--perf-event", default="cycles", metavar="EVENT",
                     help="with --perf: the event to sample, e.g. page-faults (default: cycles at "
                     "1999 Hz)")
+    ap.add_argument("--librdkafka", action="append", default=[], metavar="KEY=VALUE",
+                    type=lambda s: tuple(s.split("=", 1)),
+                    help="extra librdkafka property for the sluice runs (experiments; the "
+                         "prefetch check then compares against what sluice logs)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap)
+    ap.add_argument("--partitions", type=int, default=96,
+                    help="enough that each stays far below the mock's ~5 MB retention")
+    ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
     ap.add_argument("--baseline", help="another build directory: adds the variant 'baseline', the "
                     "default config run by that build's sluice, interleaved with the others")
     ap.add_argument("--fwd-conns", type=int, default=4, help="forward: client connections")
@@ -551,10 +613,6 @@ def main():
                          "nothing more, so a partly filled batch waits this long)")
     ap.add_argument("--fwd-window", type=int, default=8,
                     help="forward: un-acked requests per connection")
-    ap.add_argument("--librdkafka", action="append", default=[], metavar="KEY=VALUE",
-                    type=lambda s: tuple(s.split("=", 1)),
-                    help="extra librdkafka property for the sluice runs (experiments; the "
-                         "prefetch check then compares against what sluice logs)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     variants = [v for v in args.variants.split(",") if v]
@@ -566,11 +624,7 @@ def main():
         if "baseline" not in variants:
             variants.append("baseline")
 
-    os.environ["SLUICE_BUILD"] = args.build
-    os.environ.setdefault("SLUICE_SOURCE", SOURCE)
-    sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
-    import harness as H
-
+    H = import_harness(args.build)
     need = [H.MOCKKAFKA_BIN, H.ESEMU_BIN]
     if any(v.startswith("ceiling") for v in variants):
         need.append(os.path.join(args.build, "bench", "ceiling"))
@@ -578,15 +632,10 @@ def main():
         need.append(H.SLUICE_BIN)
     if "forward" in variants:
         need.append(os.path.join(args.build, "bench", "fwd_client"))
-    missing = [p for p in need if not os.access(p, os.X_OK)]
-    if missing:
-        print(f"bench: missing binaries (build first): {' '.join(missing)}")
+    if not binaries_present(need):
         return 1
 
-    print(f"machine: {machine()}")
-    print(f"command: {' '.join([sys.executable] + sys.argv)}")
-    load0 = loadavg()
-    print(f"load average before: {load0}", flush=True)
+    load0 = header()
     with H.Procs() as procs:
         b = Bench(args, H, procs)
         kafka = any(v != "forward" for v in variants)
@@ -594,33 +643,74 @@ def main():
             print("REFUSING to measure: the mock cluster does not hold the whole backlog")
             print("\n".join(b.problems))
             return 1
-        for rep in range(args.repeat):
-            print(f"round {rep + 1}/{args.repeat}", flush=True)
-            for v in variants:
-                b.run(v)
-        ok = b.verify_backlog("after the runs") if kafka else True
-        load1 = loadavg()
-        print()
-        print(f"{args.records:,} records x ~{args.size} B JSON, {args.partitions} partitions, "
-              f"payload {b.payload_bytes or 0:,} B; median of {args.repeat} "
-              f"(range in parentheses); load average before {load0}, after {load1}")
-        print(render(table(b, variants)))
-        print()
-        print("medians of the other counters (CPU seconds for the whole run; mock and esemu "
-              "CPU from their /proc/PID/stat over the run):")
-        print(render(details(b, variants)))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"machine": machine(), "load_before": load0, "load_after": load1,
-                           "records": args.records, "partitions": args.partitions,
-                           "payload_bytes": b.payload_bytes, "runs": b.runs,
-                           "problems": b.problems}, f, indent=1)
-        if b.problems or not ok:
-            print("\nPROBLEMS (these runs are not in the table):")
-            print("\n".join(b.problems))
-            return 1
-    return 0
+        return measure(b, variants, load0,
+                       f"{args.records:,} records x ~{args.size} B JSON, {args.partitions} "
+                       "partitions",
+                       "mock and esemu CPU from their /proc/PID/stat over the run",
+                       verify=kafka, json_extra={"partitions": args.partitions})
 
+
+def import_harness(build):
+    """tests/integration/harness.py, set to run the binaries of `build` (it reads SLUICE_BUILD
+    when imported)."""
+    os.environ["SLUICE_BUILD"] = build
+    os.environ.setdefault("SLUICE_SOURCE", SOURCE)
+    sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+    import harness
+    return harness
+
+
+def binaries_present(paths):
+    missing = [p for p in paths if not os.access(p, os.X_OK)]
+    if missing:
+        print(f"bench: missing binaries (build first): {' '.join(missing)}")
+    return not missing
+
+
+def header():
+    """Prints the machine, the command and the load average before; returns the load."""
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([sys.executable] + sys.argv)}")
+    load0 = loadavg()
+    print(f"load average before: {load0}", flush=True)
+    return load0
+
+
+def measure(b, variants, load0, backlog, counters_note, verify=True, more=None,
+            json_extra=None):
+    """The rounds (every variant once per round, so a neighbour's load spreads over all of
+    them), the backlog check after them, the tables of medians and --json. `more()` prints what
+    else the caller measured; `json_extra` (a dict, or a function giving one once the runs are
+    done) adds to --json. Returns the exit code: 1 when any run failed or the backlog was not
+    whole."""
+    args = b.args
+    for rep in range(args.repeat):
+        print(f"round {rep + 1}/{args.repeat}", flush=True)
+        for v in variants:
+            b.run(v)
+    ok = b.verify_backlog("after the runs") if verify else True
+    load1 = loadavg()
+    print()
+    print(f"{backlog}, payload {b.payload_bytes or 0:,} B; median of {args.repeat} "
+          f"(range in parentheses); load average before {load0}, after {load1}")
+    print(render(table(b, variants)))
+    print()
+    print(f"medians of the other counters (CPU seconds for the whole run; {counters_note}):")
+    print(render(details(b, variants)))
+    if more:
+        more()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "load_before": load0, "load_after": load1,
+                       "records": args.records, "payload_bytes": b.payload_bytes,
+                       "runs": b.runs, "problems": b.problems,
+                       **((json_extra() if callable(json_extra) else json_extra) or {})}, f,
+                      indent=1)
+    if b.problems or not ok:
+        print("\nPROBLEMS (these runs are not in the table):")
+        print("\n".join(b.problems))
+        return 1
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
