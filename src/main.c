@@ -192,7 +192,7 @@ static void refresh_partitions(struct app *a)
  * latency histogram the output observes into. */
 static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
-    struct sl_metric_family *req, *items, *bytes, *del, *dl, *idm, *retr, *lat;
+    struct sl_metric_family *req, *items, *bytes, *del, *dl, *idm, *rex, *retr, *lat;
     if (!(req = sl_metrics_counter(m, "sluice_output_requests_total",
                                    "Requests sent by an output (bulk requests, with retries).",
                                    "output", err, errlen)) ||
@@ -211,6 +211,10 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         !(idm = sl_metrics_counter(m, "sluice_output_id_missing_total",
                                    "Records without a usable _id in the id field (dead-lettered "
                                    "or given their source's id, per id_missing).",
+                                   "output", err, errlen)) ||
+        !(rex = sl_metrics_counter(m, "sluice_output_retries_exhausted_total",
+                                   "Items dead-lettered because the cluster still refused them "
+                                   "item_retry_timeout after they were first sent.",
                                    "output", err, errlen)) ||
         !(retr = sl_metrics_counter(m, "sluice_output_retries_total",
                                     "Retries by reason: whole requests (transport, timeout, "
@@ -231,6 +235,7 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         sl_metric_bind_u64(del, v, &st->delivered);
         sl_metric_bind_u64(dl, v, &st->dead_lettered);
         sl_metric_bind_u64(idm, v, &st->id_missing);
+        sl_metric_bind_u64(rex, v, &st->retries_exhausted);
         for (size_t r = 0; r < st->n_reasons; r++) {
             const char *rv[] = {o->name, st->reason_names[r]};
             sl_metric_bind_u64(retr, rv, &st->retries[r]);

@@ -1401,6 +1401,16 @@ static const struct key_def es_keys[] = {
      .min_value = 1,
      .min_text = "1ms",
      .doc = "Backoff cap (at least retry_base)."},
+    {.name = "item_retry_timeout",
+     .type = VT_DURATION,
+     .off = ES(item_retry_timeout_ms),
+     .def = "0s",
+     .doc = "0 (the default): an item the cluster refuses with 401, 403, 408, 429 or 5xx is "
+            "retried until it succeeds, and its partition is held once records pile up behind "
+            "it. Otherwise, an item still refused this long after the output took it is "
+            "dead-lettered with reason \"retries exhausted\" and its last status and error. "
+            "Whole requests that fail (connection, timeout, 429 or 5xx for the request) are "
+            "retried for ever either way: the cluster did not judge the item."},
     {.name = "user",
      .type = VT_STRING,
      .off = ES(user),

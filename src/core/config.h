@@ -140,6 +140,7 @@ struct sl_es_output_cfg {
     uint64_t request_timeout_ms;     /* default 60 s */
     uint64_t retry_base_ms;          /* first backoff; default 200 ms */
     uint64_t retry_max_ms;           /* backoff cap; default 30 s */
+    uint64_t item_retry_timeout_ms;  /* 0: items refused transiently are retried for ever */
     char *user;                      /* basic auth, with password */
     char *password;
     char *api_key; /* "ApiKey <value>" header */

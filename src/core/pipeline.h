@@ -96,6 +96,7 @@ struct sl_event {
 struct sl_output_stats {
     uint64_t requests, items_sent, bytes_sent, delivered, dead_lettered;
     uint64_t id_missing; /* records without a usable id in the id field (id_missing decides) */
+    uint64_t retries_exhausted; /* items dead-lettered after item_retry_timeout */
     uint64_t latency_ms_sum;
     const uint64_t *retries; /* n_reasons counters, by reason */
     const char *const *reason_names;

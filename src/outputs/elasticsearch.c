@@ -67,6 +67,7 @@ struct es_rec {
     uint32_t src_off;  /* payload start, relative to off */
     uint32_t len;      /* action + payload + 2 newlines */
     uint16_t attempts; /* sends of this record so far */
+    uint32_t first_s;  /* when the output took it, monotonic seconds (item_retry_timeout) */
 };
 
 struct es_out;
@@ -862,7 +863,7 @@ static void handle_items(struct es_out *o, struct batch *b)
         return;
     }
     enum sl_bulk_op op = o->es->op == SL_ES_OP_CREATE ? SL_BULK_CREATE : SL_BULK_INDEX;
-    size_t n_retry = 0, n_dl = 0;
+    size_t n_retry = 0, n_dl = 0, n_exhausted = 0;
     uint32_t max_attempts = 0;
     int first_retry_status = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -878,6 +879,15 @@ static void handle_items(struct es_out *o, struct batch *b)
             n_dl++;
             break;
         case SL_BULK_RETRY: {
+            if (o->es->item_retry_timeout_ms &&
+                (uint64_t)(sl_now_ms() / 1000 - r->first_s) * 1000 >=
+                    o->es->item_retry_timeout_ms) {
+                dead_letter_rec(o, b, r, "retries exhausted", items[i].status, &items[i]);
+                o->st.retries_exhausted++;
+                n_dl++;
+                n_exhausted++;
+                break;
+            }
             char why[SL_ACKTRACK_NOTE_MAX];
             snprintf(why, sizeof why, "HTTP %d %.*s: %.*s", items[i].status, (int)items[i].type_len,
                      items[i].type ? items[i].type : "", (int)items[i].reason_len,
@@ -909,9 +919,9 @@ static void handle_items(struct es_out *o, struct batch *b)
     }
     if (n_dl)
         SL_WARN(o->name, "item_dead_letter",
-                "%zu of %zu items rejected permanently; written to "
-                "the dead-letter store",
-                n_dl, b->n);
+                "%zu of %zu items rejected permanently (%zu of them still refused after "
+                "item_retry_timeout); written to the dead-letter store",
+                n_dl, b->n, n_exhausted);
     batch_free(b);
 }
 
@@ -1600,6 +1610,7 @@ static void es_submit(void *impl, const struct sl_event *ev)
         .off = (uint32_t)b->len,
         .src_off = (uint32_t)alen,
         .len = (uint32_t)item,
+        .first_s = (uint32_t)(sl_now_ms() / 1000),
     };
     r.tag_off = batch_add_tag(b, ev->tag, r.tag_len);
     if (r.tag_off == UINT32_MAX) abort();
