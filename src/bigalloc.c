@@ -3,9 +3,10 @@
  * Why: with glibc's fixed 128 KiB mmap threshold (needed so freed batch bodies go back to the
  * kernel and RSS stays within the budget, see main.c) every big block is a fresh mapping.
  * librdkafka reads each Fetch response into a new buffer of the response's size (up to
- * fetch.max.bytes), so each one is mapped, faulted in page by page and unmapped again: on this
- * project's 2-core VM a minor fault costs about 20 us, and 89% of sluice's 75,000-88,000 faults
- * per million Kafka records were in librdkafka's recvmsg (docs/performance.md, "Page faults").
+ * fetch.max.bytes), so each one is mapped, faulted in page by page and unmapped again. In a
+ * page-fault profile of the code without this cache, 89% of sluice's faults were in librdkafka's
+ * recvmsg, and on a paravirtualised VM each fault costs microseconds (docs/performance.md, "Page
+ * faults", "Block cache").
  * glibc's heap reuse avoids the faults but keeps freed holes, and peak RSS then broke the bound
  * in test_core_stall; jemalloc and mimalloc used more memory still.
  *

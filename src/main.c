@@ -795,8 +795,8 @@ static int run(const char *path, const char *replay_dir)
     /* Freed big blocks (librdkafka's fetch buffers, batch bodies) kept for reuse: a quarter of
      * the budget, at most 16 MiB, is what the RSS bound could spare. Measured in
      * docs/performance.md ("Block cache"). The same switch hands small chunks from the thread
-     * that frees them to the one that allocates them (at most 1 MiB waiting; "What changed in
-     * stop 13"). Off when the operator tuned glibc's malloc. */
+     * that frees them to the one that allocates them (at most 1 MiB waiting; same section).
+     * Off when the operator tuned glibc's malloc. */
     uint64_t block_cache = limit / 4 < 16 * 1024 * 1024 ? limit / 4 : 16 * 1024 * 1024;
     const char *bc = getenv("SLUICE_BLOCK_CACHE");
     if (bc) {

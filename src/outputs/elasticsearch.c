@@ -174,7 +174,7 @@ struct es_out {
     uint64_t retries[RR_COUNT];
     /* Full-size batches kept for reuse with every buffer they grew (body, records, tags,
      * response, gzip): mapping and faulting in fresh memory for every batch was a quarter of
-     * sluice's CPU in the benchmark profile (docs/performance.md). At most BODY_POOL. Their
+     * sluice's CPU in a profile of the code without the pool. At most BODY_POOL. Their
      * bytes are the budget's cached bytes: under the limit with everything else, but not what
      * holds inputs paused; a charge that needs the room frees them (es_reclaim). */
     struct batch *pool[BODY_POOL];
@@ -275,7 +275,7 @@ static void civil(int64_t days, int *y, int *m, int *d, int *yday)
 }
 
 /* Digits without snprintf: these run for every record (index date, id), where snprintf was a
- * few percent of sluice's CPU in the benchmark profile. */
+ * few percent of sluice's CPU in a profile of the benchmark. */
 static size_t put_fixed(char *out, unsigned v, int width)
 {
     for (int i = width - 1; i >= 0; i--) {
