@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bigalloc.h"
+#include "core/acktrack.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/log.h"
@@ -911,6 +912,7 @@ static int run(const char *path, const char *replay_dir)
     sl_http_free(a.http);
     sl_metrics_free(a.metrics);
     sl_pipeline_fini(&a.pipe);
+    sl_acktrack_free_all(); /* trackers of records that never finished */
     sl_loop_io_set(a.loop, &a.sig_io, 0);
     close(a.sigfd);
     sl_loop_free(a.loop);

@@ -9,6 +9,9 @@
 
 #define MIN_CAP 256u
 
+/* The loop is single-threaded: one list for the process. */
+static struct sl_acktrack *live;
+
 struct sl_acktrack *sl_acktrack_new(void *owner, sl_acktrack_advance_cb cb)
 {
     struct sl_acktrack *t = calloc(1, sizeof *t);
@@ -16,6 +19,9 @@ struct sl_acktrack *sl_acktrack_new(void *owner, sl_acktrack_advance_cb cb)
     t->commit_next = -1;
     t->owner = owner;
     t->on_advance = cb;
+    t->live_next = live;
+    if (live) live->live_prev = t;
+    live = t;
     return t;
 }
 
@@ -32,6 +38,11 @@ static void account(struct sl_acktrack *t)
 
 static void free_tracker(struct sl_acktrack *t)
 {
+    if (t->live_prev)
+        t->live_prev->live_next = t->live_next;
+    else
+        live = t->live_next;
+    if (t->live_next) t->live_next->live_prev = t->live_prev;
     if (t->budget) sl_budget_release(t->budget, t->charged);
     free(t->offsets);
     free(t->done);
@@ -118,6 +129,12 @@ void sl_acktrack_revoke(struct sl_acktrack *t)
 {
     t->revoked = true;
     if (t->pending == 0) free_tracker(t);
+}
+
+void sl_acktrack_free_all(void)
+{
+    while (live)
+        free_tracker(live);
 }
 
 size_t sl_acktrack_bytes(const struct sl_acktrack *t)

@@ -47,6 +47,7 @@ struct sl_acktrack {
     uint64_t note_seq;
     bool has_note;
     char note[SL_ACKTRACK_NOTE_MAX];
+    struct sl_acktrack *live_prev, *live_next; /* every tracker not yet freed (free_all) */
 };
 
 struct sl_acktrack *sl_acktrack_new(void *owner, sl_acktrack_advance_cb cb);
@@ -58,6 +59,9 @@ uint64_t sl_acktrack_add(struct sl_acktrack *t, int64_t offset);
 void sl_acktrack_done(struct sl_acktrack *t, uint64_t seq);
 /* The owner gives the tracker up; frees it now if nothing is pending. */
 void sl_acktrack_revoke(struct sl_acktrack *t);
+/* At exit, once nothing can finish a record any more (the outputs are destroyed): frees every
+ * tracker still alive, revoked ones whose records never finished included. */
+void sl_acktrack_free_all(void);
 /* Bytes of memory the tracker holds. */
 size_t sl_acktrack_bytes(const struct sl_acktrack *t);
 /* Charges the tracker's memory to b from now on, as its ring grows and shrinks (the ring shrinks

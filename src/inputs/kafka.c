@@ -1348,10 +1348,10 @@ void sl_kafka_in_close(struct sl_kafka_in *k)
     for (size_t i = 0; i < k->n_topics; i++) {
         struct ktopic *t = k->topics[i];
         for (int32_t j = 0; j < t->n_parts; j++) {
-            /* Trackers with records still pending stay alive until those finish (never, at
-             * this point): leaving them is correct, offsets were not stored past them. */
-            if (t->parts[j] && t->parts[j]->trk && t->parts[j]->trk->pending == 0)
-                sl_acktrack_revoke(t->parts[j]->trk);
+            /* Trackers with records still pending stay alive: those records' batches point at
+             * them until the outputs are destroyed (sl_acktrack_free_all). No offset was stored
+             * past them. */
+            if (t->parts[j] && t->parts[j]->trk) sl_acktrack_revoke(t->parts[j]->trk);
             free(t->parts[j]);
         }
         free(t->parts);
