@@ -647,3 +647,26 @@ def log_record(seq):
             '"message":"order %d accepted for customer %d"}'
             % (seq, seq // 60000 % 60, seq // 1000 % 60, seq % 1000,
                ("info", "warn", "error")[seq % 3], seq, seq * 7 % 100003))
+
+
+def check_all_arrived(ck, *, kafka, osn, group, n, shippers, dl_dirs, index="logs-logs",
+                      topic="logs", partitions=8, stall_s=120, flat=False):
+    """How every crash and outage test ends: n documents in the index, the group's committed
+    offsets at the high watermarks, each shipper [(label, Sluice, input name)] exiting 0 on
+    SIGTERM with conservation, nothing in the dead-letter folders, and the index exactly the log
+    (check_index_is_log). Logs one `result:` line; returns the seq report."""
+    import harness as H
+    got = wait_count(osn, index, n, timeout_s=300, stall_s=stall_s)
+    ck.eq(got, n, f"documents in {index}")
+    ok, com, highs = wait_committed(kafka, group, topic, partitions, timeout_s=60)
+    ck.check(ok, "the group's committed offsets equal the high watermarks",
+             f"committed {com}, high {highs}")
+    for label, sl, input_name in shippers:
+        ck.eq(sl.terminate(60), 0, f"{label}exit code after SIGTERM")
+        H.check_conservation(ck, sl.final_stats(), input_name=input_name, label=label)
+    dl = sum(len(H.dead_letters(d)) for d in dl_dirs)
+    ck.eq(dl, 0, "nothing dead-lettered")
+    rep = check_index_is_log(ck, osn, index, kafka, topic, partitions, range(n), flat=flat)
+    log(f"result: records {n}, documents {rep['docs']}, dead-lettered {dl}, missing "
+        f"{rep['missing']}, duplicates {rep['dupes']}; {server_rss_report(kafka, osn)}")
+    return rep

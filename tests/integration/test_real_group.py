@@ -66,20 +66,13 @@ def main():
                      "the new member got partitions", newcomer.log_tail())
             ck.check(prod.sent < N, f"the changes happened while records flowed ({prod.sent}/{N})")
             prod.join()
-            got = R.wait_count(osn, "logs-logs", N, timeout_s=300, stall_s=120)
-            ck.eq(got, N, "documents in OpenSearch")
-            ok, com, highs = R.wait_committed(kafka, GROUP, "logs", PARTS, timeout_s=60)
-            ck.check(ok, "the group's committed offsets equal the high watermarks",
-                     f"committed {com}, high {highs}")
-            for i, m in ((0, members[0]), (2, members[2]), (3, newcomer)):
-                ck.eq(m.terminate(), 0, f"member {i + 1} exit code after SIGTERM")
-            dl = sum(len(H.dead_letters(os.path.join(wd, f"m{i}", "dead-letter")))
-                     for i in range(4))
-            ck.eq(dl, 0, "nothing dead-lettered")
-            rep = R.check_index_is_log(ck, osn, "logs-logs", kafka, "logs", PARTS, range(N))
-            H.log(f"result: records {N}, documents {rep['docs']}, dead-lettered {dl}, missing "
-                  f"{rep['missing']}, duplicates {rep['dupes']}; assignments "
-                  f"{[assigned(m) for m in members + [newcomer]]}")
+            rep = R.check_all_arrived(
+                ck, kafka=kafka, osn=osn, group=GROUP, n=N,
+                shippers=[(f"member {i + 1}: ", m, "k")
+                          for i, m in ((0, members[0]), (2, members[2]), (3, newcomer))],
+                dl_dirs=[os.path.join(wd, f"m{i}", "dead-letter") for i in range(4)])
+            H.log(f"assignments {[assigned(m) for m in members + [newcomer]]}; "
+                  f"{rep['docs']} documents")
     except Exception as e:
         ck.crash(e)
     ck.finish()

@@ -52,16 +52,9 @@ def main():
             ck.check(prod.sent < N, f"the kills landed while the producer ran ({prod.sent}/{N})")
             sl = procs.add(H.Sluice(cfg, wd))
             prod.join()
-            got = R.wait_count(osn, "logs-logs", N, timeout_s=300, stall_s=90)
-            ck.eq(got, N, "documents in OpenSearch after the last run")
-            ok, com, highs = R.wait_committed(kafka, GROUP, "logs", PARTS, timeout_s=60)
-            ck.check(ok, "the group's committed offsets equal the high watermarks",
-                     f"committed {com}, high {highs}")
-            ck.eq(sl.terminate(), 0, "last run's exit code after SIGTERM")
-            ck.eq(len(H.dead_letters(os.path.join(wd, "dead-letter"))), 0, "nothing dead-lettered")
-            rep = R.check_index_is_log(ck, osn, "logs-logs", kafka, "logs", PARTS, range(N))
-            H.log(f"result: records {N}, documents {rep['docs']}, dead-lettered 0, missing "
-                  f"{rep['missing']}, duplicates {rep['dupes']}; {R.server_rss_report(kafka, osn)}")
+            R.check_all_arrived(ck, kafka=kafka, osn=osn, group=GROUP, n=N, stall_s=90,
+                                shippers=[("last run: ", sl, "k")],
+                                dl_dirs=[os.path.join(wd, "dead-letter")])
     except Exception as e:
         ck.crash(e)
     ck.finish()

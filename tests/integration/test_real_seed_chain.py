@@ -87,21 +87,12 @@ def main():
                              f"kill {k + 1}: B listens again on its port", b.log_tail())
             ck.check(prod.sent < N, f"the kills landed while records flowed ({prod.sent}/{N})")
             prod.join()
-            got = R.wait_count(osn, "chain", N, timeout_s=300, stall_s=90)
-            ck.eq(got, N, "documents in OpenSearch")
-            ok, com, highs = R.wait_committed(kafka, GROUP, "logs", PARTS, timeout_s=60)
-            ck.check(ok, "the group's committed offsets equal the high watermarks",
-                     f"committed {com}, high {highs}")
-            ck.eq(a.terminate(60), 0, "A exit code after SIGTERM")
-            ck.eq(b.terminate(60), 0, "B exit code after SIGTERM")
-            H.check_conservation(ck, a.final_stats(), input_name="k", label="A: ")
-            H.check_conservation(ck, b.final_stats(), input_name="f", label="B: ")
-            dl = len(H.dead_letters(os.path.join(wa, "dead-letter"))) + \
-                len(H.dead_letters(os.path.join(wb, "dead-letter")))
-            ck.eq(dl, 0, "nothing dead-lettered at either hop")
-            rep = R.check_index_is_log(ck, osn, "chain", kafka, "logs", PARTS, range(N), flat=True)
-            H.log(f"result: records {N}, documents {rep['docs']}, dead-lettered {dl}, missing "
-                  f"{rep['missing']}, duplicates {rep['dupes']}; kills {kills}")
+            R.check_all_arrived(ck, kafka=kafka, osn=osn, group=GROUP, n=N, index="chain",
+                                stall_s=90, flat=True,
+                                shippers=[("A: ", a, "k"), ("B: ", b, "f")],
+                                dl_dirs=[os.path.join(wa, "dead-letter"),
+                                         os.path.join(wb, "dead-letter")])
+            H.log(f"kills {kills}")
     except Exception as e:
         ck.crash(e)
     ck.finish()
