@@ -33,26 +33,6 @@ SCALE = float(os.environ.get("REAL_ERRORS_SCALE") or 1)
 PARTS = 4
 
 
-def wait_committed(kafka, group, topic, partitions, timeout_s):
-    """R.wait_committed, riding out the coordinator errors a group's first queries can meet
-    while the broker loads its offsets partition (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS):
-    (ok, committed, highs)."""
-    from confluent_kafka import KafkaException
-    deadline = time.monotonic() + timeout_s
-    com, highs = None, None
-    while True:
-        try:
-            highs = {p: hi for p, (lo, hi) in kafka.watermarks(topic, partitions).items()}
-            com = kafka.committed(group, topic, partitions)
-        except KafkaException as e:
-            H.log(f"{group}: asking for committed offsets: {e}; asking again")
-        if com == highs and com is not None:
-            return True, com, highs
-        if time.monotonic() > deadline:
-            return False, com, highs
-        time.sleep(1)
-
-
 def n_of(n):
     return max(100, int(n * SCALE))
 
@@ -136,20 +116,8 @@ def finish_sluice(ck, sl, label):
     return H.check_conservation(ck, sl.final_stats(), label=f"{label}: ")
 
 
-def committed(kafka, group, topic, timeout_s=30):
-    from confluent_kafka import KafkaException
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return kafka.committed(group, topic, PARTS)
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 def wait_settled(ck, kafka, group, topic, label, timeout_s=90):
-    ok, com, highs = wait_committed(kafka, group, topic, PARTS, timeout_s=timeout_s)
+    ok, com, highs = R.wait_committed(kafka, group, topic, PARTS, timeout_s=timeout_s)
     ck.check(ok, f"{label}: the group's committed offsets reach the high watermarks",
              f"committed {com}, high {highs}")
 
@@ -326,7 +294,7 @@ def scenario_write_block(ck, procs, wd, kafka, osn, results, hold_s=20):
     osn.refresh(f"errs-{name}")
     during_docs = osn.count(f"errs-{name}")
     during_dl = len(H.dead_letters(dl_dir))
-    com = committed(kafka, f"errs-{name}", name)
+    com = kafka.committed(f"errs-{name}", name, PARTS)
     highs = {p: hi for p, (lo, hi) in kafka.watermarks(name, PARTS).items()}
     ck.eq(during_docs, half, f"{name}: nothing indexed while the block held ({hold_s}s)")
     ck.eq(during_dl, 0, f"{name}: nothing dead-lettered while the block held")

@@ -39,26 +39,6 @@ NAMING = {"document_parsing_exception": "mapper_parsing_exception",
           "es_rejected_execution_exception": "rejected_execution_exception"}
 
 
-def wait_committed(kafka, group, topic, partitions, timeout_s):
-    """R.wait_committed, riding out the coordinator errors a group's first queries can meet
-    while the broker loads its offsets partition (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS):
-    (ok, committed, highs)."""
-    from confluent_kafka import KafkaException
-    deadline = time.monotonic() + timeout_s
-    com, highs = None, None
-    while True:
-        try:
-            highs = {p: hi for p, (lo, hi) in kafka.watermarks(topic, partitions).items()}
-            com = kafka.committed(group, topic, partitions)
-        except KafkaException as e:
-            H.log(f"{group}: asking for committed offsets: {e}; asking again")
-        if com == highs and com is not None:
-            return True, com, highs
-        if time.monotonic() > deadline:
-            return False, com, highs
-        time.sleep(1)
-
-
 def act(index, id_, src='{"n":1}', op="create"):
     line = {op: {"_index": index}}
     if id_ is not None:
@@ -283,7 +263,7 @@ def run_e2e(ck, procs, wd, kafka, url, topic, label):
                                "batch_max_bytes": "256KiB", "batch_max_wait": "100ms",
                                "retry_base": "50ms", "retry_max": "1s"})
     sl = procs.add(H.Sluice(cfg, swd))
-    ok, com, highs = wait_committed(kafka, f"cmp-{label}", topic, 1, timeout_s=90)
+    ok, com, highs = R.wait_committed(kafka, f"cmp-{label}", topic, 1, timeout_s=90)
     ck.check(ok, f"B {label}: the group's committed offsets reach the high watermark",
              f"committed {com}, high {highs}")
     rt = {lab.get("reason"): v for lab, v in sl.metrics("sluice_output_retries_total")}
