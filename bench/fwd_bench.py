@@ -61,6 +61,7 @@ def main():
         es = procs.add(H.EsEmu(workdir=wd, count_only=True))
         cfg = f"""service:
   memory_limit: 64MiB
+  http_listen: 127.0.0.1:{H.free_port()}
   dead_letter: {{path: {wd}/dl}}
   stats_interval: 0
 inputs:

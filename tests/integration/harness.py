@@ -564,6 +564,11 @@ class Sluice:
 
     def __init__(self, config_text, workdir, env=None, wrapper=(), binary=None):
         """binary: another sluice executable (a baseline build in benchmarks)."""
+        if "http_listen" not in config_text:
+            # The default (127.0.0.1:2020) is one port for every sluice on the machine: tests
+            # run in parallel (and a sluice the user runs) failed to start on it.
+            raise ValueError("a test's sluice needs its own status port: set service.http_listen "
+                             "(127.0.0.1:<free_port()>)")
         Sluice._n += 1
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)

@@ -44,6 +44,7 @@ def event_time(sec, nsec=0):
 def config(es_url, wd):
     return f"""service:
   memory_limit: 64MiB
+  http_listen: 127.0.0.1:{H.free_port()}
   dead_letter: {{path: {wd}/dead-letter}}
   shutdown_timeout: 20s
   log_level: info
