@@ -1,5 +1,8 @@
 /* Elasticsearch Bulk API codec (pure, no I/O): action lines, response parsing, classification.
- * References: ../shared/PROTOCOLS.md section 2 (BulkRequest.ts, BulkResponse.ts). */
+ * References: the Bulk API reference
+ * (elastic.co/docs/api/doc/elasticsearch/operation/operation-bulk) and its source,
+ * elastic/elasticsearch-specification specification/_global/bulk/ (BulkRequest.ts, BulkResponse.ts,
+ * examples). */
 #ifndef SL_BULK_H
 #define SL_BULK_H
 
@@ -51,7 +54,7 @@ enum sl_bulk_class {
     SL_BULK_DEAD_LETTER, /* any other 4xx: permanent for this document */
 };
 
-/* Classifies one item status per DESIGN.md section 2. */
+/* Classifies one item status (the table in docs/guarantees.md, "Per bulk item"). */
 enum sl_bulk_class sl_bulk_classify_item(int status, enum sl_bulk_op op);
 
 #endif

@@ -1,4 +1,6 @@
-/* Fluentd Forward protocol v1 / v1.5 codec (pure, no I/O). Spec: ../shared/PROTOCOLS.md section 1.
+/* Fluentd Forward protocol v1 / v1.5 codec (pure, no I/O). Spec: the Forward Protocol
+ * Specification v1 (github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1); what sluice
+ * accepts and answers: docs/forward-codec.md.
  *
  * Input side: sl_fwd_decode takes ONE complete frame (cut from the stream with sl_mp_frame_len)
  * and yields its events. It never calls malloc: records, tag and chunk point into the frame, or,
@@ -115,7 +117,7 @@ void sl_fwd_ack(const uint8_t *chunk_value, size_t len, struct sl_mp_wbuf *out);
 /* Base64 of 16 bytes: 24 chars plus a NUL. */
 void sl_fwd_chunk_id(const uint8_t id[16], char out[25]);
 
-/* ---- handshake (PROTOCOLS.md 1.6) ---- */
+/* ---- handshake (shared key and user auth: the spec's HELO, PING, PONG) ---- */
 
 /* Lowercase hex SHA-512 (128 chars + NUL) of the concatenation of n parts. Returns 0 or -1. */
 int sl_fwd_sha512_hex(const void *const *parts, const size_t *lens, size_t n, char hex[129]);

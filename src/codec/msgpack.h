@@ -1,11 +1,11 @@
 /* A bounded msgpack reader and a small writer (pure, no I/O, the reader never allocates).
  *
  * Why our own: msgpack-c's unpacker allocates 24 bytes per declared element as soon as it sees an
- * array or map header (PROTOCOLS.md 1.11), so the 5 bytes `dd 04 00 00 00` cost it ~2 GB. This
- * reader is a cursor over (ptr, len): it decodes one header at a time, points into the caller's
- * bytes for str/bin/ext payloads, and checks every declared size against the bytes actually
- * present before it trusts it (a payload must be fully present; an array of n elements needs at
- * least n more bytes, a map of n pairs at least 2n) so a lying header fails at once.
+ * array or map header, before the elements arrive, so the 5 bytes `dd 04 00 00 00` cost it ~2 GB.
+ * This reader is a cursor over (ptr, len): it decodes one header at a time, points into the
+ * caller's bytes for str/bin/ext payloads, and checks every declared size against the bytes
+ * actually present before it trusts it (a payload must be fully present; an array of n elements
+ * needs at least n more bytes, a map of n pairs at least 2n) so a lying header fails at once.
  *
  * Skipping a value and cutting frames need no stack: they count the values still owed
  * ("pending"), which each header decrements and each container header increments by its element

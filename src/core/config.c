@@ -2474,8 +2474,9 @@ static void cross_checks(struct loader *L, struct sl_config *cfg)
         if (o->type == SL_OUTPUT_FORWARD) {
             const struct sl_fwd_output_cfg *fo = &o->fwd;
             /* Fluent Bit's in_forward closes the connection on a request above its 6,144,000
-             * byte buffer (PROTOCOLS.md 1.8), which would turn into an endless resend loop.
-             * (4MiB is also the smallest memory_limit, so a batch always fits the budget.) */
+             * byte buffer (its default buffer_max_size per connection), which would turn into an
+             * endless resend loop. (4MiB is also the smallest memory_limit, so a batch always fits
+             * the budget.) */
             if (fo->batch_max_bytes > 4 * MIB)
                 err(L, o->line, "'batch_max_bytes' (%llu) is larger than 4MiB",
                     (unsigned long long)fo->batch_max_bytes);

@@ -1,6 +1,6 @@
 /* Configuration: the YAML file, validated against one table of known keys.
  *
- * Contract (see ../shared/DESIGN.md section 4 and docs/configuration.md): unknown keys, wrong
+ * Contract (docs/configuration.md): unknown keys, wrong
  * types, bad sizes and durations are errors reported as "FILE:LINE: message". Every value has a
  * default here, so the rest of sluice never checks for "unset". The loaded struct owns all its
  * strings; sl_config_free releases them. */

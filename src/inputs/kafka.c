@@ -1,16 +1,16 @@
 /* Kafka input.
  *
- * At-least-once (PROTOCOLS.md 3.1): enable.auto.offset.store=false; each partition has an ack
+ * At-least-once: enable.auto.offset.store=false; each partition has an ack
  * tracker and only its contiguous finished prefix is stored with rd_kafka_offsets_store;
  * librdkafka's auto-commit commits what was stored (every second, on revoke and on close).
  *
- * Memory (PROTOCOLS.md 3.3): librdkafka's prefetch is bounded by queued.max.messages.kbytes and
+ * Memory: librdkafka's prefetch is bounded by queued.max.messages.kbytes and
  * fetch.max.bytes derived from the budget; every message is copied into an output batch and
  * destroyed at once (a kept message would pin its whole fetch buffer). When the pipeline's budget
  * is full the loop stops draining librdkafka's queue, which its prefetch settings bound; if that
  * lasts HOLD_MS all assigned partitions are paused, rd_kafka_consumer_poll keeps being called
  * (group membership, max.poll.interval.ms) and the pause is re-applied on every assignment,
- * because in 2.0.2 the application's pause flag survives a rebalance (PROTOCOLS.md 3.2).
+ * because in 2.0.2 the application's pause flag survives a rebalance.
  *
  * The loop is woken through a pipe that librdkafka writes when the consumer queue becomes
  * non-empty, plus a periodic timer. */

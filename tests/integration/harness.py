@@ -30,8 +30,11 @@ import threading
 import time
 import urllib.request
 
-BUILD = os.environ.get("SLUICE_BUILD") or "/work/main/build-integ"
-SOURCE = os.environ.get("SLUICE_SOURCE") or "/work/main"
+# Defaults found from this file's place in the tree (tests/integration/): the source is two levels
+# up and the build is its build/; ctest sets both explicitly.
+SOURCE = os.environ.get("SLUICE_SOURCE") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("SLUICE_BUILD") or os.path.join(SOURCE, "build")
 SLUICE_BIN = os.path.join(BUILD, "sluice")
 MOCKKAFKA_BIN = os.path.join(BUILD, "tests", "mockkafka", "mockkafka")
 ESEMU_BIN = os.path.join(BUILD, "tests", "esemu", "esemu")

@@ -18,7 +18,8 @@ import threading
 import time
 import traceback
 
-BUILD = os.environ.get("SLUICE_BUILD", "/work/main/build")
+BUILD = os.environ.get("SLUICE_BUILD") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build")
 ESEMU = os.path.join(BUILD, "tests", "esemu", "esemu")
 NDJSON = "application/x-ndjson"
 

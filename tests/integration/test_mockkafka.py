@@ -13,7 +13,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-BUILD = os.environ.get("SLUICE_BUILD", "/work/main/build")
+BUILD = os.environ.get("SLUICE_BUILD") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build")
 MOCKKAFKA = os.path.join(BUILD, "tests", "mockkafka", "mockkafka")
 TIME_BASE_MS = 1795737600000  # 2026-11-27T00:00:00Z
 

@@ -1,5 +1,6 @@
 /* Tests of src/codec/bulk.c: action lines, bulk response and error-body parsing, classification.
- * Vectors marked "PROTOCOLS" are byte-exact copies from ../shared/PROTOCOLS.md section 2. */
+ * Vectors marked "PROTOCOLS" are byte-exact copies of the examples in the Bulk API
+ * specification (elastic/elasticsearch-specification, specification/_global/bulk/examples). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -439,7 +440,7 @@ static void test_parse_error_bodies(void **state)
     }
 }
 
-/* ---- classification (DESIGN.md section 2, PROTOCOLS 2.3) ---- */
+/* ---- classification (docs/guarantees.md, "Per bulk item") ---- */
 
 static void test_classify(void **state)
 {

@@ -1,7 +1,8 @@
-/* Tests of src/codec/forward.c against the byte-exact vectors of PROTOCOLS.md 1.10 (every one),
+/* Tests of src/codec/forward.c against byte-exact vectors of every carrier mode of the Forward
+ * Protocol Specification v1 (python3-msgpack's encodings, which equal msgpack-c 4.0.0's),
  * plus bounds (truncation at every byte, decompression limits), per-entry errors, and encoder
- * round trips. Digests are compared with the hex strings printed in the doc (checked there with
- * sha512sum), not with values computed by the code under test. */
+ * round trips. Digests are compared with hex strings computed by sha512sum, not with values
+ * computed by the code under test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Tests of src/codec/msgpack.c: header decoding of every format family, bounded skipping, the
- * framer's "need more" bounds (the PROTOCOLS.md 1.11 array bombs), the writer's canonical
- * encodings, and msgpack -> JSON golden outputs. Expected encodings follow the msgpack spec
- * (smallest form), as produced by python3-msgpack. */
+ * framer's "need more" bounds (array and map headers that declare billions of elements), the
+ * writer's canonical encodings, and msgpack -> JSON golden outputs. Expected encodings follow the
+ * msgpack spec (smallest form), as produced by python3-msgpack. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
