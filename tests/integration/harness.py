@@ -95,7 +95,7 @@ class Checker:
     def crash(self, exc):
         """A test body raised: count it as a failure, with the traceback."""
         import traceback
-        traceback.print_exc()
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
         self.failed += 1
         print(f"FAIL {self.name}: exception {exc!r}", flush=True)
 
@@ -103,6 +103,18 @@ class Checker:
         log(f"{self.name}: {time.monotonic() - self.t0:.1f}s")
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
         sys.exit(1 if self.failed or not self.passed else 0)
+
+    # `with ck:` runs a test's body: an exception in it is a failure with its traceback, not an
+    # abort that skips the verdict; at the end the verdict is printed and the process exits.
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        if isinstance(exc, Exception):
+            self.crash(exc)
+        elif exc is not None:
+            return False  # SystemExit, KeyboardInterrupt: let them through
+        self.finish()
 
 
 def require_binaries(*paths):

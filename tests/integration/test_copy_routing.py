@@ -175,7 +175,7 @@ def scenario_kill9(ck, procs, mk):
 def main():
     ck = H.Checker("test_copy_routing")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             mk = procs.add(H.MockKafka(topics=[f"copy:{PARTS}", f"copykill:{PARTS}"],
                                        workdir=procs.tmpdir()))
@@ -188,9 +188,6 @@ def main():
                 except Exception as e:
                     ck.crash(e)
             H.check_broker_dropped(ck, mk)
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ EXTRA = [
 def main():
     ck = H.Checker("test_core_exact")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
@@ -117,9 +117,6 @@ def main():
                   f"{(fs or {}).get('budget_peak')} / {(fs or {}).get('budget_limit')}, "
                   f"bulk_requests {stats.get('bulk_requests')}, shutdown {sl.stop_seconds:.2f}s")
             ck.check(rate == rate and rate > 0, f"throughput measured: {rate:,.0f} events/s")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

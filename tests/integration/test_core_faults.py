@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# ctest-labels: reliability asan
+# ctest-timeout: 1200  # RELIABILITY_LONG=1: 13 scenarios of 100,000 records and a 60 s stall
 """Fault matrix: each Elasticsearch failure mode against a fresh esemu + sluice (+ fresh consumer
 group and dead-letter dir) reading the same 20,000 records from one mockkafka (the
 document-too-large case reads its own topic of 2,000 records plus one 100 KB record).
@@ -345,7 +347,7 @@ def main():
     ck = H.Checker("test_core_faults")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
     only = os.environ.get("SLUICE_FAULTS_ONLY")
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"{TOPIC}:{PARTS}", f"{BIG_TOPIC}:{PARTS}"],
@@ -370,9 +372,6 @@ def main():
                 except Exception as e:
                     ck.crash(e)
             H.check_broker_dropped(ck, mk)
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
+# ctest-timeout: 2400  # RELIABILITY_LONG=1 runs 50 crash cycles
 """At-least-once across crashes: 300,000 records; sluice is killed with SIGKILL at 5 random moments
 (1-4 s after each start) and restarted with the same group, then left to finish (with
 RELIABILITY_LONG=1: 1,000,000 records and 50 kills).
@@ -29,7 +31,7 @@ def main():
     seed = int(os.environ.get("SLUICE_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     H.log(f"kill schedule seed {seed} (SLUICE_SEED={seed} replays it)")
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
@@ -81,9 +83,6 @@ def main():
                   f"bulk_requests {stats.get('bulk_requests')}")
             ck.check(c409 > 0, f"redelivery observed and absorbed: esemu conflicts_409 = {c409}")
             ck.eq(int(stats.get("created", -1)), N, "esemu created (one create per seq)")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

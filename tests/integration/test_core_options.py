@@ -52,7 +52,7 @@ def run_case(ck, procs, mk, wd, name, extra_output="", es_urls=None, fmt="json",
 def main():
     ck = H.Checker("test_core_options")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["logs:4"], workdir=wd))
@@ -181,9 +181,6 @@ def main():
             ck.check(r.returncode == 0 and r.stdout.startswith("sluice "), "--version", r.stdout)
             r = subprocess.run([H.SLUICE_BIN, "--help"], capture_output=True, text=True)
             ck.check(r.returncode == 0 and "sluice check -c FILE" in r.stdout, "--help", r.stdout)
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

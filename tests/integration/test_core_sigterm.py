@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """SIGTERM with bulk requests in flight (esemu answers every request 500 ms late).
 
 A user must see: exit 0 within shutdown_timeout, final-stats in_flight 0 and conservation, and the
@@ -33,7 +34,7 @@ def offsets_by_partition(docs):
 def main():
     ck = H.Checker("test_core_sigterm")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
@@ -98,9 +99,6 @@ def main():
             H.log(f"RESULT sigterm: stop took {sl.stop_seconds:.2f}s, docs at SIGTERM {before}, "
                   f"after drain {after}, run1 delivered {(i1 or {}).get('delivered')}, run2 "
                   f"received {(i2 or {}).get('received')}")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """Bounded memory under a stalled Elasticsearch.
 
 A ~100 MB backlog (400,000 x 250 B records on 32 partitions, ~3.1 MB each, so the mock keeps all of
@@ -27,7 +28,7 @@ GROUP = "sluice-stall"
 def main():
     ck = H.Checker("test_core_stall")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
@@ -100,9 +101,6 @@ def main():
                   f"{max(pauses) if pauses else None} (partition pauses "
                   f"{max(ppauses) if ppauses else None}), conflicts_409 {st.get('conflicts_409')}, "
                   f"{H.events_per_second(st, N):,.0f} events/s after the stall")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

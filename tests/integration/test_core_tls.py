@@ -98,7 +98,7 @@ class TlsProxy(threading.Thread):
 def main():
     ck = H.Checker("test_core_tls")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             ca_key, ca_crt = make_ca(wd, "test-ca")
@@ -153,9 +153,6 @@ def main():
             ck.eq(code, 0, "tls_verify false: exit code")
             proxy.stop = True
             proxy.ls.close()
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

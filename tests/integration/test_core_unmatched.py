@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """Nothing silent: records no output matches, and payloads that are not JSON.
 
 Two topics, `logs` and `other`; the only output matches `kafka.logs`.
@@ -36,7 +37,7 @@ def wait_settled(es, dl_dir, want, timeout_s=60):
 def main():
     ck = H.Checker("test_core_unmatched")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["logs:4", "other:4"], workdir=wd))
@@ -131,9 +132,6 @@ def main():
             H.log(f"RESULT unmatched: A dead letters {len(dls)} (unmatched {len(um)}, invalid JSON "
                   f"{len(ij)}: {[d.get('error_reason') for d in ij]}); B dropped "
                   f"{(i or {}).get('dropped')}, text docs {len(text_docs)}")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -89,12 +89,9 @@ def run(ck, n, limit_mib):
 def main():
     ck = H.Checker("test_dead_letter_burst")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         for n, limit in RUNS:
             run(ck, n, limit)
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

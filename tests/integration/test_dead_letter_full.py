@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """A full dead-letter store pauses inputs; it never drops (issue 4/6, invariant 3).
 
 dead_letter.max_size is tiny (8 KiB) and every record of a topic has no output, so the store fills
@@ -18,7 +19,7 @@ N = 2_000
 def main():
     ck = H.Checker("test_dead_letter_full")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             dl_dir = os.path.join(wd, "dead-letter")
@@ -62,9 +63,6 @@ def main():
             com = mk.committed("full", "other")
             ck.check(all(com.get(p) == hi for p, (lo, hi) in wm.items()),
                      "committed offsets reach the end", (com, wm))
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ ODD = b'{"broken": \x00 \xff\xfe not json'
 def main():
     ck = H.Checker("test_dead_letter_to_kafka")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             dl_dir = os.path.join(wd, "dead-letter")
@@ -72,9 +72,6 @@ def main():
                                text=True, timeout=60)
             ck.check(r.returncode == 0 and "0 records replayed" in r.stdout,
                      "a second replay sends nothing", r.stdout)
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

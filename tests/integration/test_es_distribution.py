@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """The Elasticsearch output asks the cluster what it is (GET /) before it sends anything.
 
 A. esemu answering as OpenSearch 2.19.6, with ilm_policy_name/ilm_policy_file configured: sluice
@@ -124,7 +125,7 @@ class Forbid(http.server.BaseHTTPRequestHandler):
 def main():
     ck = H.Checker("test_es_distribution")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
@@ -273,9 +274,6 @@ def main():
                      sl.log_tail())
             ck.eq(sl.terminate(), 0, "F: exit code after SIGTERM")
             es.kill()
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """Integration tests for tests/esemu, the Elasticsearch Bulk-API emulator.
 
 The independent Debian client (python3-elasticsearch) checks that the emulator looks like

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """Forward events that Elasticsearch rejects are dead-lettered with their own tag.
 
 The Forward input's tag lives in the request frame (or a reused buffer when tag_prefix is set);

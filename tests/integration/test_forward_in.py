@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability asan
 """Forward input, ack: delivered, end to end: Forward clients -> sluice -> esemu.
 
 One sluice with two forward inputs on 127.0.0.1:<free port>: `f` (no key, max_frame_size 1MiB)
@@ -169,7 +170,7 @@ def ack_bytes(chunk):
 def main():
     ck = H.Checker("test_forward_in")
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             es = procs.add(H.EsEmu(workdir=wd))
@@ -372,9 +373,6 @@ def main():
                      f"request ({pe[-1:]} == {len(cases)})")
             if fs:
                 H.log(f"peak RSS {fs.get('peak_rss_kb')} kB, budget peak {fs.get('budget_peak')}")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """Forward input at its limits (issue 6): raw msgpack clients -> sluice -> esemu.
 
  1. a 10 MB event among normal ones: max_frame_size 12MiB, memory_limit 16MiB, batch_max_bytes
@@ -248,7 +249,7 @@ def main():
     want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by sluice
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             es = procs.add(H.EsEmu(workdir=wd))
@@ -265,9 +266,6 @@ def main():
             i = H.check_conservation(ck, fs, input_name="f")
             if i:
                 ck.eq(i["dead_lettered"], 2, "final-stats: two dead-lettered (the 10 MB events)")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -329,7 +329,7 @@ class OffsetWatch(threading.Thread):
 def main():
     ck = H.Checker("test_forward_out")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}", "hs:1", "bad:1"], workdir=wd))
@@ -477,9 +477,6 @@ def main():
                                 for kv in ln.split("retries{")[1].rstrip("}").split(","))
             ck.check(int(bad_retr.get("handshake", 0)) >= 2, "bad: handshake retries counted",
                      bad_retr)
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """Forward input under a full budget held only by unfinished requests.
 
 memory_limit 4MiB (a 1.5 MiB pipeline budget), max_frame_size 1MiB. Four clients each send the
@@ -45,7 +46,7 @@ outputs:
 def main():
     ck = H.Checker("test_forward_partial")
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             es = procs.add(H.EsEmu(workdir=wd))
@@ -79,9 +80,6 @@ def main():
                      "partial_closed is counted in the stats line")
             ck.eq(sl.terminate(30), 0, "exit code after SIGTERM")
             H.check_conservation(ck, sl.final_stats(), input_name="f")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

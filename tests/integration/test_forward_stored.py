@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
+# ctest-skip-code: 77  # it cannot mount the tmpfs its disk-fault scenarios need (not root)
 """Forward input, ack: stored: acks mean "fsync'd under storage_path", replay after kill -9,
 torn tails, and disk faults. Raw msgpack clients (python3-msgpack) -> sluice -> esemu.
 

@@ -474,7 +474,7 @@ def part2(ck, procs, wd, pki):
 def main():
     ck = H.Checker("test_forward_tls")
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN, H.MOCKKAFKA_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             pki = make_pki(wd)
@@ -484,9 +484,6 @@ def main():
             t0 = time.monotonic()
             part2(ck, procs, wd, pki)
             H.log(f"part 2 took {time.monotonic() - t0:.1f} s")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

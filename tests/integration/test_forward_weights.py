@@ -62,7 +62,7 @@ def frames_by(s, seqs):
 def main():
     ck = H.Checker("test_forward_weights")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"{TOPIC}:4"], workdir=wd))
@@ -131,9 +131,6 @@ def main():
                      [x.violations[:2] for x in servers])
             ck.check(sl.lines(r"requests per server \(weights\)"),
                      "per-server request counts in the stats log")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """id: field:<path> and records without a usable value there.
 
 Sent without an _id, such a record would become a new document on every redelivery. 1,000
@@ -65,7 +66,7 @@ def main():
               and len(str(r["rid"])) <= 512}
     unusable = {r["seq"] for r in recs} - set(usable)
     H.log(f"{len(usable)} records with a usable id, {len(unusable)} without")
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["logs:4"], workdir=wd))
@@ -104,9 +105,6 @@ def main():
                          f"B {group}: those without a usable id have their coordinates' id",
                          [(s, by_seq.get(s)) for s in sorted(unusable)[:3]])
                 ck.eq(missing, len(unusable), f"B {group}: sluice_output_id_missing_total")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

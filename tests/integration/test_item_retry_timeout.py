@@ -72,12 +72,9 @@ def run(ck, timeout):
 def main():
     ck = H.Checker("test_item_retry_timeout")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         run(ck, "3s")
         run(ck, None)
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

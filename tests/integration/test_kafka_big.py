@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """10 MB Kafka records (issue 6): Kafka -> sluice -> esemu with memory_limit 32MiB and the
 Elasticsearch output's batch_max_bytes 1MiB.
 
@@ -30,7 +31,7 @@ MEM_LIMIT_MIB = 32
 def main():
     ck = H.Checker("test_kafka_big")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["logs:4", "big:2"], workdir=wd))
@@ -91,9 +92,6 @@ def main():
             H.log(f"RESULT kafka big: in {GOOD + 2} delivered {got} dead-lettered {len(dls)} "
                   f"received {i and i['received']} peak RSS {peak:.1f} MiB vs {MEM_LIMIT_MIB} "
                   f"MiB (+16)")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """Kafka-side faults through the mock cluster (3 brokers), while 60,000 records stream in:
 OffsetCommit refused (REBALANCE_IN_PROGRESS) five times, Fetch answered NOT_LEADER five times,
 every broker down for 5 s (longer than the group session, so the member is evicted and
@@ -36,7 +37,7 @@ START = [5_000 + r * 60_000 for r in range(ROUNDS)]
 def main():
     ck = H.Checker("test_kafka_faults")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd, brokers=3))
@@ -85,9 +86,6 @@ def main():
             H.log(f"RESULT kafka faults: {N} records, {ROUNDS} fault round(s), "
                   f"{es.stats()['conflicts_409']} redeliveries answered 409, "
                   f"{len(sl.lines('revok'))} revocations")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def json_lines(path):
 def main():
     ck = H.Checker("test_logs_health")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             log = os.path.join(wd, "sluice.log")
@@ -113,9 +113,6 @@ def main():
             if final:
                 fs = json.loads(final[0]["msg"][len("final-stats "):])
                 H.check_conservation(ck, fs)
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """Real OpenSearch errors through sluice: Kafka (a real broker) -> sluice -> OpenSearch (a real
 node), one scenario per kind of refusal a user meets, each checked by what the user would see.
 

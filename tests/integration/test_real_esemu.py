@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """esemu checked against the real thing: the same requests to the project's Elasticsearch emulator
 (tests/esemu) and to a real OpenSearch 2.19 node, compared where it matters to sluice.
 
@@ -333,7 +334,7 @@ def main():
     ck = H.Checker("test_real_esemu")
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN, CLASSIFY)
     report = []
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-esemu-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -351,9 +352,6 @@ def main():
             osn.rss_kb()
             kafka.rss_kb()
             H.log("servers: " + R.server_rss_report(kafka, osn))
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

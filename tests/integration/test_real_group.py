@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """Scale-out on the real group coordinator: three sluice processes share one consumer group on a
 real Kafka 4.4 broker (8 partitions) while a producer streams 240,000 records; one is killed with
 SIGKILL, later a fourth joins.
@@ -30,7 +31,7 @@ def assigned(sl):
 def main():
     ck = H.Checker("test_real_group")
     H.require_binaries(H.SLUICE_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-group-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -73,9 +74,6 @@ def main():
                 dl_dirs=[os.path.join(wd, f"m{i}", "dead-letter") for i in range(4)])
             H.log(f"assignments {[assigned(m) for m in members + [newcomer]]}; "
                   f"{rep['docs']} documents")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """A Kafka broker crash, on the real servers: while a producer streams 200,000 records into 8
 partitions and sluice consumes them into OpenSearch, the broker (the only node, controller too)
 is killed with SIGKILL and restarted on the same log 10 s later.
@@ -29,7 +30,7 @@ def metric(sl, name):
 def main():
     ck = H.Checker("test_real_kafka_outage")
     H.require_binaries(H.SLUICE_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-kafka-outage-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -74,9 +75,6 @@ def main():
                                 dl_dirs=[os.path.join(wd, "dead-letter")])
             for ln in sl.lines(r"_TRANSPORT|BROKERS_DOWN|brokers_down")[:4]:
                 H.log(f"sluice: {ln[:200]}")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """At-least-once across crashes of sluice, on the real servers: a producer streams 240,000
 records (4,000/s) into 8 partitions of a real Kafka broker while sluice, consuming into a real OpenSearch
 node, is killed with SIGKILL 5 times (2-5 s after each start) and restarted with the same group.
@@ -30,7 +31,7 @@ def main():
     seed = int(os.environ.get("SLUICE_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     H.log(f"kill schedule seed {seed} (SLUICE_SEED={seed} replays it)")
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-kill-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -55,9 +56,6 @@ def main():
             R.check_all_arrived(ck, kafka=kafka, osn=osn, group=GROUP, n=N, stall_s=90,
                                 shippers=[("last run: ", sl, "k")],
                                 dl_dirs=[os.path.join(wd, "dead-letter")])
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """An OpenSearch crash, on the real servers: while a producer streams 200,000 records into a
 real Kafka broker and sluice indexes them, the OpenSearch node is killed with SIGKILL and
 restarted on the same data path 10 s later.
@@ -30,7 +31,7 @@ def metric(sl, name, **labels):
 def main():
     ck = H.Checker("test_real_opensearch_outage")
     H.require_binaries(H.SLUICE_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-os-outage-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -63,9 +64,6 @@ def main():
             R.check_all_arrived(ck, kafka=kafka, osn=osn, group=GROUP, n=N,
                                 shippers=[("", sl, "k")],
                                 dl_dirs=[os.path.join(wd, "dead-letter")])
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """Kafka -> sluice -> OpenSearch on the real servers: 1,000,000 records on 8 partitions, produced
 by two independent clients with every codec librdkafka has (none and snappy by kcat; gzip, lz4 and
 zstd by python3-confluent-kafka).
@@ -32,7 +33,7 @@ def record(seq, codec):
 def main():
     ck = H.Checker("test_real_pipeline")
     H.require_binaries(H.SLUICE_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-pipeline-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -93,9 +94,6 @@ def main():
             osn.rss_kb()
             H.log(f"result: records {N}, documents {rep['docs']}, dead-lettered 0, missing "
                   f"{rep['missing']}, duplicates {rep['dupes']}; {R.server_rss_report(kafka, osn)}")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

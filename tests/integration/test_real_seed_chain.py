@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """The seed chain on the real servers, with crashes at both hops:
 
   Kafka 4.4 (logs, 8 partitions, 200,000 records streamed at 5,000/s)
@@ -52,7 +53,7 @@ def main():
     seed = int(os.environ.get("SLUICE_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     H.log(f"kill schedule seed {seed} (SLUICE_SEED={seed} replays it)")
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-chain-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -93,9 +94,6 @@ def main():
                                 dl_dirs=[os.path.join(wa, "dead-letter"),
                                          os.path.join(wb, "dead-letter")])
             H.log(f"kills {kills}")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

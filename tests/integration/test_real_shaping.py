@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """Record shaping on the real servers: Kafka 4.4 -> sluice -> OpenSearch 2.19.6.
 
 1. With ilm_policy_name/ilm_policy_file configured, sluice asks the node what it is (GET /),
@@ -264,7 +265,7 @@ def phase_shaping(ck, procs, wd, kafka, osn):
 def main():
     ck = H.Checker("test_real_shaping")
     H.require_binaries(H.SLUICE_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-shaping-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -280,9 +281,6 @@ def main():
             kafka.rss_kb()
             osn.rss_kb()
             H.log(f"result: records {N}; {R.server_rss_report(kafka, osn)}")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: real
 """One record retried for ever holds up only its partition, within the memory bound.
 
 1,500,000 records on one partition of a real Kafka broker; the emulator refuses about 1 item in
@@ -46,7 +47,7 @@ def partition(sl):
 def main():
     ck = H.Checker("test_real_stuck_record")
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir("real-stuck-")
             kafka = procs.add(R.KafkaServer(os.path.join(wd, "kafka")))
@@ -112,9 +113,6 @@ def main():
             ck.check(peak <= LIMIT_MIB + 16, f"peak RSS {peak:.1f} MiB <= memory_limit + 16 MiB")
             H.log(f"result: {N} records, held at offset {held and held['waiting_on']['offset']}, "
                   f"peak RSS {peak_held:.1f} MiB held, {peak:.1f} MiB overall; final {fs}")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

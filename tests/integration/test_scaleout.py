@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """Scale-out is Kafka's consumer group: three sluice processes share 12 partitions while 150,000
 records stream in; one is killed with SIGKILL, a fourth joins later.
 A user must see: every record indexed exactly once (documents == unique seqs == produced), the
@@ -25,7 +26,7 @@ GROUP = "scale"
 def main():
     ck = H.Checker("test_scaleout")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN, H.ESEMU_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["logs:12"], workdir=wd))
@@ -87,9 +88,6 @@ def main():
             H.check_broker_dropped(ck, mk)
             H.log(f"RESULT scale-out: {N} records, {ROUNDS} kill/join round(s), "
                   f"{es.stats()['conflicts_409']} redeliveries answered 409")
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    return ck.finish()
 
 
 if __name__ == "__main__":

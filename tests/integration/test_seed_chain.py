@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: reliability
 """Issue 3, must show 2: a chain of two sluice processes survives kill -9 of either, without loss
 and without duplicates.
 
@@ -101,7 +102,7 @@ def main():
     seed = int(os.environ.get("SLUICE_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     H.log(f"kill schedule seed {seed} (SLUICE_SEED={seed} replays it)")
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=[f"logs:{PARTS}"], workdir=wd))
@@ -159,9 +160,6 @@ def main():
             H.log(f"RESULT seed chain: kills {kills}; docs {r['docs']} unique {r['unique']}; "
                   f"conflicts_409 {stats.get('conflicts_409')} created {stats.get('created')}")
             ck.eq(int(stats.get("created", -1)), N, "esemu created (one create per seq)")
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

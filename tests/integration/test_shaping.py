@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# ctest-labels: asan
 """Records shaped as the seed chain shaped them (issue 7, "Must show").
 
 Apache access-log lines go through Kafka (mock cluster) as plain text. sluice parses them with
@@ -173,7 +174,7 @@ def main():
     lines = make_lines()
     n_valid = N + N_BADTIME
     n_null_size = sum(1 for i in range(N) if i % 7 == 0)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["access:4", "json:1"], workdir=wd))
@@ -341,9 +342,6 @@ def main():
                       or 0) >= 2, "C: the refused template PUTs are counted as setup retries")
             ck.eq(sl.terminate(60), 0, "C: exit code after SIGTERM")
             es.clear_faults()
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":

@@ -295,12 +295,9 @@ def main():
     if text_string_to_metric_families is None:
         ck.check(False, "prometheus_client importable (apt-get install python3-prometheus-client)")
         ck.finish()
-    try:
+    with ck:
         with H.Procs() as procs:
             run(ck, procs)
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 def run(ck, procs):
