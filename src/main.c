@@ -26,7 +26,7 @@
 #include "inputs/replay.h"
 #include "outputs/elasticsearch.h"
 #include "tools/deadletter_cli.h"
-#include "tools/dlfile.h"
+#include "core/dlfile.h"
 #include "tools/replay_kafka.h"
 
 #ifndef SLUICE_VERSION

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "core/config.h"
+#include "codec/kv.h"
 
 struct sl_rxparse;
 

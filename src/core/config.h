@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/kv.h"
+
 #define SL_CFG_MAX_INPUTS 16
 #define SL_CFG_MAX_OUTPUTS 16
 #define SL_CFG_MAX_LIST 64
@@ -18,11 +20,6 @@
 /* The part of service.memory_limit that the pipeline's buffers (batches, Forward requests) may
  * hold; the rest is librdkafka's prefetch and slack (src/main.c explains the split). */
 #define SL_PIPELINE_SHARE(limit) ((limit) / 8 * 3)
-
-struct sl_kv {
-    char *key;
-    char *value;
-};
 
 enum sl_unmatched { SL_UNMATCHED_DEAD_LETTER = 0, SL_UNMATCHED_DROP };
 enum sl_format { SL_FORMAT_JSON = 0, SL_FORMAT_TEXT, SL_FORMAT_REGEXP };

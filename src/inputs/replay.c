@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 #include "core/log.h"
-#include "tools/dlfile.h"
+#include "core/dlfile.h"
 
 #define TICK_MS 10
 #define BURST 1024

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tools/dlfile.h"
+#include "core/dlfile.h"
 
 /* A small table of (key -> count) for the summary; a store holds few distinct reasons, indices
  * and sources, and a linear scan keeps this dependency-free. */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tools/dlfile.h"
+#include "core/dlfile.h"
 
 struct dr_state {
     unsigned long long ok, failed;

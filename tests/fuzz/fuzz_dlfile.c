@@ -1,4 +1,4 @@
-/* libFuzzer target for src/tools/dlfile.c, the reader of dead-letter files (`sluice dead-letter
+/* libFuzzer target for src/core/dlfile.c, the reader of dead-letter files (`sluice dead-letter
  * list|show|replay` reads whatever is in the directory, including lines cut by a crash).
  * Properties, beyond "no crash" (ASan bounds the reads: the line is libFuzzer's exact-size copy):
  *  1. a line either parses or fails with a non-empty reason;
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "tools/dlfile.h"
+#include "core/dlfile.h"
 
 #define TERMINATED(f) CHECK(memchr((f), 0, sizeof(f)) != NULL)
 

@@ -1,4 +1,4 @@
-#include "tools/dlfile.h"
+#include "core/dlfile.h"
 
 #include <dirent.h>
 #include <stdlib.h>
