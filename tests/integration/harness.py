@@ -491,46 +491,89 @@ class ForwardConn:
 # sluice
 
 
+def config_text(cfg):
+    """A configuration dict as the text sluice reads: JSON, which is YAML."""
+    return json.dumps(cfg, indent=2) + "\n"
+
+
+def merged(base, changes):
+    """base with changes applied: a value replaces the key, None removes it (for nested keys,
+    pass the nested dict whole)."""
+    out = dict(base)
+    for k, v in (changes or {}).items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+def service(workdir, dead_letter="dead-letter", **keys):
+    """The service section: its own status port (http_listen="off" for none) and a dead-letter
+    folder in workdir, plus keys."""
+    return merged({"memory_limit": "64MiB", "http_listen": f"127.0.0.1:{free_port()}",
+                   "dead_letter": {"path": os.path.join(workdir, dead_letter)}}, keys)
+
+
+def kafka_input(brokers, group, topics, name="k", **keys):
+    """A Kafka input with the group timing every test against the mock cluster uses (its first
+    join waits session.timeout.ms - 1000), records' `time` as their timestamp."""
+    return merged({"type": "kafka", "name": name, "brokers": brokers, "group_id": group,
+                   "topics": list(topics), "time_key": "time",
+                   "librdkafka": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}},
+                  keys)
+
+
+def forward_input(name="f", listen="127.0.0.1:0", **keys):
+    return merged({"type": "forward", "name": name, "listen": listen}, keys)
+
+
+def es_output(url, name="es", **keys):
+    """An Elasticsearch output to one URL or a list of them."""
+    hosts = list(url) if isinstance(url, (list, tuple)) else [url]
+    return merged({"type": "elasticsearch", "name": name, "hosts": hosts}, keys)
+
+
+def forward_output(servers, name="fwd", **keys):
+    """A Forward output to ports on 127.0.0.1 (or host:port strings)."""
+    addrs = [s if isinstance(s, str) else f"127.0.0.1:{s}" for s in servers]
+    return merged({"type": "forward", "name": name, "servers": addrs}, keys)
+
+
+def config(service, inputs, outputs):
+    return {"service": service, "inputs": list(inputs), "outputs": list(outputs)}
+
+
 def sluice_config(*, brokers, es_url, workdir, group="sluice-test", topics=("logs",),
                   memory_limit="16MiB", unmatched="dead_letter", shutdown_timeout="30s",
                   match="kafka.**", fmt="json", on_parse_error="dead_letter",
                   batch_max_bytes="1MiB", batch_max_wait="200ms", concurrency=4,
                   compression="none", log_level="info", input_name="k", dl_max_size="1GiB",
-                  output_extra=None):
-    """output_extra: {key: value} appended to the elasticsearch output (e.g. request_timeout)."""
-    extra = "".join(f"    {k}: {v}\n" for k, v in (output_extra or {}).items())
-    topic_list = ", ".join(topics)
-    return f"""service:
-  memory_limit: {memory_limit}
-  http_listen: 127.0.0.1:{free_port()}
-  dead_letter: {{path: {workdir}/dead-letter, max_size: {dl_max_size}}}
-  shutdown_timeout: {shutdown_timeout}
-  unmatched: {unmatched}
-  log_level: {log_level}
-inputs:
-  - type: kafka
-    name: {input_name}
-    brokers: {brokers}
-    group_id: {group}
-    topics: [{topic_list}]
-    tag: kafka.${{topic}}
-    format: {fmt}
-    on_parse_error: {on_parse_error}
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "{match}"
-    hosts: [{es_url}]
-    index: logs-${{topic}}-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_bytes: {batch_max_bytes}
-    batch_max_wait: {batch_max_wait}
-    concurrency: {concurrency}
-    compression: {compression}
-{extra}"""
+                  output_extra=None, inp=None, service=None, librdkafka=None):
+    """One Kafka input, one Elasticsearch output, as a dict (Sluice() takes it; config_text()
+    writes it). es_url: a URL or a list of them. output_extra, inp, service: keys added to or
+    replaced in the output, the input and the service section (None removes a key);
+    librdkafka: properties added to the input's pass-through."""
+    svc = {"memory_limit": memory_limit, "http_listen": f"127.0.0.1:{free_port()}",
+           "dead_letter": {"path": f"{workdir}/dead-letter", "max_size": dl_max_size},
+           "shutdown_timeout": shutdown_timeout, "unmatched": unmatched, "log_level": log_level}
+    kafka = {"type": "kafka", "name": input_name, "brokers": brokers, "group_id": group,
+             "topics": list(topics), "tag": "kafka.${topic}", "format": fmt,
+             "on_parse_error": on_parse_error, "time_key": "time",
+             "librdkafka": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+                            **(librdkafka or {})}}
+    es = {"type": "elasticsearch", "name": "es", "match": match,
+          "hosts": list(es_url) if isinstance(es_url, (list, tuple)) else [es_url],
+          "index": "logs-${topic}-%Y.%m.%d", "id": "kafka", "op": "create",
+          "batch_max_bytes": batch_max_bytes, "batch_max_wait": batch_max_wait,
+          "concurrency": concurrency, "compression": compression}
+    return {"service": merged(svc, service), "inputs": [merged(kafka, inp)],
+            "outputs": [merged(es, output_extra)]}
+
+
+def status_port(cfg):
+    """The status server's port of a configuration dict."""
+    return int(cfg["service"]["http_listen"].rsplit(":", 1)[1])
 
 
 def proc_status(pid):
@@ -577,9 +620,11 @@ class RssSampler(threading.Thread):
 class Sluice:
     _n = 0
 
-    def __init__(self, config_text, workdir, env=None, wrapper=(), binary=None):
-        """binary: another sluice executable (a baseline build in benchmarks)."""
-        if "http_listen" not in config_text:
+    def __init__(self, config, workdir, env=None, wrapper=(), binary=None):
+        """config: a dict (sluice_config(), config_text()) or the text itself. binary: another
+        sluice executable (a baseline build in benchmarks)."""
+        text = config_text(config) if isinstance(config, dict) else config
+        if "http_listen" not in text:
             # The default (127.0.0.1:2020) is one port for every sluice on the machine: tests
             # run in parallel (and a sluice the user runs) failed to start on it.
             raise ValueError("a test's sluice needs its own status port: set service.http_listen "
@@ -590,7 +635,7 @@ class Sluice:
         self.config_path = os.path.join(workdir, f"shipper-{Sluice._n}.yaml")
         self.stderr_path = os.path.join(workdir, f"shipper-{Sluice._n}.log")
         with open(self.config_path, "w") as f:
-            f.write(config_text)
+            f.write(text)
         self._err = open(self.stderr_path, "wb")
         exe = exe_alias(binary, "it-shipper-b") if binary else exe_alias(SLUICE_BIN, "it-shipper")
         self.proc = subprocess.Popen([*wrapper, exe, "-c",

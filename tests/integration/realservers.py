@@ -27,7 +27,7 @@ import subprocess
 import time
 import uuid
 
-from harness import BUILD, kill_group, free_port, log
+from harness import BUILD, config_text, free_port, kill_group, log, merged
 
 SERVERS = os.path.join(BUILD, "servers")
 JAVA = os.environ.get("SLUICE_JAVA", "java")
@@ -551,10 +551,9 @@ def wait_count(osn, index, n, timeout_s, stall_s=None, label="opensearch"):
 
 def sluice_config(workdir, brokers, es_url, group="sluice-real", topics=("logs",),
                   memory_limit="32MiB", inp=None, out=None, service=None, outputs=None):
-    """A sluice configuration as a dict (written as JSON, which is YAML): one Kafka input, one
+    """A sluice configuration, built as a dict and returned as JSON text (JSON is YAML): one Kafka input, one
     Elasticsearch output; `inp`, `out` and `service` add or replace keys (None removes one),
     `outputs` replaces the output list."""
-    from harness import free_port
     cfg = {
         "service": {"memory_limit": memory_limit, "http_listen": f"127.0.0.1:{free_port()}",
                     "dead_letter": {"path": os.path.join(workdir, "dead-letter"),
@@ -569,15 +568,12 @@ def sluice_config(workdir, brokers, es_url, group="sluice-real", topics=("logs",
                      "hosts": [es_url], "index": "logs-${topic}", "id": "kafka", "op": "create",
                      "batch_max_bytes": "1MiB", "batch_max_wait": "200ms", "concurrency": 4}],
     }
-    cfg["service"].update(service or {})
-    cfg["inputs"][0].update(inp or {})
     if outputs is not None:
         cfg["outputs"] = outputs
-    cfg["outputs"][0].update(out or {})
-    for section in [cfg["service"]] + cfg["inputs"] + cfg["outputs"]:
-        for k in [k for k, v in section.items() if v is None]:
-            del section[k]  # a None in inp/out/service removes that key
-    return json.dumps(cfg, indent=2) + "\n"
+    cfg["service"] = merged(cfg["service"], service)
+    cfg["inputs"][0] = merged(cfg["inputs"][0], inp)
+    cfg["outputs"][0] = merged(cfg["outputs"][0], out)
+    return config_text(cfg)
 
 
 class Streamer:

@@ -24,36 +24,11 @@ RATE_KILL = 20_000
 
 
 def config(mk, es_a, es_b, wd, group, topic, memory_limit="32MiB"):
-    return f"""service:
-  memory_limit: {memory_limit}
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 30s
-inputs:
-  - type: kafka
-    name: k
-    brokers: {mk.bootstrap}
-    group_id: {group}
-    topics: [{topic}]
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: elasticsearch
-    name: es_a
-    match: "kafka.**"
-    copy: true
-    hosts: [{es_a.url}]
-    index: logs-${{topic}}
-    batch_max_bytes: 1MiB
-    batch_max_wait: 200ms
-  - type: elasticsearch
-    name: es_b
-    match: "kafka.**"
-    hosts: [{es_b.url}]
-    index: logs-${{topic}}
-    batch_max_bytes: 1MiB
-    batch_max_wait: 200ms
-"""
+    batches = {"index": "logs-${topic}", "batch_max_bytes": "1MiB", "batch_max_wait": "200ms"}
+    return H.config(H.service(wd, memory_limit=memory_limit, shutdown_timeout="30s"),
+                    [H.kafka_input(mk.bootstrap, group, [topic])],
+                    [H.es_output(es_a.url, name="es_a", match="kafka.**", copy=True, **batches),
+                     H.es_output(es_b.url, name="es_b", match="kafka.**", **batches)])
 
 
 def dl_seq(rec):

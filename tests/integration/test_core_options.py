@@ -29,16 +29,13 @@ import harness as H  # noqa: E402
 N = 2_000
 
 
-def run_case(ck, procs, mk, wd, name, extra_output="", es_urls=None, fmt="json", extra_input="",
-             es=None, env=None):
+def run_case(ck, procs, mk, wd, name, extra_output=None, es_urls=None, fmt="json",
+             extra_input=None, es=None, env=None):
     """Runs sluice until the emulator has N documents; returns (esemu, sluice, final-stats)."""
     es = es or procs.add(H.EsEmu(workdir=wd))
     d = os.path.join(wd, name)
     cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es_urls or es.url, workdir=d,
-                          group=f"opt-{name}", fmt=fmt)
-    if extra_input:
-        cfg = cfg.replace("    time_key: time\n", "    time_key: time\n" + extra_input)
-    cfg += extra_output
+                          group=f"opt-{name}", fmt=fmt, inp=extra_input, output_extra=extra_output)
     sl = procs.add(H.Sluice(cfg, d, env=env))
     got = es.wait_docs(N, 60, label=name)
     ck.check(got >= N, f"{name}: all {N} records arrived (got {got})", sl.log_tail())
@@ -60,7 +57,7 @@ def main():
             mk.wait_produced(60)
 
             es, sl, _ = run_case(ck, procs, mk, wd, "basic",
-                                 "    user: elastic\n    password: s3cret\n")
+                                 {"user": "elastic", "password": "s3cret"})
             ck.check(not sl.lines(r"GLIBC_TUNABLES"), "basic: no GLIBC_TUNABLES line without "
                      "the variable")
             started = sl.lines(r"started: memory_limit=")
@@ -78,7 +75,7 @@ def main():
 
             os.environ["IT_API_KEY"] = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
             es, _, _ = run_case(ck, procs, mk, wd, "apikey",
-                                "    api_key: ${env:IT_API_KEY}\n")
+                                {"api_key": "${env:IT_API_KEY}"})
             st = es.stats()
             ck.check(st["authorization_apikey"] > 0, "apikey: requests carried ApiKey auth", st)
             ck.eq(st["last_authorization"], "ApiKey " + os.environ["IT_API_KEY"],
@@ -116,7 +113,7 @@ def main():
             dead = f"http://127.0.0.1:{H.free_port()}"
             es = procs.add(H.EsEmu(workdir=wd))
             es, sl, _ = run_case(ck, procs, mk, wd, "failover", es=es,
-                                 es_urls=f"{dead}, {es.url}")
+                                 es_urls=[dead, es.url])
             ck.check(len(sl.lines(r"failed: .*(Couldn't connect|Connection refused)")) > 0,
                      "failover: the refused first host was logged")
             H.check_every_seq_once(ck, es.dump(), range(N), "failover")
@@ -124,8 +121,7 @@ def main():
             es3 = procs.add(H.EsEmu(workdir=wd))
             d = os.path.join(wd, "index-noid")
             cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es3.url, workdir=d,
-                                  group="opt-noid").replace("    id: kafka\n    op: create\n",
-                                                            "    id: none\n    op: index\n")
+                                  group="opt-noid", output_extra={"id": "none", "op": "index"})
             sl = procs.add(H.Sluice(cfg, d))
             ck.check(es3.wait_docs(N, 60, label="noid") >= N, "index/none: all records arrived")
             ck.eq(sl.terminate(30), 0, "index/none: exit code")
@@ -137,9 +133,9 @@ def main():
             es4 = procs.add(H.EsEmu(workdir=wd))
             d = os.path.join(wd, "idfield")
             cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es4.url, workdir=d,
-                                  group="opt-idfield").replace(
-                "    id: kafka\n", "    id: field:trace_id\n").replace(
-                "    index: logs-${topic}-%Y.%m.%d\n", "    index: logs-${record.service}\n")
+                                  group="opt-idfield",
+                                  output_extra={"id": "field:trace_id",
+                                                "index": "logs-${record.service}"})
             sl = procs.add(H.Sluice(cfg, d))
             ck.check(es4.wait_docs(N, 60, label="idfield") >= N, "id field: all records arrived")
             ck.eq(sl.terminate(30), 0, "id field: exit code")
@@ -154,7 +150,7 @@ def main():
 
             es5 = procs.add(H.EsEmu(workdir=wd))
             es5, sl, _ = run_case(ck, procs, mk, wd, "text", es=es5, fmt="text",
-                                  extra_input="    metadata_key: kafka\n")
+                                  extra_input={"metadata_key": "kafka"})
             docs = es5.dump()
             ok = len(docs) == N
             for d in docs[:500]:

@@ -159,8 +159,8 @@ def after_fault(ck, sl, mk, es, dl_dir, group, total, cn, cleared, again0, last)
 def start(procs, mk, es, wd, dl_dir, group):
     cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group=group,
                           topics=("logs",), match="kafka.logs", shutdown_timeout="5s",
-                          memory_limit=f"{MEM_LIMIT_MIB}MiB")
-    cfg = cfg.replace(f"path: {wd}/dead-letter", f"path: {dl_dir}")
+                          memory_limit=f"{MEM_LIMIT_MIB}MiB",
+                          service={"dead_letter": {"path": dl_dir, "max_size": "1GiB"}})
     return procs.add(H.Sluice(cfg, wd))
 
 

@@ -50,7 +50,8 @@ def main():
             ck.check(k.get("in_flight", 0) > 0 and k.get("dropped") == 0,
                      "records were held in flight, none dropped", k)
 
-            cfg2 = cfg.replace("max_size: 8KiB", "max_size: 1GiB")
+            cfg2 = H.merged(cfg, {"service": H.merged(cfg["service"], {
+                "dead_letter": {"path": f"{wd}/dead-letter", "max_size": "1GiB"}})})
             sl2 = procs.add(H.Sluice(cfg2, os.path.join(wd, "run2")))
             deadline = H.time.monotonic() + 60
             while H.time.monotonic() < deadline and len(H.dead_letters(dl_dir)) < N:

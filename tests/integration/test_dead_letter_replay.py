@@ -79,10 +79,11 @@ def main():
                      r.stdout[:800])
 
             # ---- replay with an output for `other`, the 400s still happening
-            cfg2 = cfg.replace('match: "kafka.logs"', 'match: "kafka.**"')
+            cfg2 = H.merged(cfg, {"outputs": [H.merged(cfg["outputs"][0],
+                                                       {"match": "kafka.**"})]})
             cfg_path = os.path.join(wd, "fixed.yaml")
             with open(cfg_path, "w") as f:
-                f.write(cfg2)
+                f.write(H.config_text(cfg2))
             before_files = sorted(os.listdir(dl_dir))
             r = cli("dead-letter", "replay", "-c", cfg_path)
             ck.eq(r.returncode, 0, "replay 1: exit code", )

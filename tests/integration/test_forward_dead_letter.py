@@ -27,24 +27,11 @@ def main():
             wd = procs.tmpdir()
             es = procs.add(H.EsEmu(workdir=wd))
             es.faults(item_permanent_rate=1.0)
-            cfg = f"""service:
-  memory_limit: 16MiB
-  http_listen: off
-  dead_letter: {{path: {wd}/dead-letter}}
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:0
-    tag_prefix: pre
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "**"
-    hosts: [{es.url}]
-    index: fwd-dl
-    batch_max_bytes: 256KiB
-    batch_max_wait: 50ms
-"""
+            cfg = H.config(
+                H.service(wd, memory_limit="16MiB", http_listen="off"),
+                [H.forward_input("f", tag_prefix="pre")],
+                [H.es_output(es.url, match="**", index="fwd-dl", batch_max_bytes="256KiB",
+                             batch_max_wait="50ms")])
             sl = procs.add(H.Sluice(cfg, wd))
             ck.check(sl.wait_log(r"listening on 127\.0\.0\.1:\d+", 15), "forward input listens")
             port = int(sl.lines(r"listening on 127\.0\.0\.1:")[0].rsplit(":", 1)[1].split()[0])

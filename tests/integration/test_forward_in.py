@@ -43,35 +43,13 @@ def event_time(sec, nsec=0):
 
 
 def config(es_url, wd):
-    return f"""service:
-  memory_limit: 64MiB
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 20s
-  log_level: info
-  stats_interval: 2s
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:0
-    max_frame_size: 1MiB
-  - type: forward
-    name: fk
-    listen: 127.0.0.1:0
-    shared_key: {KEY}
-    self_hostname: sluice-test
-    handshake_timeout: 3s
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "**"
-    hosts: [{es_url}]
-    index: fwd-${{tag}}-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_bytes: 1MiB
-    batch_max_wait: 100ms
-"""
+    return H.config(
+        H.service(wd, shutdown_timeout="20s", log_level="info", stats_interval="2s"),
+        [H.forward_input("f", max_frame_size="1MiB"),
+         H.forward_input("fk", shared_key=KEY, self_hostname="sluice-test",
+                         handshake_timeout="3s")],
+        [H.es_output(es_url, match="**", index="fwd-${tag}-%Y.%m.%d", id="kafka", op="create",
+                     batch_max_bytes="1MiB", batch_max_wait="100ms")])
 
 
 def ports(sl):

@@ -40,28 +40,12 @@ def event_time(sec, nsec=0):
 
 
 def config(es_url, wd, hp):
-    return f"""service:
-  memory_limit: {MEM_LIMIT_MIB}MiB
-  http_listen: 127.0.0.1:{hp}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 10s
-  log_level: info
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:0
-    max_frame_size: 12MiB
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "**"
-    hosts: [{es_url}]
-    index: fwd-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_bytes: 1MiB
-    batch_max_wait: 100ms
-"""
+    return H.config(
+        H.service(wd, memory_limit=f"{MEM_LIMIT_MIB}MiB", http_listen=f"127.0.0.1:{hp}",
+                  shutdown_timeout="10s", log_level="info"),
+        [H.forward_input("f", max_frame_size="12MiB")],
+        [H.es_output(es_url, match="**", index="fwd-%Y.%m.%d", id="kafka", op="create",
+                     batch_max_bytes="1MiB", batch_max_wait="100ms")])
 
 
 def port_of(sl):

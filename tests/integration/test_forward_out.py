@@ -216,54 +216,19 @@ def entries_of(obj):
 
 
 def config(wd, bootstrap, a, b, c, d):
-    return f"""service:
-  memory_limit: 32MiB
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 10s
-  log_level: info
-  stats_interval: 2s
-inputs:
-  - type: kafka
-    name: k
-    brokers: {bootstrap}
-    group_id: {GROUP}
-    topics: [logs, hs, bad]
-    tag: kafka.${{topic}}
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: forward
-    name: relay
-    match: kafka.logs
-    servers: [127.0.0.1:{a.port}, 127.0.0.1:{b.port}]
-    ack_timeout: 2s
-    connect_timeout: 2s
-    batch_max_bytes: {BATCH_MAX}
-    batch_max_wait: 200ms
-    concurrency: 2
-    retry_base: 100ms
-    retry_max: 1s
-  - type: forward
-    name: hs
-    match: kafka.hs
-    servers: [127.0.0.1:{c.port}]
-    shared_key: {KEY}
-    self_hostname: sluice-test
-    batch_max_wait: 200ms
-    compression: gzip
-    retry_base: 100ms
-    retry_max: 500ms
-  - type: forward
-    name: bad
-    match: kafka.bad
-    servers: [127.0.0.1:{d.port}]
-    shared_key: {KEY}
-    connect_timeout: 2s
-    batch_max_wait: 200ms
-    retry_base: 100ms
-    retry_max: 500ms
-"""
+    fast_retry = {"batch_max_wait": "200ms", "retry_base": "100ms", "retry_max": "500ms"}
+    return H.config(
+        H.service(wd, memory_limit="32MiB", shutdown_timeout="10s", log_level="info",
+                  stats_interval="2s"),
+        [H.kafka_input(bootstrap, GROUP, ["logs", "hs", "bad"], tag="kafka.${topic}")],
+        [H.forward_output([a.port, b.port], name="relay", match="kafka.logs", ack_timeout="2s",
+                          connect_timeout="2s", batch_max_bytes=BATCH_MAX,
+                          batch_max_wait="200ms", concurrency=2, retry_base="100ms",
+                          retry_max="1s"),
+         H.forward_output([c.port], name="hs", match="kafka.hs", shared_key=KEY,
+                          self_hostname="sluice-test", compression="gzip", **fast_retry),
+         H.forward_output([d.port], name="bad", match="kafka.bad", shared_key=KEY,
+                          connect_timeout="2s", **fast_retry)])
 
 
 def records(servers, topic):

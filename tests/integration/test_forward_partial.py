@@ -21,26 +21,12 @@ from test_forward_in import Conn, event_time  # noqa: E402
 
 
 def config(es_url, wd):
-    return f"""service:
-  memory_limit: 4MiB
-  http_listen: off
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 10s
-  stats_interval: 1s
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:0
-    max_frame_size: 1MiB
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "**"
-    hosts: [{es_url}]
-    index: partial-%Y.%m.%d
-    batch_max_bytes: 256KiB
-    batch_max_wait: 100ms
-"""
+    return H.config(
+        H.service(wd, memory_limit="4MiB", http_listen="off", shutdown_timeout="10s",
+                  stats_interval="1s"),
+        [H.forward_input("f", max_frame_size="1MiB")],
+        [H.es_output(es_url, match="**", index="partial-%Y.%m.%d", batch_max_bytes="256KiB",
+                     batch_max_wait="100ms")])
 
 
 def main():

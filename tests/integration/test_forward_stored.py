@@ -136,35 +136,14 @@ class Client:
 
 
 def config(es_url, wd, storage, http_port, max_size="1GiB"):
-    return f"""service:
-  memory_limit: {MEM_LIMIT_MIB}MiB
-  http_listen: 127.0.0.1:{http_port}
-  dead_letter: {{path: {wd}/dead-letter}}
-  storage_path: {storage}
-  storage_max_size: {max_size}
-  shutdown_timeout: 10s
-  log_level: info
-  log_interval: 1s
-  stats_interval: 2s
-inputs:
-  - type: forward
-    name: fs
-    listen: 127.0.0.1:0
-    ack: stored
-    max_frame_size: 1MiB
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "**"
-    hosts: [{es_url}]
-    index: fwd-stored
-    id: kafka
-    op: create
-    batch_max_bytes: 1MiB
-    batch_max_wait: 100ms
-    retry_base: 50ms
-    retry_max: 500ms
-"""
+    return H.config(
+        H.service(wd, memory_limit=f"{MEM_LIMIT_MIB}MiB", http_listen=f"127.0.0.1:{http_port}",
+                  storage_path=storage, storage_max_size=max_size, shutdown_timeout="10s",
+                  log_level="info", log_interval="1s", stats_interval="2s"),
+        [H.forward_input("fs", ack="stored", max_frame_size="1MiB")],
+        [H.es_output(es_url, match="**", index="fwd-stored", id="kafka", op="create",
+                     batch_max_bytes="1MiB", batch_max_wait="100ms", retry_base="50ms",
+                     retry_max="500ms")])
 
 
 def port_of(sl):

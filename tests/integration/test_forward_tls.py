@@ -141,117 +141,41 @@ def handshake(c, user, password, host="py-client"):
 
 
 def config_s(wd, es_url, pki, sock):
-    return f"""service:
-  memory_limit: 64MiB
-  http_listen: off
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 20s
-  stats_interval: 2s
-inputs:
-  - type: forward
-    name: t
-    listen: 127.0.0.1:0
-    tls: true
-    tls_cert_file: {pki['server']}
-    tls_key_file: {pki['server_key']}
-    handshake_timeout: 3s
-  - type: forward
-    name: m
-    listen: 127.0.0.1:0
-    tls: true
-    tls_cert_file: {pki['server']}
-    tls_key_file: {pki['server_key']}
-    tls_ca_file: {pki['ca']}
-    tls_verify_client: true
-    tls_min_version: "1.2"
-  - type: forward
-    name: u
-    listen: off
-    unix_path: {sock}
-    unix_mode: "0600"
-    shared_key: {KEY}
-    self_hostname: sluice-s
-    users:
-      alice: ${{env:ALICE_PW}}
-outputs:
-  - type: elasticsearch
-    name: es
-    hosts: [{es_url}]
-    index: fwd-${{tag}}-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_bytes: 1MiB
-    batch_max_wait: 100ms
-"""
+    server_tls = {"tls": True, "tls_cert_file": pki["server"], "tls_key_file": pki["server_key"]}
+    return H.config(
+        H.service(wd, http_listen="off", shutdown_timeout="20s", stats_interval="2s"),
+        [H.forward_input("t", handshake_timeout="3s", **server_tls),
+         H.forward_input("m", tls_ca_file=pki["ca"], tls_verify_client=True,
+                         tls_min_version="1.2", **server_tls),
+         H.forward_input("u", listen="off", unix_path=sock, unix_mode="0600", shared_key=KEY,
+                         self_hostname="sluice-s", users={"alice": "${env:ALICE_PW}"})],
+        [H.es_output(es_url, index="fwd-${tag}-%Y.%m.%d", id="kafka", op="create",
+                     batch_max_bytes="1MiB", batch_max_wait="100ms")])
 
 
 def config_a(wd, bootstrap, b_port, pki):
-    return f"""service:
-  memory_limit: 32MiB
-  http_listen: off
-  dead_letter: {{path: {wd}/dead-letter-a}}
-  shutdown_timeout: 20s
-  stats_interval: 2s
-inputs:
-  - type: kafka
-    name: k
-    brokers: {bootstrap}
-    group_id: {GROUP}
-    topics: [logs]
-    tag: kafka.${{topic}}
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: forward
-    name: fwd
-    servers: [127.0.0.1:{b_port}]
-    tls: true
-    tls_ca_file: {pki['ca']}
-    tls_cert_file: {pki['client']}
-    tls_key_file: {pki['client_key']}
-    shared_key: {KEY}
-    username: bob
-    password: ${{env:BOB_PW}}
-    ack_timeout: 10s
-    connect_timeout: 3s
-    batch_max_bytes: 1MiB
-    batch_max_wait: 200ms
-    concurrency: 4
-    retry_base: 100ms
-    retry_max: 1s
-"""
+    return H.config(
+        H.service(wd, dead_letter="dead-letter-a", memory_limit="32MiB", http_listen="off",
+                  shutdown_timeout="20s", stats_interval="2s"),
+        [H.kafka_input(bootstrap, GROUP, ["logs"], tag="kafka.${topic}")],
+        [H.forward_output([b_port], tls=True, tls_ca_file=pki["ca"],
+                          tls_cert_file=pki["client"], tls_key_file=pki["client_key"],
+                          shared_key=KEY, username="bob", password="${env:BOB_PW}",
+                          ack_timeout="10s", connect_timeout="3s", batch_max_bytes="1MiB",
+                          batch_max_wait="200ms", concurrency=4, retry_base="100ms",
+                          retry_max="1s")])
 
 
 def config_b(wd, b_port, es_url, pki):
-    return f"""service:
-  memory_limit: 64MiB
-  http_listen: off
-  dead_letter: {{path: {wd}/dead-letter-b}}
-  shutdown_timeout: 20s
-  stats_interval: 2s
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:{b_port}
-    tls: true
-    tls_cert_file: {pki['server']}
-    tls_key_file: {pki['server_key']}
-    tls_ca_file: {pki['ca']}
-    tls_verify_client: true
-    shared_key: {KEY}
-    users:
-      bob: ${{env:BOB_PW}}
-    id_from_kafka_fields: true
-outputs:
-  - type: elasticsearch
-    name: es
-    hosts: [{es_url}]
-    index: chain-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_bytes: 2MiB
-    batch_max_wait: 200ms
-"""
+    return H.config(
+        H.service(wd, dead_letter="dead-letter-b", http_listen="off", shutdown_timeout="20s",
+                  stats_interval="2s"),
+        [H.forward_input("f", listen=f"127.0.0.1:{b_port}", tls=True,
+                         tls_cert_file=pki["server"], tls_key_file=pki["server_key"],
+                         tls_ca_file=pki["ca"], tls_verify_client=True, shared_key=KEY,
+                         users={"bob": "${env:BOB_PW}"}, id_from_kafka_fields=True)],
+        [H.es_output(es_url, index="chain-%Y.%m.%d", id="kafka", op="create",
+                     batch_max_bytes="2MiB", batch_max_wait="200ms")])
 
 
 def ports(sl):

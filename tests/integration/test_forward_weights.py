@@ -20,33 +20,12 @@ N1, N2, N3, N4 = 40_000, 3_000, 2_000, 3_000
 
 
 def config(wd, bootstrap, servers):
-    addrs = ", ".join(f"127.0.0.1:{s.port}" for s in servers)
-    return f"""service:
-  memory_limit: 32MiB
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 10s
-  stats_interval: 1s
-inputs:
-  - type: kafka
-    name: k
-    brokers: {bootstrap}
-    group_id: fwd-weights
-    topics: [{TOPIC}]
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: forward
-    name: wrr
-    servers: [{addrs}]
-    weights: [60, 40, 0]
-    ack_timeout: 5s
-    connect_timeout: 2s
-    batch_max_bytes: 64KiB
-    batch_max_wait: 50ms
-    retry_base: 100ms
-    retry_max: 1s
-"""
+    return H.config(
+        H.service(wd, memory_limit="32MiB", shutdown_timeout="10s", stats_interval="1s"),
+        [H.kafka_input(bootstrap, "fwd-weights", [TOPIC])],
+        [H.forward_output([s.port for s in servers], name="wrr", weights=[60, 40, 0],
+                          ack_timeout="5s", connect_timeout="2s", batch_max_bytes="64KiB",
+                          batch_max_wait="50ms", retry_base="100ms", retry_max="1s")])
 
 
 def frames_by(s, seqs):

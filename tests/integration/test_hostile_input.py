@@ -58,9 +58,8 @@ def main():
             mk.wait_produced(60)
             cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group="hi",
                                   topics=("logs", "big"), memory_limit="16MiB",
-                                  batch_max_bytes="1MiB")
-            cfg = cfg.replace('heartbeat.interval.ms: "500"}',
-                              'heartbeat.interval.ms: "500", fetch.message.max.bytes: "8000000"}')
+                                  batch_max_bytes="1MiB",
+                                  librdkafka={"fetch.message.max.bytes": "8000000"})
             sl = procs.add(H.Sluice(cfg, wd))
             want_docs = GOOD + len(fine())
             got = es.wait_docs(want_docs, 90, label="hostile", stall_s=40)

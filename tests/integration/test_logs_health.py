@@ -50,10 +50,10 @@ def main():
             mk = procs.add(H.MockKafka(topics=["logs:4"], workdir=wd))
             es = procs.add(H.EsEmu(workdir=wd))
             es.faults(item_retryable_rate=0.5)
-            cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group="lh")
-            port = int(cfg.split("http_listen: 127.0.0.1:")[1].split("\n")[0])
-            cfg = cfg.replace("  log_level: info\n", f"  log_level: info\n  log_format: json\n"
-                              f"  log_file: {log}\n  log_interval: 2s\n  stall_after: 3s\n")
+            cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group="lh",
+                                  service={"log_format": "json", "log_file": log,
+                                           "log_interval": "2s", "stall_after": "3s"})
+            port = H.status_port(cfg)
             sl = procs.add(H.Sluice(cfg, wd))
             mk.produce("logs", 8000, rate=2000)
             ck.check(es.wait_docs(2000, 30, label="flowing") >= 2000, "records flow")

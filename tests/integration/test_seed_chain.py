@@ -40,60 +40,22 @@ RATE = 5000
 
 
 def config_a(wd, bootstrap, b_port):
-    return f"""service:
-  memory_limit: 32MiB
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter-a}}
-  shutdown_timeout: 20s
-  stats_interval: 5s
-inputs:
-  - type: kafka
-    name: k
-    brokers: {bootstrap}
-    group_id: {GROUP}
-    topics: [logs]
-    tag: kafka.${{topic}}
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: forward
-    name: fwd
-    servers: [127.0.0.1:{b_port}]
-    require_ack: true
-    ack_timeout: 10s
-    connect_timeout: 2s
-    batch_max_bytes: 1MiB
-    batch_max_wait: 200ms
-    concurrency: 4
-    retry_base: 100ms
-    retry_max: 1s
-"""
+    return H.config(
+        H.service(wd, dead_letter="dead-letter-a", memory_limit="32MiB", shutdown_timeout="20s",
+                  stats_interval="5s"),
+        [H.kafka_input(bootstrap, GROUP, ["logs"], tag="kafka.${topic}")],
+        [H.forward_output([b_port], require_ack=True, ack_timeout="10s", connect_timeout="2s",
+                          batch_max_bytes="1MiB", batch_max_wait="200ms", concurrency=4,
+                          retry_base="100ms", retry_max="1s")])
 
 
 def config_b(wd, b_port, es_url):
-    return f"""service:
-  memory_limit: 64MiB
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter-b}}
-  shutdown_timeout: 20s
-  stats_interval: 5s
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:{b_port}
-    ack: delivered
-    id_from_kafka_fields: true
-outputs:
-  - type: elasticsearch
-    name: es
-    hosts: [{es_url}]
-    index: chain-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_bytes: 2MiB
-    batch_max_wait: 200ms
-    concurrency: 4
-"""
+    return H.config(
+        H.service(wd, dead_letter="dead-letter-b", shutdown_timeout="20s", stats_interval="5s"),
+        [H.forward_input("f", listen=f"127.0.0.1:{b_port}", ack="delivered",
+                         id_from_kafka_fields=True)],
+        [H.es_output(es_url, index="chain-%Y.%m.%d", id="kafka", op="create",
+                     batch_max_bytes="2MiB", batch_max_wait="200ms", concurrency=4)])
 
 
 def main():

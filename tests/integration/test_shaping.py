@@ -100,50 +100,18 @@ JSON_RECORDS = [
 
 
 def config(*, mk, es, wd, port, group, output):
-    return f"""service:
-  memory_limit: 16MiB
-  http_listen: 127.0.0.1:{port}
-  dead_letter: {{path: {wd}/dead-letter}}
-inputs:
-  - type: kafka
-    name: k
-    brokers: {mk.bootstrap}
-    group_id: {group}
-    topics: [access]
-    format: regexp
-    pattern: '{PATTERN}'
-    types: {{code: int, size: int}}
-    time_key: time
-    time_format: "%d/%b/%Y:%H:%M:%S %z"
-    remove_keys: [time, user]
-    rename_keys: {{host: client.ip}}
-    add_fields: {{env: prod, source: "${{topic}}/${{partition}}/${{offset}}", kafka_partition: "${{partition}}"}}
-    include_tag_key: true
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-  - type: kafka
-    name: j
-    brokers: {mk.bootstrap}
-    group_id: {group}-json
-    topics: [json]
-    tag: json
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: elasticsearch
-    name: esj
-    match: json
-    hosts: [{es.url}]
-    index: json
-    batch_max_wait: 200ms
-  - type: elasticsearch
-    name: es
-    hosts: [{es.url}]
-    id: kafka
-    batch_max_wait: 200ms
-    retry_base: 100ms
-    retry_max: 1s
-    add_fields: {{shipper: sluice}}
-{output}"""
+    return H.config(
+        H.service(wd, memory_limit="16MiB", http_listen=f"127.0.0.1:{port}"),
+        [H.kafka_input(mk.bootstrap, group, ["access"], format="regexp", pattern=PATTERN,
+                       types={"code": "int", "size": "int"}, time_format="%d/%b/%Y:%H:%M:%S %z",
+                       remove_keys=["time", "user"], rename_keys={"host": "client.ip"},
+                       add_fields={"env": "prod", "source": "${topic}/${partition}/${offset}",
+                                   "kafka_partition": "${partition}"},
+                       include_tag_key=True),
+         H.kafka_input(mk.bootstrap, f"{group}-json", ["json"], name="j", tag="json")],
+        [H.es_output(es.url, name="esj", match="json", index="json", batch_max_wait="200ms"),
+         H.es_output(es.url, id="kafka", batch_max_wait="200ms", retry_base="100ms",
+                     retry_max="1s", add_fields={"shipper": "sluice"}, **output)])
 
 
 def wait_settled(es, dl_dir, want, timeout_s=60):
@@ -194,7 +162,7 @@ def main():
             wa = os.path.join(wd, "a")
             es = procs.add(H.EsEmu(workdir=wd))
             port = H.free_port()
-            out_a = "    index: access-%Y.%m.%d\n"
+            out_a = {"index": "access-%Y.%m.%d"}
             sl = procs.add(H.Sluice(config(mk=mk, es=es, wd=wa, port=port, group="shape-a",
                                            output=out_a), wa))
             dl_dir = os.path.join(wa, "dead-letter")
@@ -280,10 +248,9 @@ def main():
                 json.dump(template, f)
             es.faults(template_status=503, template_count=2)
             port = H.free_port()
-            out_b = (f"    data_stream: logs-access-default\n"
-                     f"    pipeline: access-enrich\n"
-                     f"    ilm_policy_name: logs-access\n    ilm_policy_file: {ilm_file}\n"
-                     f"    template_name: logs-access\n    template_file: {tmpl_file}\n")
+            out_b = {"data_stream": "logs-access-default", "pipeline": "access-enrich",
+                     "ilm_policy_name": "logs-access", "ilm_policy_file": ilm_file,
+                     "template_name": "logs-access", "template_file": tmpl_file}
             sl = procs.add(H.Sluice(config(mk=mk, es=es, wd=wb, port=port, group="shape-b",
                                            output=out_b), wb))
             ck.check(wait_settled(es, os.path.join(wb, "dead-letter"), len(lines)),
@@ -322,9 +289,8 @@ def main():
             es.reset()
             es.faults(template_status=503, template_count=-1)
             port = H.free_port()
-            out_c = (f"    data_stream: logs-access-default\n"
-                     f"    template_name: logs-access\n    template_file: {tmpl_file}\n"
-                     f"    setup_timeout: 3s\n")
+            out_c = {"data_stream": "logs-access-default", "template_name": "logs-access",
+                     "template_file": tmpl_file, "setup_timeout": "3s"}
             t0 = H.time.monotonic()
             sl = procs.add(H.Sluice(config(mk=mk, es=es, wd=wc, port=port, group="shape-c",
                                            output=out_c), wc))

@@ -307,7 +307,7 @@ def run(ck, procs):
     es.faults(**FAULTS)
     cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd, group=GROUP,
                           memory_limit="8MiB", batch_max_bytes="1MiB", concurrency=CONCURRENCY)
-    port = int(re.search(r"http_listen: 127\.0\.0\.1:(\d+)", cfg).group(1))
+    port = H.status_port(cfg)
     sl = procs.add(H.Sluice(cfg, wd))
     ck.check(sl.wait_log(r"status server on", 15), "log says the status server started",
              sl.log_tail())

@@ -176,7 +176,7 @@ def run(ck, procs, drv):
     es.faults(item_retryable_rate=0.05, item_permanent_rate=0.005)
     cfg = H.sluice_config(brokers=mk.bootstrap, es_url=es.url, workdir=wd,
                           group="sluice-status-page")
-    port = int(re.search(r"http_listen: 127\.0\.0\.1:(\d+)", cfg).group(1))
+    port = H.status_port(cfg)
     url = f"http://127.0.0.1:{port}/"
     sl = procs.add(H.Sluice(cfg, wd))
     ck.check(sl.wait_log(r"status server on", 15), "log says the status server started",
