@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 librdkafka-dev libcurl4-openssl-dev libyaml-dev libpcre2-dev zlib1g-dev libssl-dev libcmocka-dev
-openssl kcat python3 python3-confluent-kafka python3-elasticsearch python3-msgpack python3-fluent-logger
+openssl valgrind kcat python3 python3-confluent-kafka python3-elasticsearch python3-msgpack python3-fluent-logger
 python3-prometheus-client groff-base
 openjdk-17-jdk-headless maven clang-format clang-tidy cppcheck
 chromium chromium-driver python3-selenium"

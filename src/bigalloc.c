@@ -32,6 +32,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if SLUICE_CHUNK_HANDOFF
+#include <valgrind/valgrind.h>
+#endif
+
 extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
 extern void *__libc_calloc(size_t, size_t);
@@ -202,6 +206,7 @@ static void big_free(uintptr_t b, int slot)
  * malloc_usable_size keep working on them. What is kept is bounded: RC_DEPOT_MAX bytes in the
  * depot, beyond which batches go back to glibc, and fewer than RC_BATCH chunks per size per thread,
  * which go back to glibc when the thread exits. */
+#if SLUICE_CHUNK_HANDOFF
 #define RC_MIN 256
 #define RC_MAX 512
 #define RC_N ((RC_MAX - RC_MIN) / 16 + 1)
@@ -333,12 +338,28 @@ static void *rc_pop(size_t n)
     l->n--;
     return p;
 }
-
-void sl_bigalloc_set_cache(size_t bytes)
+#else
+static atomic_int g_rc_on; /* never set: this build hands no chunks over */
+static size_t g_rc_depot_bytes;
+static pthread_mutex_t g_rc_mu = PTHREAD_MUTEX_INITIALIZER;
+static int rc_push(void *p)
 {
+    (void)p;
+    return 0;
+}
+static void *rc_pop(size_t n)
+{
+    (void)n;
+    return NULL;
+}
+#endif
+
+bool sl_bigalloc_set_cache(size_t bytes)
+{
+#if SLUICE_CHUNK_HANDOFF
     /* Under valgrind, glibc's malloc is valgrind's: its blocks have no glibc chunk header. */
-    const char *pre = getenv("LD_PRELOAD");
-    atomic_store(&g_rc_on, bytes > 0 && !(pre && strstr(pre, "vgpreload")));
+    atomic_store(&g_rc_on, bytes > 0 && !RUNNING_ON_VALGRIND);
+#endif
     pthread_mutex_lock(&g_mu);
     g_cap = bytes;
     atomic_store(&g_on, bytes > 0);
@@ -356,6 +377,7 @@ void sl_bigalloc_set_cache(size_t bytes)
         pthread_mutex_unlock(&g_mu);
         slot_free(atomic_load_explicit(&g_base, memory_order_relaxed), slot);
     }
+    return atomic_load(&g_rc_on) != 0;
 }
 
 struct sl_bigalloc_stats sl_bigalloc_stats(void)

@@ -2,6 +2,7 @@
 #ifndef SLUICE_BIGALLOC_H
 #define SLUICE_BIGALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Requests of this many bytes and more come from bigalloc; glibc keeps the rest. Equal to the
@@ -24,8 +25,9 @@ struct sl_bigalloc_stats {
 
 /* Bytes of freed big blocks kept mapped for reuse. 0, as at start, turns the cache off: glibc
  * then serves every size, and blocks already handed out are still freed here. Small chunks are
- * handed between threads (see bigalloc.c) while it is on, except under valgrind. */
-void sl_bigalloc_set_cache(size_t bytes);
+ * handed between threads (see bigalloc.c) while it is on, in builds with SLUICE_CHUNK_HANDOFF,
+ * except under valgrind. Returns whether chunks are handed over now. */
+bool sl_bigalloc_set_cache(size_t bytes);
 struct sl_bigalloc_stats sl_bigalloc_stats(void);
 
 #endif

@@ -2,7 +2,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,9 +11,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "bigalloc.h"
+#include "alloc.h"
 #include "core/acktrack.h"
 #include "core/config.h"
+#include "core/dlfile.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -26,7 +26,6 @@
 #include "inputs/replay.h"
 #include "outputs/elasticsearch.h"
 #include "tools/deadletter_cli.h"
-#include "core/dlfile.h"
 #include "tools/replay_kafka.h"
 
 #ifndef SLUICE_VERSION
@@ -756,29 +755,16 @@ static int run(const char *path, const char *replay_dir)
         return 1;
     }
     a.log_file = a.cfg.service.log_file;
-    /* Batch bodies are hundreds of KiB. With glibc's dynamic mmap threshold, the first free of
-     * one raises the threshold and later bodies come from the heap, where freed space is kept
-     * rather than returned: RSS then creeps above what the budget accounts for. A fixed
-     * threshold keeps big buffers in their own mappings, given back on free (when the block
-     * cache below is on, src/bigalloc.c serves those sizes instead); two arenas stop
-     * librdkafka's threads from each growing a heap of their own.
-     * An operator who sets these through GLIBC_TUNABLES chose otherwise, knowingly: heap reuse
-     * of librdkafka's fetch buffers costs fewer page faults and more peak RSS (measured in
-     * docs/performance.md, "Page faults"), so their setting is left alone. */
-    const char *tunables = getenv("GLIBC_TUNABLES");
-    bool malloc_tuned = tunables && strstr(tunables, "glibc.malloc.");
-    if (!malloc_tuned || !strstr(tunables, "glibc.malloc.mmap_threshold"))
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    if (!malloc_tuned || !strstr(tunables, "glibc.malloc.arena_max")) mallopt(M_ARENA_MAX, 2);
-    /* A fixed mmap threshold also keeps glibc's trim threshold at its 128 KiB default, so the
-     * heap that holds librdkafka's per-message allocations was given back and faulted in again
-     * with every burst of fetched messages (about 5,000 page faults per million records, in the
-     * broker thread). Keeping up to 4 MiB of free heap top cannot raise peak RSS: those pages
-     * were resident at the peak that freed them. */
-    if (!malloc_tuned || !strstr(tunables, "glibc.malloc.trim_threshold"))
-        mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
-    if (malloc_tuned)
-        SL_INFO("sluice", "GLIBC_TUNABLES=%s: its malloc settings are used as given", tunables);
+    /* Before any thread exists (librdkafka's, curl's): the allocator policy (alloc.c). */
+    uint64_t limit = a.cfg.service.memory_limit;
+    struct sl_alloc_info alloc;
+    if (sl_alloc_setup(limit, &alloc, err, sizeof err) != 0) {
+        SL_ERROR("sluice", NULL, "%s", err);
+        return 2;
+    }
+    if (alloc.tunables)
+        SL_INFO("sluice", "GLIBC_TUNABLES=%s: its malloc settings are used as given",
+                alloc.tunables);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         SL_ERROR("sluice", NULL, "curl_global_init failed");
         return 1;
@@ -791,29 +777,6 @@ static int run(const char *path, const char *replay_dir)
      * counters), fetch buffers and allocator slack. Measured with a 30 s Elasticsearch stall
      * and a 95 MiB backlog at memory_limit 16MiB: peak RSS 26.6-27.0 MiB with 3/8, 27.6-32.3
      * MiB with 1/2. */
-    uint64_t limit = a.cfg.service.memory_limit;
-#ifdef SLUICE_BIGALLOC
-    /* Freed big blocks (librdkafka's fetch buffers, batch bodies) kept for reuse: a quarter of
-     * the budget, at most 16 MiB, is what the RSS bound could spare. Measured in
-     * docs/performance.md ("Block cache"). The same switch hands small chunks from the thread
-     * that frees them to the one that allocates them (at most 1 MiB waiting; same section).
-     * Off when the operator tuned glibc's malloc. */
-    uint64_t block_cache = limit / 4 < 16 * 1024 * 1024 ? limit / 4 : 16 * 1024 * 1024;
-    const char *bc = getenv("SLUICE_BLOCK_CACHE");
-    if (bc) {
-        char *end;
-        block_cache = strtoull(bc, &end, 10);
-        if (*end || end == bc) {
-            SL_ERROR("sluice", NULL, "SLUICE_BLOCK_CACHE=%s: want a number of bytes", bc);
-            return 2;
-        }
-    } else if (malloc_tuned) {
-        block_cache = 0;
-    }
-    sl_bigalloc_set_cache((size_t)block_cache);
-#else
-    uint64_t block_cache = 0; /* the sanitizers replace malloc */
-#endif
     uint64_t prefetch = limit / 4 / (a.cfg.n_inputs ? a.cfg.n_inputs : 1);
     char **replay_files = NULL;
     int n_replay = 0;
@@ -874,10 +837,10 @@ static int run(const char *path, const char *replay_dir)
         sl_timer_start(a.loop, &a.stats, a.cfg.service.stats_interval_ms);
     SL_INFO("sluice",
             "sluice %s started: memory_limit=%llu pipeline budget=%llu prefetch=%llu "
-            "block_cache=%llu dead-letter=%s",
+            "block_cache=%llu chunk_handoff=%s dead-letter=%s",
             SLUICE_VERSION, (unsigned long long)limit, (unsigned long long)a.pipe.budget.limit,
-            (unsigned long long)prefetch, (unsigned long long)block_cache,
-            a.cfg.service.dead_letter_path);
+            (unsigned long long)prefetch, (unsigned long long)alloc.block_cache,
+            alloc.chunk_handoff ? "on" : "off", a.cfg.service.dead_letter_path);
 
     /* pipe.fatal: an output found that its cluster cannot serve the configuration (logged
      * there). That is a configuration error, and what the output holds can never be sent, so the

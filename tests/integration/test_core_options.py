@@ -67,6 +67,9 @@ def main():
             ck.eq(int(m.group(2)) if m else None, want,
                   "basic: the block cache is a quarter of memory_limit, at most 16 MiB (0 under "
                   "the sanitizers)")
+            handoff = "off" if os.environ.get("SLUICE_SANITIZED") == "1" else "on"
+            ck.check(started and f" chunk_handoff={handoff} " in started[0],
+                     f"basic: the start-up line says chunk_handoff={handoff}", started)
             st = es.stats()
             ck.check(st["authorization_basic"] > 0, "basic: requests carried Basic auth", st)
             ck.eq(st["last_authorization"],
@@ -87,9 +90,9 @@ def main():
             ck.check(sl.lines(r"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=1: its malloc settings are used as given"),
                      "tunables: sluice logs that it uses the operator's malloc settings",
                      sl.log_tail(5))
-            ck.check(sl.lines(r"started: .* block_cache=0 "),
-                     "tunables: sluice's block cache is off, glibc serves every size",
-                     sl.log_tail(5))
+            ck.check(sl.lines(r"started: .* block_cache=0 chunk_handoff=off "),
+                     "tunables: sluice's block cache and chunk hand-off are off, glibc serves "
+                     "every size", sl.log_tail(5))
             env["SLUICE_BLOCK_CACHE"] = "8M"
             bad = subprocess.run([H.SLUICE_BIN, "-c", sl.config_path], env=env, timeout=30,
                                  capture_output=True, text=True)

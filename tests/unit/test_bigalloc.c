@@ -241,6 +241,7 @@ static void test_threads(void **state)
     assert_true(s.reused > 0);
 }
 
+#if SLUICE_CHUNK_HANDOFF
 /* ---- small chunks handed between threads ---- */
 
 #define CHUNK 300 /* glibc chunk 320, like librdkafka's per-message op */
@@ -348,6 +349,7 @@ static void test_chunks_thread_exit_and_off(void **state)
         free(p[i]);
     assert_int_equal(sl_bigalloc_stats().chunk_depot_bytes, d1);
 }
+#endif
 
 int main(void)
 {
@@ -360,9 +362,11 @@ int main(void)
         cmocka_unit_test_setup(test_small_blocks_are_glibcs, setup),
         cmocka_unit_test_setup(test_off, setup),
         cmocka_unit_test_setup(test_threads, setup),
+#if SLUICE_CHUNK_HANDOFF
         cmocka_unit_test_setup(test_chunks_cross_threads, setup),
         cmocka_unit_test_setup(test_chunk_depot_is_bounded, setup),
         cmocka_unit_test_setup(test_chunks_thread_exit_and_off, setup),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
