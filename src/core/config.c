@@ -1113,7 +1113,10 @@ static const struct key_def kafka_keys[] = {
      .off = KAF(librdkafka),
      .count_off = KAF(n_librdkafka),
      .doc_def = "{}",
-     .doc = "librdkafka properties passed through as strings (e.g. security.protocol)."},
+     .doc = "librdkafka properties passed through as strings, e.g. TLS and SASL "
+            "(security.protocol, sasl.*, ssl.*: examples/kafka-sasl-ssl.yaml); ${env:} and "
+            "${file:} work in values. A refused password or a broker certificate that does not "
+            "verify stops sluice at start (exit 2)."},
     EDIT_KEYS(IN),
 };
 

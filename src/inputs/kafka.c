@@ -269,6 +269,10 @@ struct sl_kafka_in {
      * a confirmed commit, a watchdog probe answered), brokers_down is set. */
     uint64_t client_errors;
     bool brokers_down;
+    /* A broker answered this client at least once (an assignment, a record, a commit, a probe).
+     * Until then an authentication or certificate failure is a configuration error: the
+     * process stops with it instead of retrying for ever. */
+    bool reached_once;
     uint64_t no_timestamp; /* records without a Kafka timestamp: given the time they were read */
     uint64_t trk_share;    /* one partition's ack tracker may hold this much before it is held */
     uint64_t holds;
@@ -611,6 +615,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct sl_kafka_in *k = opaque;
     k->rebalances++;
+    k->reached_once = true; /* the group coordinator answered */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
             struct kpart *kp =
@@ -1152,17 +1157,52 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     sl_log(l, "librdkafka", fac, "%s", buf);
 }
 
+/* Whether an error says the client's security settings are wrong, not that a broker is
+ * away: SASL refused the credentials, or the broker's certificate did not verify (a TLS error
+ * of another kind, a reset mid-handshake, can be an outage). */
+static bool security_error(int err, const char *reason)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           (err == RD_KAFKA_RESP_ERR__SSL && reason && strstr(reason, "certificate"));
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
     struct sl_kafka_in *k = opaque;
     k->client_errors++;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) k->brokers_down = true;
+    if (security_error(err, reason)) {
+        if (!k->reached_once && !k->p->fatal) {
+            /* Retrying cannot fix a wrong password or CA file: say so and stop (exit 2).
+             * librdkafka before 2.6.1 repeats the client nonce in its SCRAM final message,
+             * which Apache Kafka 4.x brokers refuse as invalid credentials: with a right
+             * password that is the cause, and nothing in the settings can change it. */
+            char hint[256] = "";
+            if (reason && strstr(reason, "SCRAM") && rd_kafka_version() < 0x020601ff)
+                snprintf(hint, sizeof hint,
+                         ". If they are right and the brokers run Kafka 4.x: librdkafka %s "
+                         "cannot authenticate with SCRAM to them (2.6.1 can); use SASL PLAIN "
+                         "over TLS, or a newer librdkafka",
+                         rd_kafka_version_str());
+            SL_ERROR(k->name, "security",
+                     "cannot connect to the brokers: %s (%s). Check the input's security "
+                     "settings (librdkafka: security.protocol, sasl.mechanisms, sasl.username, "
+                     "sasl.password, ssl.ca.location)%s; stopping",
+                     reason, rd_kafka_err2name(err), hint);
+            k->p->fatal = true;
+            return;
+        }
+        SL_ERROR(k->name, rd_kafka_err2name(err), "%s (retrying)", reason);
+        return;
+    }
     SL_WARN(k->name, rd_kafka_err2name(err), "%s", reason);
 }
 
 static void brokers_reached(struct sl_kafka_in *k)
 {
+    k->reached_once = true;
     if (!k->brokers_down) return;
     k->brokers_down = false;
     SL_INFO(k->name, "brokers reachable again");

@@ -488,6 +488,36 @@ class ForwardConn:
 
 
 # --------------------------------------------------------------------------------------------
+# TLS
+
+
+def openssl(*args):
+    """Runs the openssl CLI; raises when it fails."""
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_pki(d):
+    """CA, server cert (SAN IP:127.0.0.1, DNS:localhost), client cert, and an unrelated CA."""
+    p = {}
+    for ca in ("ca", "wrongca"):
+        p[ca + "_key"], p[ca] = os.path.join(d, ca + ".key"), os.path.join(d, ca + ".crt")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                f"/CN=sluice test {ca}", "-keyout", p[ca + "_key"], "-out", p[ca])
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                "extendedKeyUsage=serverAuth\n"),
+                     ("client", "extendedKeyUsage=clientAuth\n")):
+        key, csr, crt, extf = (os.path.join(d, f"{who}.{x}") for x in ("key", "csr", "crt", "ext"))
+        with open(extf, "w") as f:
+            f.write(ext)
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={who}", "-keyout", key,
+                "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["ca_key"],
+                "-CAcreateserial", "-days", "2", "-extfile", extf, "-out", crt)
+        p[who + "_key"], p[who] = key, crt
+    return p
+
+
+# --------------------------------------------------------------------------------------------
 # sluice
 
 

@@ -154,18 +154,27 @@ class _JavaServer:
 
 class KafkaServer(_JavaServer):
     """One KRaft node (broker + controller). Ports are chosen once and kept across restarts:
-    the advertised listener is what clients reconnect to."""
+    the advertised listener is what clients reconnect to.
+
+    scram, plain: {user: password} add a SASL_SSL listener on `secure_bootstrap` with pki's
+    server certificate (harness.make_pki): SCRAM-SHA-512 for the scram users (written into the
+    storage when it is formatted), PLAIN for the plain ones; `bootstrap` stays PLAINTEXT for the
+    tests' own clients. dist: "kafka" (4.4) or "kafka39" (3.9)."""
     name = "kafka"
 
-    def __init__(self, workdir, heap="512m", partitions=8, extra_props=None, start=True):
+    def __init__(self, workdir, heap="512m", partitions=8, extra_props=None, start=True,
+                 scram=None, plain=None, pki=None, dist="kafka"):
         super().__init__(workdir)
         _java_ok()
-        self.lib = _jars("kafka")
+        self.dist = dist  # "kafka" (4.4) or "kafka39" (3.9), as tests/servers has them
+        self.lib = _jars(dist)
         self.port = free_port()
         self.cport = free_port()
         while self.cport == self.port:
             self.cport = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.scram = scram or {}
+        self.plain = plain or {}
         self.heap = heap
         self.props_path = os.path.join(workdir, "server.properties")
         self.data = os.path.join(workdir, "kafka-data")
@@ -195,11 +204,41 @@ class KafkaServer(_JavaServer):
             "num.recovery.threads.per.data.dir": "1",
             "log.cleaner.enable": "false",
         }
+        if self.scram or self.plain:
+            self.sport = free_port()
+            while self.sport in (self.port, self.cport):
+                self.sport = free_port()
+            self.secure_bootstrap = f"127.0.0.1:{self.sport}"
+            # Kafka reads a PEM keystore as one file: the private key, then the certificate
+            keystore = os.path.join(workdir, "kafka-keystore.pem")
+            with open(keystore, "w") as f:
+                for part in (pki["server_key"], pki["server"]):
+                    f.write(open(part).read())
+            props.update({
+                "listeners": props["listeners"] + f",SASL_SSL://127.0.0.1:{self.sport}",
+                "advertised.listeners": props["advertised.listeners"]
+                + f",SASL_SSL://127.0.0.1:{self.sport}",
+                "listener.security.protocol.map": props["listener.security.protocol.map"]
+                + ",SASL_SSL:SASL_SSL",
+                "sasl.enabled.mechanisms": ",".join(
+                    (["SCRAM-SHA-512"] if self.scram else []) + (["PLAIN"] if self.plain else [])),
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    + " ".join(f'user_{u}="{pw}"' for u, pw in self.plain.items()) + ";",
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": keystore,
+            })
         props.update(extra_props or {})
         with open(self.props_path, "w") as f:
             for k, v in props.items():
                 f.write(f"{k}={v}\n")
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # As Kafka's own Uuid.randomUuid: an id starting with "-" reads as an option to the
+        # storage tool ("--cluster-id: expected one argument"), one format in 64.
+        self.cluster_id = "-"
+        while self.cluster_id.startswith("-"):
+            self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self._format()
         if start:
             self.start()
@@ -207,13 +246,16 @@ class KafkaServer(_JavaServer):
     def _cmd(self, main, *args):
         return [JAVA, f"-Xmx{self.heap}", f"-Xms{min(128, int(self.heap.rstrip('m')))}m",
                 "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={os.path.join(SERVERS, 'kafka', 'log4j2.properties')}",
+                f"-Dlog4j2.configurationFile={os.path.join(SERVERS, self.dist, 'log4j2.properties')}",
                 "-cp", os.path.join(self.lib, "*"), main, *args]
 
     def _format(self):
-        """What kafka-storage.sh format does; SCRAM users would be added here (--add-scram)."""
+        """What kafka-storage.sh format does, with the SCRAM users."""
+        users = []
+        for user, password in self.scram.items():
+            users += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
         r = subprocess.run(self._cmd("kafka.tools.StorageTool", "format", "-t", self.cluster_id,
-                                     "-c", self.props_path, "--ignore-formatted"),
+                                     "-c", self.props_path, "--ignore-formatted", *users),
                            capture_output=True, text=True, cwd=self.workdir)
         if r.returncode != 0:
             raise RuntimeError(f"kafka storage format failed ({r.returncode}):\n{r.stdout[-2000:]}"

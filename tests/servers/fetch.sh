@@ -1,7 +1,8 @@
 #!/bin/sh
 # Resolves the real servers' jars from Maven Central into DEST (the build tree's servers/ folder)
 # and compiles the OpenSearch launcher there:
-#   DEST/kafka/lib/*.jar   DEST/opensearch/lib/*.jar   DEST/opensearch/classes/
+#   DEST/kafka/lib/*.jar   DEST/kafka39/lib/*.jar   DEST/opensearch/lib/*.jar
+#   DEST/opensearch/classes/
 # Downloaded once: a server whose pom and launcher are unchanged since its last fetch is skipped,
 # so later runs need no network. Maven's own cache is DEST/m2.
 set -eu
@@ -48,5 +49,6 @@ fetch() { # name, files whose content decides whether to fetch again
 }
 
 fetch kafka "$here/kafka/pom.xml" "$here/kafka/log4j2.properties"
+fetch kafka39 "$here/kafka39/pom.xml" "$here/kafka39/log4j2.properties"
 fetch opensearch "$here/opensearch/pom.xml" "$here/opensearch/log4j2.properties" "$here/opensearch/SluiceOpenSearch.java"
 echo "fetch.sh: servers ready in $dest" >&2
