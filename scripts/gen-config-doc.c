@@ -6,37 +6,38 @@
  *   /tmp/gen-config-doc --check-example examples/sluice.yaml   # every key appears in the example
  */
 #include "../src/core/config.c"
+#include "plugins/registry.h"
 
 #ifndef SLUICE_DOC_VERSION
 #define SLUICE_DOC_VERSION SLUICE_VERSION
 #endif
 
-static const char *generic_type(const struct key_def *k, char *buf, size_t n)
+static const char *generic_type(const struct sl_cfg_key *k, char *buf, size_t n)
 {
     if (k->doc_type) return k->doc_type;
     switch (k->type) {
-    case VT_SIZE:
+    case SL_VT_SIZE:
         return "size";
-    case VT_DURATION:
+    case SL_VT_DURATION:
         return "duration";
-    case VT_UINT32:
-    case VT_INT:
+    case SL_VT_UINT32:
+    case SL_VT_INT:
         snprintf(buf, n, "integer %lld..%lld", k->min, k->max);
         return buf;
-    case VT_BOOL:
+    case SL_VT_BOOL:
         return "boolean";
-    case VT_ENUM: {
+    case SL_VT_ENUM: {
         size_t used = 0;
         buf[0] = '\0';
         for (size_t i = 0; k->values[i] && used < n; i++)
             used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? " | " : "", k->values[i]);
         return buf;
     }
-    case VT_LIST:
+    case SL_VT_LIST:
         return "list of strings, or one string";
-    case VT_KVMAP:
+    case SL_VT_KVMAP:
         return "map of scalars";
-    case VT_SECTION:
+    case SL_VT_SECTION:
         return "mapping";
     default:
         return "string";
@@ -56,15 +57,15 @@ static void cell(const char *s)
     }
 }
 
-static void table(const char *prefix, const struct section_def *sd)
+static void table(const char *prefix, const struct sl_cfg_section *sd)
 {
     printf("| key | type | default | description |\n|---|---|---|---|\n");
     for (size_t i = 0; i < sd->n_keys; i++) {
-        const struct key_def *k = &sd->keys[i];
+        const struct sl_cfg_key *k = &sd->keys[i];
         char tbuf[160];
-        if (k->type == VT_SECTION) {
+        if (k->type == SL_VT_SECTION) {
             for (size_t j = 0; j < k->section->n_keys; j++) {
-                const struct key_def *s = &k->section->keys[j];
+                const struct sl_cfg_key *s = &k->section->keys[j];
                 printf("| `%s%s.%s` | ", prefix, k->name, s->name);
                 cell(generic_type(s, tbuf, sizeof(tbuf)));
                 printf(" | `%s` | ", s->def ? s->def : "");
@@ -109,12 +110,12 @@ static void roff(const char *s)
     }
 }
 
-static void man_keys(const char *prefix, const struct section_def *sd)
+static void man_keys(const char *prefix, const struct sl_cfg_section *sd)
 {
     for (size_t i = 0; i < sd->n_keys; i++) {
-        const struct key_def *k = &sd->keys[i];
+        const struct sl_cfg_key *k = &sd->keys[i];
         char tbuf[160];
-        if (k->type == VT_SECTION) {
+        if (k->type == SL_VT_SECTION) {
             char sub[128];
             snprintf(sub, sizeof sub, "%s%s.", prefix, k->name);
             man_keys(sub, k->section);
@@ -160,14 +161,14 @@ static int man5(void)
         "messages.\n");
     printf(".SH SERVICE\n");
     man_keys("", &service_section);
-    printf(".SH KAFKA INPUT (type: kafka)\n");
-    man_keys("", &kafka_section);
-    printf(".SH FORWARD INPUT (type: forward)\n");
-    man_keys("", &forward_section);
-    printf(".SH ELASTICSEARCH OUTPUT (type: elasticsearch)\n");
-    man_keys("", &es_section);
-    printf(".SH FORWARD OUTPUT (type: forward)\n");
-    man_keys("", &fwd_out_section);
+    for (size_t i = 0; i < sl_builtin_plugins.n; i++) {
+        const struct sl_plugin *pl = sl_builtin_plugins.plugins[i];
+        printf(".SH ");
+        for (const char *c = pl->title; *c; c++)
+            putchar(toupper((unsigned char)*c));
+        printf(" (type: %s)\n", pl->type);
+        man_keys("", pl->section);
+    }
     printf(".SH SEE ALSO\n.BR sluice (1)\n");
     return 0;
 }
@@ -223,6 +224,20 @@ static int man1(void)
     return 0;
 }
 
+/* "`kafka` and `forward`": the registry's types of one kind. */
+static void type_list(enum sl_plugin_kind kind)
+{
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < sl_builtin_plugins.n; i++)
+        n += sl_builtin_plugins.plugins[i]->kind == kind;
+    for (size_t i = 0; i < sl_builtin_plugins.n; i++) {
+        const struct sl_plugin *pl = sl_builtin_plugins.plugins[i];
+        if (pl->kind != kind) continue;
+        printf("%s`%s`", k == 0 ? "" : k + 1 == n ? " and " : ", ", pl->type);
+        k++;
+    }
+}
+
 static int check_example(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -234,11 +249,12 @@ static int check_example(const char *path)
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = '\0';
-    const struct section_def *sections[] = {&service_section, &dead_letter_section,
-                                            &kafka_section,   &forward_section,
-                                            &es_section,      &fwd_out_section};
+    const struct sl_cfg_section *sections[2 + 16] = {&service_section, &dead_letter_section};
+    size_t n_sections = 2;
+    for (size_t i = 0; i < sl_builtin_plugins.n && n_sections < 18; i++)
+        sections[n_sections++] = sl_builtin_plugins.plugins[i]->section;
     int missing = 0;
-    for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
+    for (size_t s = 0; s < n_sections; s++) {
         for (size_t i = 0; i < sections[s]->n_keys; i++) {
             char needle[64];
             snprintf(needle, sizeof(needle), "%s:", sections[s]->keys[i].name);
@@ -262,15 +278,21 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "--man5") == 0) return man5();
     if (argc >= 2 && strcmp(argv[1], "--man1") == 0) return man1();
+    printf("<!-- Generated by scripts/gen-config-doc.c from the key tables in src/core/config.c\n"
+           "     and src/plugins/*/config.c; edit those, then regenerate. -->\n"
+           "# Configuration\n\n"
+           "sluice reads one YAML file (`sluice -c FILE`; `sluice check -c FILE` only validates "
+           "it).\n"
+           "It has three top-level keys: `service` (optional), `inputs` and `outputs` (lists, "
+           "each\n"
+           "with at least one entry). Every item of `inputs` and `outputs` has a `type`; this "
+           "build\nhas ");
+    type_list(SL_PLUGIN_INPUT);
+    printf(" inputs and ");
+    type_list(SL_PLUGIN_OUTPUT);
+    printf(" outputs. A commented\n"
+           "example with every key is in [`examples/sluice.yaml`](../examples/sluice.yaml).\n\n");
     printf(
-        "<!-- Generated by scripts/gen-config-doc.c from the key tables in src/core/config.c;\n"
-        "     edit those, then regenerate. -->\n"
-        "# Configuration\n\n"
-        "sluice reads one YAML file (`sluice -c FILE`; `sluice check -c FILE` only validates it).\n"
-        "It has three top-level keys: `service` (optional), `inputs` and `outputs` (lists, each\n"
-        "with at least one entry). Every item of `inputs` and `outputs` has a `type`; this build\n"
-        "has `kafka` and `forward` inputs and `elasticsearch` and `forward` outputs. A commented\n"
-        "example with every key is in [`examples/sluice.yaml`](../examples/sluice.yaml).\n\n"
         "## Value syntax\n\n"
         "- **size**: a whole number of bytes, optionally with a unit: `B`, `KB`/`MB`/`GB`\n"
         "  (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024), case-insensitive, with at most\n"
@@ -300,47 +322,13 @@ int main(int argc, char **argv)
         "  index names (`\\ / * ? \" < > | , # space`) are errors.\n\n");
     printf("## `service`\n\n");
     table("", &service_section);
-    printf("## Kafka input (`inputs: - type: kafka`)\n\n");
-    table("", &kafka_section);
-    printf("`librdkafka` may not set `group.id`, `bootstrap.servers`, `metadata.broker.list` (use\n"
-           "`group_id` and `brokers`) or `enable.auto.offset.store` (sluice stores an offset only\n"
-           "once the record is delivered or dead-lettered). Values are passed as strings.\n\n");
-    printf("## Forward input (`inputs: - type: forward`)\n\n");
-    table("", &forward_section);
-    printf(
-        "Each event's tag is the request's tag (with `tag_prefix`), its time the entry's time (0\n"
-        "means the time of arrival, as in fluentd) and its record the entry's map as one JSON\n"
-        "object. Events carry a source id `<chunk>-<index>` (the request's `chunk` option and the\n"
-        "entry's position), which the Elasticsearch output's `id: kafka` uses as `_id`, so a "
-        "chunk\n"
-        "resent after a lost ack overwrites instead of duplicating. Without a `chunk` the id is\n"
-        "unique per process, connection and request (no ack is expected then either). Malformed\n"
-        "requests close only their connection, without an ack; malformed entries are\n"
-        "dead-lettered with reason `invalid event`. `max_frame_size` must not exceed\n"
-        "`service.memory_limit`.\n\n");
-    printf("## Elasticsearch output (`outputs: - type: elasticsearch`)\n\n");
-    table("", &es_section);
-    printf("Rules across keys: `user` and `password` go together; `api_key` excludes them;\n"
-           "`retry_max` must be at least `retry_base`; `batch_max_bytes` must not exceed\n"
-           "`service.memory_limit`. Component names (given or default) must be unique.\n\n");
-    printf("## Forward output (`outputs: - type: forward`)\n\n");
-    table("", &fwd_out_section);
-    printf(
-        "Records are sent as PackedForward requests `[tag, bin(entries), {\"size\": N,\n"
-        "\"chunk\": C[, \"compressed\": \"gzip\"]}]`, one tag per request, each entry\n"
-        "`[EventTime, record]` with the record's JSON object converted to a msgpack map (a record\n"
-        "that cannot be converted, nests deeper than 64 levels, or alone exceeds\n"
-        "`batch_max_bytes`, is dead-lettered). The chunk id (base64 of 16 random bytes) is kept\n"
-        "for every resend of the same request. With `require_ack` a request is delivered when the\n"
-        "server answers `{\"ack\": C}`; a wrong ack, end of stream, error or `ack_timeout` drops\n"
-        "that connection (a late ack must not match a later request) and the request is resent\n"
-        "after a backoff, forever; Kafka offsets advance only after the ack. Receivers do not\n"
-        "deduplicate resent chunks, so with `kafka_fields` every record from Kafka carries\n"
-        "`kafka_topic` (string), `kafka_partition` and `kafka_offset` (integers) (names\n"
-        "configurable, added after the record's own fields) from which the far side derives the\n"
-        "same ids. A failed connect or handshake moves to the next of `servers` (wrapping\n"
-        "around). `batch_max_bytes` must not exceed 4MiB; `retry_max` must be at least\n"
-        "`retry_base`.\n\n");
+    for (size_t i = 0; i < sl_builtin_plugins.n; i++) {
+        const struct sl_plugin *pl = sl_builtin_plugins.plugins[i];
+        printf("## %s (`%s: - type: %s`)\n\n", pl->title,
+               pl->kind == SL_PLUGIN_INPUT ? "inputs" : "outputs", pl->type);
+        table("", pl->section);
+        if (pl->doc_notes) printf("%s\n", pl->doc_notes);
+    }
     printf(
         "## Errors\n\n"
         "Loading reports every problem it finds, one per line, as `FILE:LINE: message`, where "

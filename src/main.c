@@ -25,6 +25,7 @@
 #include "inputs/kafka.h"
 #include "inputs/replay.h"
 #include "outputs/elasticsearch.h"
+#include "plugins/registry.h"
 #include "tools/deadletter_cli.h"
 #include "tools/replay_kafka.h"
 
@@ -743,7 +744,7 @@ static int run(const char *path, const char *replay_dir)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (sl_config_load(path, &a.cfg, err, sizeof err) != 0) {
+    if (sl_config_load(&sl_builtin_plugins, path, &a.cfg, err, sizeof err) != 0) {
         fputs(err, stderr);
         return 2;
     }
@@ -889,7 +890,7 @@ static int check(const char *path)
 {
     struct sl_config cfg;
     char err[16384];
-    if (sl_config_load(path, &cfg, err, sizeof err) != 0) {
+    if (sl_config_load(&sl_builtin_plugins, path, &cfg, err, sizeof err) != 0) {
         fputs(err, stderr);
         return 2;
     }

@@ -13,6 +13,9 @@
 
 #include "codec/kv.h"
 
+struct sl_plugin;
+struct sl_registry;
+
 #define SL_CFG_MAX_INPUTS 16
 #define SL_CFG_MAX_OUTPUTS 16
 #define SL_CFG_MAX_LIST 64
@@ -111,6 +114,7 @@ struct sl_input_cfg {
     enum sl_input_type type;
     char *name; /* default "<type>.<index>" (index in the inputs list, from 0) */
     int line;   /* line of the list item in the file, for messages */
+    const struct sl_plugin *plugin;      /* its type */
     struct sl_kafka_input_cfg kafka;     /* type kafka */
     struct sl_forward_input_cfg forward; /* type forward */
     struct sl_edit_cfg edits;
@@ -199,6 +203,7 @@ struct sl_output_cfg {
     char *match[SL_CFG_MAX_LIST]; /* tag patterns; default ["**"] */
     size_t n_match;
     bool copy; /* default false: a match takes the record; true: routing goes on past it */
+    const struct sl_plugin *plugin; /* its type */
     struct sl_es_output_cfg es;   /* type elasticsearch */
     struct sl_fwd_output_cfg fwd; /* type forward */
     struct sl_edit_cfg edits;
@@ -213,12 +218,14 @@ struct sl_config {
     size_t n_outputs;
 };
 
-/* Loads and validates path. Returns 0, or -1 after writing every problem found (one per line,
- * "FILE:LINE: message\n") to errs, truncated to errlen. On -1 the struct is freed already. */
-int sl_config_load(const char *path, struct sl_config *cfg, char *errs, size_t errlen);
+/* Loads and validates path; the input and output types are the registry's plugins. Returns 0,
+ * or -1 after writing every problem found (one per line, "FILE:LINE: message\n") to errs,
+ * truncated to errlen. On -1 the struct is freed already. */
+int sl_config_load(const struct sl_registry *reg, const char *path, struct sl_config *cfg,
+                   char *errs, size_t errlen);
 /* Same, from a buffer; name is used in messages. */
-int sl_config_load_string(const char *name, const char *yaml, size_t len, struct sl_config *cfg,
-                          char *errs, size_t errlen);
+int sl_config_load_string(const struct sl_registry *reg, const char *name, const char *yaml,
+                          size_t len, struct sl_config *cfg, char *errs, size_t errlen);
 void sl_config_free(struct sl_config *cfg);
 
 /* "64MiB", "5MB", "512KiB", "1GiB", "4096", "1.5MiB": binary (KiB, MiB, GiB, KB=kB=K=k as 1000?

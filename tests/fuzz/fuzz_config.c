@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "plugins/registry.h"
 
 static char errs[1 << 20];
 
@@ -72,7 +73,7 @@ static void check_config(const struct sl_config *c)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct sl_config cfg;
-    int rc = sl_config_load_string("fuzz.yaml", (const char *)data, size, &cfg, errs, sizeof(errs));
+    int rc = sl_config_load_string(&sl_builtin_plugins, "fuzz.yaml", (const char *)data, size, &cfg, errs, sizeof(errs));
     if (rc == -1) {
         check_errors();
         /* Already freed; freeing again must be harmless. */

@@ -12,13 +12,14 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "plugins/registry.h"
 
 static char errs[8192];
 
 static int load(const char *yaml, struct sl_config *cfg)
 {
     memset(errs, 0, sizeof(errs));
-    return sl_config_load_string("t.yaml", yaml, strlen(yaml), cfg, errs, sizeof(errs));
+    return sl_config_load_string(&sl_builtin_plugins, "t.yaml", yaml, strlen(yaml), cfg, errs, sizeof(errs));
 }
 
 /* Loads yaml, which must fail with exactly the expected message lines. */
@@ -1093,7 +1094,7 @@ static void test_load_from_file(void **state)
     close(fd);
     struct sl_config cfg;
     char want[256];
-    assert_int_equal(sl_config_load(path, &cfg, errs, sizeof(errs)), -1);
+    assert_int_equal(sl_config_load(&sl_builtin_plugins, path, &cfg, errs, sizeof(errs)), -1);
     snprintf(want, sizeof(want),
              "%s:2: invalid value 'nope' for 'log_level' (valid: error, warn, info, debug)\n",
              path);
@@ -1103,12 +1104,12 @@ static void test_load_from_file(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, MINIMAL_IO, strlen(MINIMAL_IO)), (ssize_t)strlen(MINIMAL_IO));
     close(fd);
-    assert_int_equal(sl_config_load(path, &cfg, errs, sizeof(errs)), 0);
+    assert_int_equal(sl_config_load(&sl_builtin_plugins, path, &cfg, errs, sizeof(errs)), 0);
     assert_string_equal(cfg.path, path);
     sl_config_free(&cfg);
     unlink(path);
 
-    assert_int_equal(sl_config_load("/nonexistent/sluice.yaml", &cfg, errs, sizeof(errs)), -1);
+    assert_int_equal(sl_config_load(&sl_builtin_plugins, "/nonexistent/sluice.yaml", &cfg, errs, sizeof(errs)), -1);
     assert_string_equal(errs, "/nonexistent/sluice.yaml:1: cannot open: No such file or "
                               "directory\n");
 }
@@ -1121,11 +1122,11 @@ static void test_error_buffer_truncation(void **state)
     const char *yaml = "service: {log_level: x, unmatched: y}\n" MINIMAL_IO;
     memset(small, 'Z', sizeof(small));
     assert_int_equal(
-        sl_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, small, sizeof(small)), -1);
+        sl_config_load_string(&sl_builtin_plugins, "t.yaml", yaml, strlen(yaml), &cfg, small, sizeof(small)), -1);
     assert_int_equal(strlen(small), sizeof(small) - 1);
     assert_memory_equal(small, "t.yaml:1: invalid value 'x' for 'log_le", sizeof(small) - 1);
     /* No buffer at all still fails cleanly. */
-    assert_int_equal(sl_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, NULL, 0), -1);
+    assert_int_equal(sl_config_load_string(&sl_builtin_plugins, "t.yaml", yaml, strlen(yaml), &cfg, NULL, 0), -1);
 }
 
 struct size_case {
@@ -1245,7 +1246,7 @@ static void test_shipped_example(void **state)
 {
     (void)state;
     struct sl_config cfg;
-    int rc = sl_config_load("../../examples/sluice.yaml", &cfg, errs, sizeof(errs));
+    int rc = sl_config_load(&sl_builtin_plugins, "../../examples/sluice.yaml", &cfg, errs, sizeof(errs));
     if (rc != 0) fail_msg("%s", errs);
     assert_string_equal(cfg.inputs[0].name, "app");
     assert_string_equal(cfg.inputs[0].kafka.topics[1], "^audit\\..*");
