@@ -122,7 +122,7 @@ def main():
         print("demo OK: every record indexed exactly once, nothing dead-lettered or dropped")
         print("(the mock cluster keeps only ~5 MB per partition, so records are produced while sluice\n"
               " consumes, throttled on its committed offsets; when indexed tracks produced, the rate\n"
-              " above is the feed's, not sluice's ceiling: see issue 5 / bench for that)")
+              " above is the feed's, not sluice's ceiling: `make bench` measures that, docs/performance.md)")
         return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # ctest-labels: reliability
 # ctest-skip-code: 77  # it cannot mount the tmpfs its disk-fault scenarios need (not root)
-"""Disk faults under the dead-letter store (issue 6): Kafka -> sluice -> esemu, with esemu
+"""Disk faults under the dead-letter store: Kafka -> sluice -> esemu, with esemu
 rejecting a fixed 30% of the documents (item 400, the same documents on every redelivery), so those
 records must be dead-lettered, and service.dead_letter.path on a small tmpfs.
 

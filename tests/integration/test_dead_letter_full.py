@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest-labels: reliability
-"""A full dead-letter store pauses inputs; it never drops (issue 4/6, invariant 3).
+"""A full dead-letter store pauses inputs; it never drops (nothing silent).
 
 dead_letter.max_size is tiny (8 KiB) and every record of a topic has no output, so the store fills
 after a few dozen lines. A user must see: a loud error naming the store and its cap, the input

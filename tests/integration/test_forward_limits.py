@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest-labels: reliability
-"""Forward input at its limits (issue 6): raw msgpack clients -> sluice -> esemu.
+"""Forward input at its limits: raw msgpack clients -> sluice -> esemu.
 
  1. a 10 MB event among normal ones: max_frame_size 12MiB, memory_limit 16MiB, batch_max_bytes
     1MiB. The big event cannot fit a bulk request, so the Elasticsearch output dead-letters it

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest-labels: reliability
-"""10 MB Kafka records (issue 6): Kafka -> sluice -> esemu with memory_limit 32MiB and the
+"""10 MB Kafka records: Kafka -> sluice -> esemu with memory_limit 32MiB and the
 Elasticsearch output's batch_max_bytes 1MiB.
 
 librdkafka 2.0.2's mock cluster keeps at most 5 MiB of message sets per partition, but it evicts

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest-labels: reliability
-"""Issue 3, must show 2: a chain of two sluice processes survives kill -9 of either, without loss
+"""A chain of two sluice processes survives kill -9 of either, without loss
 and without duplicates.
 
   mockkafka (logs, 8 partitions, 200,000 records)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest-labels: asan
-"""Records shaped as the seed chain shaped them (issue 7, "Must show").
+"""Records shaped as the seed chain shaped them.
 
 Apache access-log lines go through Kafka (mock cluster) as plain text. sluice parses them with
 fluentd's apache pattern (format: regexp, types), takes the event time from the line

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Status server under faults (issue 4, "Must show"): what /metrics, /status and /healthz tell an
+"""Status server under faults: what /metrics, /status and /healthz tell an
 operator while sluice ships 40,000 records through a misbehaving Elasticsearch, and whether it is
 the truth.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # ctest-labels: reliability
-"""One short end-to-end run of sluice under valgrind memcheck (issue 6): 3,000 records with 5%
+"""One short end-to-end run of sluice under valgrind memcheck: 3,000 records with 5%
 item 429 and 1% item 400 faults and an unmatched topic, then SIGTERM. A user must see: every record
 delivered or dead-lettered, exit 0, and valgrind reporting no memory errors and no definitely lost
 bytes at exit."""

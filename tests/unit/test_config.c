@@ -863,7 +863,7 @@ static void test_http_listen(void **state)
     }
 }
 
-/* format regexp, time formats, field edits and Elasticsearch resources (issue 7). */
+/* format regexp, time formats, field edits and Elasticsearch resources. */
 static void test_shaping_options(void **state)
 {
     (void)state;
