@@ -291,6 +291,8 @@ FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
 FWD_FN(partial_closed)
+FWD_FN(stalls)
+FWD_FN(starved_waits)
 FWD_FN(handshake_failures)
 FWD_FN(tls_handshake_failures)
 FWD_FN(storage_errors)
@@ -316,7 +318,7 @@ static double m_dead_letter_bytes(void *ctx)
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
     struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *kho, *knt, *fpe, *fc,
-        *fpc, *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
+        *fpc, *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth, *fst, *fsw;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -382,8 +384,18 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
         !(fc = sl_metrics_gauge(m, "sluice_forward_connections", "Open Forward connections.",
                                 "input", err, errlen)) ||
         !(fpc = sl_metrics_counter(m, "sluice_forward_partial_closed_total",
-                                   "Connections closed because their unfinished request held a "
-                                   "full budget.",
+                                   "Connections closed without an ack because their "
+                                   "unfinished request held budget while reading waited for it "
+                                   "with nothing in flight.",
+                                   "input", err, errlen)) ||
+        !(fst = sl_metrics_counter(m, "sluice_forward_stalls_total",
+                                   "Times reading waited (paused or for budget) with nothing in "
+                                   "flight and no progress for 5 s (each logged with the budget "
+                                   "state).",
+                                   "input", err, errlen)) ||
+        !(fsw = sl_metrics_counter(m, "sluice_forward_budget_waits_total",
+                                   "Times a connection's read buffer had to grow and waited "
+                                   "for the budget to have room.",
                                    "input", err, errlen)) ||
         !(fse = sl_metrics_counter(m, "sluice_forward_storage_errors_total",
                                    "ack: stored: failed writes or syncs of the request store "
@@ -440,6 +452,8 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);
             sl_metric_bind_fn(fc, v, m_fwd_connections, in->impl);
             sl_metric_bind_fn(fpc, v, m_fwd_partial_closed, in->impl);
+            sl_metric_bind_fn(fst, v, m_fwd_stalls, in->impl);
+            sl_metric_bind_fn(fsw, v, m_fwd_starved_waits, in->impl);
             sl_metric_bind_fn(fse, v, m_fwd_storage_errors, in->impl);
             sl_metric_bind_fn(fsf, v, m_fwd_storage_full, in->impl);
             sl_metric_bind_fn(fsb, v, m_fwd_stored_bytes, in->impl);
