@@ -339,8 +339,14 @@ int main(int argc, char **argv)
         "`kafka_topic` (string), `kafka_partition` and `kafka_offset` (integers) (names\n"
         "configurable, added after the record's own fields) from which the far side derives the\n"
         "same ids. A failed connect or handshake moves to the next of `servers` (wrapping\n"
-        "around). `batch_max_bytes` must not exceed 4MiB; `retry_max` must be at least\n"
-        "`retry_base`.\n\n");
+        "around). `max_ack_timeouts` ack timeouts in a row on one server (a server that accepts\n"
+        "requests but never acks) mark it unhealthy for `recover_wait`: logged as a warning with\n"
+        "the server and the reason, shown in `sluice_forward_output_server_unhealthy` and\n"
+        "counted in `sluice_forward_output_failovers_total`; the request is resent to the next\n"
+        "healthy server (with `weights`: the other servers in their proportions). While every\n"
+        "server is unhealthy the requests are still resent (to the next server, or in weighted\n"
+        "mode by the weights), never dropped, and the warning says so. `batch_max_bytes` must not\n"
+        "exceed 4MiB; `retry_max` must be at least `retry_base`.\n\n");
     printf(
         "## Errors\n\n"
         "Loading reports every problem it finds, one per line, as `FILE:LINE: message`, where "

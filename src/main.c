@@ -25,6 +25,7 @@
 #include "inputs/kafka.h"
 #include "inputs/replay.h"
 #include "outputs/elasticsearch.h"
+#include "outputs/forward.h"
 #include "tools/deadletter_cli.h"
 #include "tools/dlfile.h"
 #include "tools/replay_kafka.h"
@@ -150,6 +151,7 @@ struct part_fams {
 };
 static struct part_fams pf;
 static struct sl_metric_family *cluster_fam;
+static struct sl_metric_family *fwd_unhealthy_fam;
 
 static void m_partition(const struct sl_kafka_partition_info *p, void *ctx)
 {
@@ -243,11 +245,42 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         }
         st->latency = sl_metric_histogram(lat, v);
     }
+    struct sl_metric_family *fo;
+    if (!(fwd_unhealthy_fam = sl_metrics_gauge(
+              m, "sluice_forward_output_server_unhealthy",
+              "1 while a Forward output leaves the server out after max_ack_timeouts ack "
+              "timeouts in a row (for recover_wait).",
+              "output,server", err, errlen)) ||
+        !(fo = sl_metrics_counter(m, "sluice_forward_output_failovers_total",
+                                  "Times a Forward output marked the server unhealthy (ack "
+                                  "timeouts in a row) and sent its requests elsewhere.",
+                                  "output,server", err, errlen)))
+        return -1;
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        struct sl_fwd_server_state st;
+        for (size_t k = 0; sl_fwd_output_server(&a->pipe.outputs[i], k, &st); k++) {
+            const char *v[] = {a->pipe.outputs[i].name, st.addr};
+            sl_metric_bind_u64(fo, v, st.failovers);
+            *sl_metric_gauge(fwd_unhealthy_fam, v) = st.unhealthy;
+        }
+    }
     cluster_fam = sl_metrics_gauge(m, "sluice_output_cluster_info",
                                    "1 for the distribution and version the output's cluster "
                                    "answered GET / with (unknown: the answer did not say).",
                                    "output,distribution,version", err, errlen);
     return cluster_fam ? 0 : -1;
+}
+
+/* Health changes with time (recover_wait), not with events: read before each render. */
+static void refresh_fwd_servers(struct app *a)
+{
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        struct sl_fwd_server_state st;
+        for (size_t k = 0; sl_fwd_output_server(&a->pipe.outputs[i], k, &st); k++) {
+            const char *v[] = {a->pipe.outputs[i].name, st.addr};
+            *sl_metric_gauge(fwd_unhealthy_fam, v) = st.unhealthy;
+        }
+    }
 }
 
 /* Known once the cluster answered, and may change after it was unreachable: rebuilt before each
@@ -558,6 +591,7 @@ static void metrics_handler(const struct sl_http_request *req, struct sl_http_re
     struct app *a = ctx;
     refresh_partitions(a);
     refresh_clusters(a);
+    refresh_fwd_servers(a);
     sl_http_metrics_handler(req, resp, a->metrics);
 }
 

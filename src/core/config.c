@@ -1556,7 +1556,8 @@ static const struct key_def fwd_out_keys[] = {
      .def = "127.0.0.1:24224",
      .check = check_server,
      .doc = "Forward servers as host:port; the next one is used when connecting or the "
-            "handshake fails (a list or one string)."},
+            "handshake fails, or after max_ack_timeouts ack timeouts in a row (a list or one "
+            "string)."},
     {.name = "weights",
      .type = VT_LIST,
      .off = FO(weights),
@@ -1581,6 +1582,22 @@ static const struct key_def fwd_out_keys[] = {
      .min_text = "1ms",
      .doc = "Time from starting to write a request to its ack; then the connection is dropped "
             "and the batch resent with the same chunk id."},
+    {.name = "max_ack_timeouts",
+     .type = VT_UINT32,
+     .off = FO(max_ack_timeouts),
+     .def = "2",
+     .max = 1000,
+     .doc = "Ack timeouts in a row on one server before it is marked unhealthy for "
+            "recover_wait: its batches are resent to the next healthy server (same chunk id; "
+            "the receivers may get a batch twice). 0: resend to the same server for ever."},
+    {.name = "recover_wait",
+     .type = VT_DURATION,
+     .off = FO(recover_wait_ms),
+     .def = "10s",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "How long a server marked unhealthy is left out before it may be used again "
+            "(fluentd's recover_wait)."},
     {.name = "batch_max_bytes",
      .type = VT_SIZE,
      .off = FO(batch_max_bytes),
