@@ -25,6 +25,7 @@
 #include "inputs/kafka.h"
 #include "inputs/replay.h"
 #include "outputs/elasticsearch.h"
+#include "outputs/forward.h"
 #include "plugins/registry.h"
 #include "tools/deadletter_cli.h"
 #include "tools/replay_kafka.h"
@@ -150,6 +151,7 @@ struct part_fams {
 };
 static struct part_fams pf;
 static struct sl_metric_family *cluster_fam;
+static struct sl_metric_family *fwd_unhealthy_fam;
 
 static void m_partition(const struct sl_kafka_partition_info *p, void *ctx)
 {
@@ -243,11 +245,42 @@ static int metrics_setup_outputs(struct app *a, struct sl_metrics *m, char *err,
         }
         st->latency = sl_metric_histogram(lat, v);
     }
+    struct sl_metric_family *fo;
+    if (!(fwd_unhealthy_fam = sl_metrics_gauge(
+              m, "sluice_forward_output_server_unhealthy",
+              "1 while a Forward output leaves the server out after max_ack_timeouts ack "
+              "timeouts in a row (for recover_wait).",
+              "output,server", err, errlen)) ||
+        !(fo = sl_metrics_counter(m, "sluice_forward_output_failovers_total",
+                                  "Times a Forward output marked the server unhealthy (ack "
+                                  "timeouts in a row) and sent its requests elsewhere.",
+                                  "output,server", err, errlen)))
+        return -1;
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        struct sl_fwd_server_state st;
+        for (size_t k = 0; sl_fwd_output_server(&a->pipe.outputs[i], k, &st); k++) {
+            const char *v[] = {a->pipe.outputs[i].name, st.addr};
+            sl_metric_bind_u64(fo, v, st.failovers);
+            *sl_metric_gauge(fwd_unhealthy_fam, v) = st.unhealthy;
+        }
+    }
     cluster_fam = sl_metrics_gauge(m, "sluice_output_cluster_info",
                                    "1 for the distribution and version the output's cluster "
                                    "answered GET / with (unknown: the answer did not say).",
                                    "output,distribution,version", err, errlen);
     return cluster_fam ? 0 : -1;
+}
+
+/* Health changes with time (recover_wait), not with events: read before each render. */
+static void refresh_fwd_servers(struct app *a)
+{
+    for (size_t i = 0; i < a->pipe.n_outputs; i++) {
+        struct sl_fwd_server_state st;
+        for (size_t k = 0; sl_fwd_output_server(&a->pipe.outputs[i], k, &st); k++) {
+            const char *v[] = {a->pipe.outputs[i].name, st.addr};
+            *sl_metric_gauge(fwd_unhealthy_fam, v) = st.unhealthy;
+        }
+    }
 }
 
 /* Known once the cluster answered, and may change after it was unreachable: rebuilt before each
@@ -291,6 +324,8 @@ FWD_FN(paused_ms)
 FWD_FN(protocol_errors)
 FWD_FN(connections)
 FWD_FN(partial_closed)
+FWD_FN(stalls)
+FWD_FN(starved_waits)
 FWD_FN(handshake_failures)
 FWD_FN(tls_handshake_failures)
 FWD_FN(storage_errors)
@@ -316,7 +351,7 @@ static double m_dead_letter_bytes(void *ctx)
 static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, size_t errlen)
 {
     struct sl_metric_family *pe, *um, *ps, *cf, *sr, *rb, *pp, *kce, *kbd, *kho, *knt, *fpe, *fc,
-        *fpc, *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth;
+        *fpc, *dlb, *te, *ye, *es, *fse, *fsf, *fsb, *fsc, *fhf, *fth, *fst, *fsw;
     if (!(pe = sl_metrics_counter(m, "sluice_records_parse_errors_total",
                                   "Records whose payload did not parse (dead-lettered or kept as "
                                   "text per on_parse_error).",
@@ -382,8 +417,18 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
         !(fc = sl_metrics_gauge(m, "sluice_forward_connections", "Open Forward connections.",
                                 "input", err, errlen)) ||
         !(fpc = sl_metrics_counter(m, "sluice_forward_partial_closed_total",
-                                   "Connections closed because their unfinished request held a "
-                                   "full budget.",
+                                   "Connections closed without an ack because their "
+                                   "unfinished request held budget while reading waited for it "
+                                   "with nothing in flight.",
+                                   "input", err, errlen)) ||
+        !(fst = sl_metrics_counter(m, "sluice_forward_stalls_total",
+                                   "Times reading waited (paused or for budget) with nothing in "
+                                   "flight and no progress for 5 s (each logged with the budget "
+                                   "state).",
+                                   "input", err, errlen)) ||
+        !(fsw = sl_metrics_counter(m, "sluice_forward_budget_waits_total",
+                                   "Times a connection's read buffer had to grow and waited "
+                                   "for the budget to have room.",
                                    "input", err, errlen)) ||
         !(fse = sl_metrics_counter(m, "sluice_forward_storage_errors_total",
                                    "ack: stored: failed writes or syncs of the request store "
@@ -440,6 +485,8 @@ static int metrics_setup_inputs(struct app *a, struct sl_metrics *m, char *err, 
             sl_metric_bind_fn(fpe, v, m_fwd_protocol_errors, in->impl);
             sl_metric_bind_fn(fc, v, m_fwd_connections, in->impl);
             sl_metric_bind_fn(fpc, v, m_fwd_partial_closed, in->impl);
+            sl_metric_bind_fn(fst, v, m_fwd_stalls, in->impl);
+            sl_metric_bind_fn(fsw, v, m_fwd_starved_waits, in->impl);
             sl_metric_bind_fn(fse, v, m_fwd_storage_errors, in->impl);
             sl_metric_bind_fn(fsf, v, m_fwd_storage_full, in->impl);
             sl_metric_bind_fn(fsb, v, m_fwd_stored_bytes, in->impl);
@@ -544,6 +591,7 @@ static void metrics_handler(const struct sl_http_request *req, struct sl_http_re
     struct app *a = ctx;
     refresh_partitions(a);
     refresh_clusters(a);
+    refresh_fwd_servers(a);
     sl_http_metrics_handler(req, resp, a->metrics);
 }
 

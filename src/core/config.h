@@ -170,6 +170,8 @@ struct sl_fwd_output_cfg {
     uint32_t weight[SL_CFG_MAX_LIST];
     bool require_ack;                /* default true: a batch is delivered only once acked */
     uint64_t ack_timeout_ms;         /* default 30 s: from the first byte written to the ack */
+    uint32_t max_ack_timeouts;       /* default 2: in a row, then the server is unhealthy */
+    uint64_t recover_wait_ms;        /* default 10 s: an unhealthy server is left out this long */
     uint64_t batch_max_bytes;        /* default 4 MiB, at most 4 MiB (uncompressed request) */
     uint64_t batch_max_wait_ms;      /* default 1 s */
     uint32_t concurrency;            /* connections, each with at most one request; default 1 */

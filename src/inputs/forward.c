@@ -12,10 +12,18 @@
  *
  * Memory: each connection's read buffer grows only to the frame being cut (at most
  * max_frame_size) and is charged to the budget, like the JSON scratch buffer and the gzip output
- * buffer (shared by all connections: decoding is synchronous on the loop). When the pipeline
- * signals backpressure no connection is read (TCP flow control pushes back on the clients),
- * except into room a buffer already has; frames already buffered wait, unprocessed and unacked,
- * until the budget can resume, or until nothing else is in flight (break_partial_deadlock).
+ * buffer (shared by all connections: decoding is synchronous on the loop). A buffer grows only
+ * if the budget has room for the growth (growth_fits); a connection refused is "starved": it
+ * is not read until the next tick or release finds room, so reads do not take the budget past
+ * its limit, however many connections have data waiting (but for one request the breaker lets
+ * through when nothing else can be freed). When the pipeline signals backpressure no buffer
+ * grows (TCP flow control pushes back on the clients), but room a buffer already has is still
+ * filled, and the complete frames buffered are taken in as soon as the pipeline is below its
+ * limit or has nothing in flight (process_held): memory that only read buffers hold is never
+ * left waiting for a release that cannot come. Partial frames that make no progress for
+ * PARTIAL_DEADLOCK_MS while nothing is in flight are closed without an ack, or the one the room
+ * is kept for is let through (break_partial_deadlock); a stall the input cannot break is logged
+ * and counted (watch_stall).
  *
  * TLS (tls: true, TCP listener only): each connection first runs a non-blocking SSL_accept on the
  * loop (the HELO, when a shared_key is set, is queued and written once it completes), bounded by
@@ -58,12 +66,17 @@
 #define TICK_MS 100
 #define TICK_PAUSED_MS 10
 #define PARTIAL_DEADLOCK_MS 2000
+/* Paused or starved, nothing in flight, no byte read and no request taken in this long: a
+ * stall the breaker did not resolve, logged and counted. */
+#define STALL_WARN_MS 5000
 #define RBUF_MIN (64u * 1024)
 /* A buffer grown for one big frame is shrunk back once it is mostly empty, so a single large
  * request does not keep its budget share for the connection's lifetime. 1 MiB: a client sending
  * PackedForward requests of 1,000 ~250-byte records (~265 KB each) keeps its buffer; at 256 KiB
  * it was reallocated (mmap, page faults, munmap) twice per request (bench/fwd_client profile). */
 #define RBUF_KEEP (1u << 20)
+/* Room beyond a frame's known lower bound (a PackedForward option map is tens of bytes). */
+#define FRAME_SLACK 4096u
 #define SCRATCH_KEEP (1u << 20)
 #define ZBUF_MIN (256u * 1024)
 #define ZBUF_KEEP (1u << 20)
@@ -98,6 +111,8 @@ struct fconn {
     bool doomed;            /* close at the next reap (set where closing is not allowed) */
     bool eof;               /* the peer finished sending; stays open only to write acks */
     bool close_after_write; /* PONG false: close once it is written */
+    bool starved;           /* its buffer must grow and the budget had no room: not read */
+    size_t need;            /* the buffer size the frame being cut needs, as far as known */
     SSL *ssl;               /* TLS connections */
     bool tls_hs;            /* the TLS handshake is not finished */
     uint32_t hs_want;       /* TLS handshake: the readiness it waits for */
@@ -143,7 +158,15 @@ struct sl_fwd_in {
     bool paused, stopping, accept_off;
     uint64_t accept_off_until;
     uint64_t paused_since, paused_ms, pauses;
-    uint64_t stuck_since; /* paused with nothing in flight since (0: not stuck) */
+    uint64_t progress_bytes, progress_frames; /* bytes_read and frames when last seen moving */
+    uint64_t idle_since;                      /* waiting with no progress since (0: not) */
+    bool stall_reported;                      /* this stall was logged and counted */
+    uint64_t stalls, starved_waits;
+    uint64_t held_turn;  /* process_held: the connection served last */
+    bool starving;       /* some connection is starved: tick fast to hand room out */
+    struct fconn *claim; /* the starved connection served first when room comes */
+    size_t claim_bytes;  /* the growth it waits for */
+    bool claim_granted;  /* the claim may pass the limit until its request is cut */
     struct sl_counters ctr;
     uint64_t connections_total, connections_rejected, protocol_errors, bytes_read, frames,
         acks_sent, handshake_failures, heartbeats, idle_closed, partial_closed;
@@ -196,6 +219,51 @@ static char *scratch(struct sl_fwd_in *f, size_t need)
     return f->scratch;
 }
 
+/* Whether a read buffer may grow by `more` bytes now. Growth is refused while the pipeline is
+ * paused (the resume mark gives a paused input a window, not a trickle) and whenever it would
+ * take the budget past its limit: with many connections holding data, growing each as its
+ * bytes arrived took the budget to 25 times its limit (322 MB of 12.6 MB, peak RSS 275 MiB at
+ * memory_limit 32MiB). ack: stored keeps its own rule (the feeder leaves an eighth free). The
+ * one exception is a claim the breaker granted: a request that needs more than the room left
+ * once nothing else can be freed passes the limit, by at most one request, rather than never
+ * being read. */
+static bool growth_fits(const struct fconn *c, size_t more)
+{
+    const struct sl_fwd_in *f = c->f;
+    if (f->stored || (f->claim == c && f->claim_granted)) return true;
+    const struct sl_budget *b = &f->p->budget;
+    /* The first connection refused keeps a claim on the room it needs: else new connections'
+     * first 64 KiB took every bit of room as it came, and a request of megabytes never got
+     * its buffer (the budget ended up split among hundreds of unfinished requests). */
+    uint64_t claim = f->claim && f->claim != c ? f->claim_bytes : 0;
+    return !f->paused && b->used + more + claim <= b->limit;
+}
+
+/* Grows c's read buffer to `want`, or to `min` (the least the request being cut needs) if only
+ * that fits. Refused: c is starved (not read beyond its buffer's room) until room comes, and
+ * the first connection refused claims `min`. */
+static bool grow_rbuf(struct fconn *c, size_t want, size_t min)
+{
+    struct sl_fwd_in *f = c->f;
+    if (min > want) min = want;
+    if (want > c->rcap && !growth_fits(c, want - c->rcap)) {
+        if (min <= c->rcap || !growth_fits(c, min - c->rcap)) {
+            if (!c->starved) f->starved_waits++;
+            c->starved = true;
+            f->starving = true;
+            if (!f->claim || f->claim == c) {
+                f->claim = c;
+                f->claim_bytes = min > c->rcap ? min - c->rcap : want - c->rcap;
+            }
+            return false;
+        }
+        want = min;
+    }
+    if (f->claim == c && !f->claim_granted) f->claim = NULL;
+    c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+    return true;
+}
+
 /* ---------------------------------------------------------------- connection lifetime */
 
 static void conn_update_events(struct fconn *c);
@@ -237,8 +305,9 @@ static bool reading(const struct fconn *c)
      * is charged, so reading costs nothing, and stopping there could leave a request that needs
      * the whole budget half-read for good. Growing the buffer waits for the resume. */
     bool charged_room = !f->stored && c->rlen > 0 && c->rlen < c->rcap;
+    bool granted = f->claim == c && f->claim_granted;
     return !c->closed && !c->doomed && !c->eof && !c->close_after_write &&
-           (!f->paused || charged_room) && !f->stopping;
+           (charged_room || granted || (!f->paused && !c->starved)) && !f->stopping;
 }
 
 static void conn_update_events(struct fconn *c)
@@ -383,6 +452,10 @@ static void conn_close(struct fconn *c, const char *why)
     if (c->closed) return;
     if (why) SL_DEBUG(f->name, "%s: closing: %s", c->peer, why);
     c->closed = true;
+    if (f->claim == c) {
+        f->claim = NULL;
+        f->claim_granted = false;
+    }
     c->wr_end = 0; /* appended but unsynced requests are not acked; the client resends them */
     sl_loop_io_set(f->p->loop, &c->io, 0);
     if (c->ssl) {
@@ -1070,6 +1143,17 @@ static void store_advance(struct sl_acktrack *trk, int64_t commit_next, void *ow
     if (!f->feed_t.active) sl_timer_start(f->p->loop, &f->feed_t, 0);
 }
 
+/* Whether a buffered request may be taken in now. While paused, complete requests are still
+ * taken in below the limit (the resume mark is for reading) and when nothing is in flight: then
+ * the buffers hold the memory and nothing else would ever release it: complete requests sat
+ * there unacked for good, with nothing in flight, when this waited for the resume mark. */
+static bool may_take(const struct sl_fwd_in *f)
+{
+    if (f->stopping) return false;
+    if (!f->paused) return true;
+    return !sl_pipeline_backpressure(f->p) || sl_pipeline_pending(f->p) == 0;
+}
+
 /* Cuts and processes the complete frames in the read buffer. Returns -1 when the connection
  * must close. */
 static int conn_process_mem(struct fconn *c)
@@ -1077,13 +1161,14 @@ static int conn_process_mem(struct fconn *c)
     struct sl_fwd_in *f = c->f;
     size_t off = 0;
     int rc = 0;
-    while (!c->closed && !c->doomed && !c->close_after_write && !f->paused && off < c->rlen &&
+    while (!c->closed && !c->doomed && !c->close_after_write && may_take(f) && off < c->rlen &&
            !(f->stored && c->state == C_OPEN)) {
         size_t n = 0;
         const char *err = NULL;
         enum sl_mp_frame_status st = sl_mp_framer_scan(&c->fr, c->rbuf + off, c->rlen - off,
                                                        f->fc->max_frame_size, &n, &err);
         if (st == SL_MP_FRAME_MORE) {
+            c->need = n + FRAME_SLACK;
             /* Make room for the frame's known minimum size, so it can arrive in few reads:
              * first by moving it to the front, and only if it still does not fit by growing.
              * (Growing before moving doubled the buffer of a client that pipelines requests,
@@ -1095,9 +1180,13 @@ static int conn_process_mem(struct fconn *c)
                     off = 0;
                 }
                 if (n > c->rcap && c->rcap < f->fc->max_frame_size) {
-                    size_t want = c->rcap * 2 > n ? c->rcap * 2 : n;
+                    /* n is a lower bound: for PackedForward it lacks the option map, whose
+                     * few bytes would otherwise need a second growth of the whole frame */
+                    size_t want = c->rcap * 2 > c->need ? c->rcap * 2 : c->need;
+                    size_t min = c->need;
                     if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
-                    c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+                    if (min > f->fc->max_frame_size) min = f->fc->max_frame_size;
+                    grow_rbuf(c, want, min); /* refused: fills its room, then waits */
                 }
             }
             break;
@@ -1111,6 +1200,11 @@ static int conn_process_mem(struct fconn *c)
             break;
         }
         sl_mp_framer_reset(&c->fr);
+        c->need = 0;
+        if (f->claim == c) { /* a granted claim ends with its request */
+            f->claim = NULL;
+            f->claim_granted = false;
+        }
         if (process_frame(c, c->rbuf + off, n) != 0) {
             rc = -1;
             break;
@@ -1149,17 +1243,22 @@ static void conn_read(struct fconn *c)
     struct sl_fwd_in *f = c->f;
     size_t left = READ_BURST;
     while (reading(c) && left > 0) {
-        if (c->rcap == 0) c->rbuf = resize(f, c->rbuf, &c->rcap, RBUF_MIN);
+        if (c->rcap == 0 && !grow_rbuf(c, RBUF_MIN, RBUF_MIN)) break;
         if (c->rlen == c->rcap) {
-            /* Full of one unfinished frame that the framer has not sized yet: grow. */
-            size_t want = c->rcap * 2;
+            /* Full of one unfinished frame that the framer has not sized yet: grow, by at most
+             * 1 MiB at a time past that, so a large frame's last bytes ask little room. */
+            size_t want = c->rcap + (c->rcap < RBUF_KEEP ? c->rcap : RBUF_KEEP);
+            size_t min = c->rcap + RBUF_MIN;
+            if (min < c->need) min = c->need; /* a growth refused earlier: all at once */
+            if (want < min) want = min;
             if (want > f->fc->max_frame_size) want = f->fc->max_frame_size;
+            if (min > f->fc->max_frame_size) min = f->fc->max_frame_size;
             if (want <= c->rcap) {
                 protocol_error(c, "request too large", "exceeds max_frame_size");
                 conn_close(c, NULL);
                 return;
             }
-            c->rbuf = resize(f, c->rbuf, &c->rcap, want);
+            if (!grow_rbuf(c, want, min)) break;
         }
         ssize_t r = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (r > 0) {
@@ -1450,42 +1549,166 @@ static void update_backpressure(struct sl_fwd_in *f)
     }
 }
 
-/* Partial requests wait in read buffers that count against the budget. If they alone fill it,
- * nothing is in flight whose completion could free memory and no connection is read, so the
- * input would stay paused for good. Then the connection holding the most is closed without an
- * ack: its client resends the request later, which loses nothing. */
-static void break_partial_deadlock(struct sl_fwd_in *f, uint64_t now)
+static bool has_whole_frame(const struct fconn *c)
 {
-    if (!f->paused || f->stopping || sl_pipeline_pending(f->p) != 0 ||
-        !sl_budget_full(&f->p->budget)) {
-        f->stuck_since = 0;
-        return;
-    }
-    /* A complete request is buffered: taking it in is what frees its buffer, and nothing else
-     * will. Resume now (the input pauses again after that request); this is not a deadlock. */
-    for (struct fconn *c = f->conns; c; c = c->next) {
-        size_t n = 0;
-        if (!f->stored && !c->doomed && !c->closed && c->rlen &&
-            sl_mp_frame_len(c->rbuf, c->rlen, f->fc->max_frame_size, &n, NULL) ==
-                SL_MP_FRAME_DONE) {
-            f->stuck_since = 0;
-            set_paused(f, false);
-            return;
+    size_t n = 0;
+    return !c->doomed && !c->closed && c->rlen &&
+           sl_mp_frame_len(c->rbuf, c->rlen, c->f->fc->max_frame_size, &n, NULL) ==
+               SL_MP_FRAME_DONE;
+}
+
+/* Paused: takes in the complete requests the buffers hold, as far as may_take allows (one
+ * request when nothing is in flight). The scan starts after the connection served last, so
+ * one pipelining client does not keep the others' requests waiting. */
+static void process_held(struct sl_fwd_in *f)
+{
+    if (f->stored || !f->paused || !may_take(f)) return;
+    struct fconn *start = f->conns;
+    for (struct fconn *c = f->conns; c; c = c->next)
+        if (c->id == f->held_turn && c->next) start = c->next;
+    for (int pass = 0; pass < 2; pass++) {
+        for (struct fconn *c = pass ? f->conns : start, *next; c; c = next) {
+            next = c->next;
+            if (pass && c == start) return;
+            if (!has_whole_frame(c)) continue;
+            f->held_turn = c->id;
+            if (conn_process(c) != 0)
+                conn_close(c, NULL);
+            else
+                conn_update_events(c);
+            if (!may_take(f)) return;
         }
     }
-    if (!f->stuck_since) f->stuck_since = now;
-    if (now - f->stuck_since < PARTIAL_DEADLOCK_MS) return;
-    struct fconn *big = NULL;
-    for (struct fconn *c = f->conns; c; c = c->next)
-        if (!c->doomed && !c->closed && c->rlen && (!big || c->rcap > big->rcap)) big = c;
-    if (!big) return;
-    f->partial_closed++;
-    SL_WARN(f->name, "partial_deadlock",
-            "%s: its unfinished request holds %zu bytes while the budget is full and nothing is "
-            "in flight; closing it without an ack so the client resends",
-            big->peer, big->rcap);
-    conn_close(big, NULL);
-    f->stuck_since = now; /* give the freed memory a period to take effect */
+}
+
+/* Starved connections are read again once the budget has room; the first to read grows.
+ * force (the breaker): without a claim, wake them anyway, so that the first refused again
+ * claims the room it needs and the next breaker run frees it. */
+static void unstarve(struct sl_fwd_in *f, bool force)
+{
+    const struct sl_budget *b = &f->p->budget;
+    if (f->claim && f->claim_granted) {
+        f->claim->starved = false;
+        conn_update_events(f->claim);
+        return;
+    }
+    if (f->paused) return;
+    if (f->claim) {
+        /* only the claim's owner: waking the others would only refuse them again */
+        if (b->used + f->claim_bytes > b->limit) return;
+        f->claim->starved = false;
+        conn_update_events(f->claim);
+        return;
+    }
+    if (b->used + RBUF_MIN > b->limit && !force) return;
+    f->starving = false;
+    for (struct fconn *c = f->conns; c; c = c->next) {
+        if (!c->starved) continue;
+        c->starved = false;
+        conn_update_events(c);
+    }
+}
+
+/* Reading waits (paused, or a connection starved) while nothing is in flight: only the read
+ * buffers' own progress (bytes arriving, requests taken in) can change anything. */
+static bool waiting_idle(struct sl_fwd_in *f, uint64_t now)
+{
+    bool starved = false;
+    for (struct fconn *c = f->conns; c && !starved; c = c->next)
+        starved = c->starved && !c->closed && !c->doomed;
+    bool waiting = (f->paused || starved) && !f->stopping && sl_pipeline_pending(f->p) == 0;
+    if (!waiting || f->bytes_read != f->progress_bytes || f->frames != f->progress_frames) {
+        f->progress_bytes = f->bytes_read;
+        f->progress_frames = f->frames;
+        f->idle_since = waiting ? now : 0;
+        f->stall_reported = false;
+        return false;
+    }
+    if (!f->idle_since) f->idle_since = now;
+    return true;
+}
+
+/* The connection the breaker closes: one whose unfinished request waits for budget (it cannot
+ * finish, only hold memory), the biggest first; else the biggest holder of an unfinished
+ * request. Never the claim's owner: it is the one the room is freed for. */
+static struct fconn *pick_partial(struct sl_fwd_in *f)
+{
+    struct fconn *big = NULL, *any = NULL;
+    for (struct fconn *c = f->conns; c; c = c->next) {
+        if (c->doomed || c->closed || !c->rlen || c == f->claim) continue;
+        if (!any || c->rcap > any->rcap) any = c;
+        if (c->starved && (!big || c->rcap > big->rcap)) big = c;
+    }
+    return big ? big : any;
+}
+
+/* Whether the breaker freed enough: the claim fits, and a paused input can resume. */
+static bool broken_enough(const struct sl_fwd_in *f)
+{
+    const struct sl_budget *b = &f->p->budget;
+    if (f->claim && b->used + f->claim_bytes > b->limit) return false;
+    return !f->paused || sl_budget_can_resume(b);
+}
+
+/* Partial requests wait in read buffers that count against the budget. If they hold it while
+ * nothing is in flight and no byte arrives, no release will come and nothing is read: the
+ * connections holding the most are closed without an ack until the input can read again; their
+ * clients resend later, which loses nothing. */
+static void break_partial_deadlock(struct sl_fwd_in *f, uint64_t now)
+{
+    if (f->stored || !f->idle_since || now - f->idle_since < PARTIAL_DEADLOCK_MS) return;
+    while (!broken_enough(f)) {
+        struct fconn *big = pick_partial(f);
+        if (!big) {
+            /* Nothing left to free but the claim's own request: it needs more than the budget
+             * has beside what cannot be given back. Read it anyway, past the limit by at most
+             * this one request (max_frame_size), instead of refusing it for ever. */
+            if (f->claim && !f->claim_granted) {
+                f->claim_granted = true;
+                SL_INFO(f->name,
+                        "%s: its request needs %zu more bytes than the budget has room for "
+                        "(%llu of %llu bytes used, nothing in flight); reading it past the limit",
+                        f->claim->peer, f->claim_bytes, (unsigned long long)f->p->budget.used,
+                        (unsigned long long)f->p->budget.limit);
+            }
+            break;
+        }
+        f->partial_closed++;
+        SL_WARN(f->name, "partial_deadlock",
+                "%s: its unfinished request holds %zu bytes while reading waits for the budget "
+                "(%llu of %llu bytes used) and nothing is in flight; closing it without an ack "
+                "so the client resends",
+                big->peer, big->rcap, (unsigned long long)f->p->budget.used,
+                (unsigned long long)f->p->budget.limit);
+        conn_close(big, NULL);
+        if (broken_enough(f)) break;
+    }
+    f->idle_since = now; /* give the freed memory a period to take effect */
+    update_backpressure(f);
+    unstarve(f, true);
+}
+
+/* What the breaker could not resolve (the budget held by something else, or nothing to close)
+ * is at least loud: once per stall, with the budget state. */
+static void watch_stall(struct sl_fwd_in *f, uint64_t now)
+{
+    if (!f->idle_since || f->stall_reported || now - f->idle_since < STALL_WARN_MS) return;
+    size_t held = 0, conns = 0, starved = 0;
+    for (struct fconn *c = f->conns; c; c = c->next) {
+        held += c->rcap;
+        conns += c->rlen > 0;
+        starved += c->starved;
+    }
+    f->stall_reported = true;
+    f->stalls++;
+    SL_WARN(f->name, "stalled",
+            "no request taken in and no byte read for %llu ms while %s and nothing is in "
+            "flight: budget %llu of %llu bytes used, read buffers hold %zu bytes in %zu "
+            "connections, %zu waiting for budget",
+            (unsigned long long)(now - f->idle_since),
+            f->paused ? "paused for backpressure" : "connections wait for budget",
+            (unsigned long long)f->p->budget.used, (unsigned long long)f->p->budget.limit, held,
+            conns, starved);
 }
 
 static void tick_cb(struct sl_timer *t)
@@ -1493,7 +1716,12 @@ static void tick_cb(struct sl_timer *t)
     struct sl_fwd_in *f = t->arg;
     uint64_t now = sl_now_ms();
     update_backpressure(f);
-    break_partial_deadlock(f, now);
+    process_held(f);
+    unstarve(f, false);
+    if (waiting_idle(f, now)) {
+        break_partial_deadlock(f, now);
+        watch_stall(f, now);
+    }
     if (f->accept_off && now >= f->accept_off_until && !f->stopping) {
         f->accept_off = false;
         listeners_set(f, EPOLLIN);
@@ -1530,7 +1758,8 @@ static void tick_cb(struct sl_timer *t)
     }
     sl_pipeline_dl_commit(f->p);
     sl_timer_start(f->p->loop, &f->tick,
-                   f->paused || (f->stored && f->feed_waiting) ? TICK_PAUSED_MS : TICK_MS);
+                   f->paused || f->starving || (f->stored && f->feed_waiting) ? TICK_PAUSED_MS
+                                                                              : TICK_MS);
 }
 
 /* ---------------------------------------------------------------- set-up */
@@ -1839,6 +2068,8 @@ void sl_fwd_in_info(const struct sl_fwd_in *f, struct sl_fwd_in_info *out)
         .heartbeats = f->heartbeats,
         .paused_ms = f->paused_ms + (f->paused ? sl_now_ms() - f->paused_since : 0),
         .partial_closed = f->partial_closed,
+        .stalls = f->stalls,
+        .starved_waits = f->starved_waits,
         .storage_errors = f->storage_errors,
         .storage_full = f->storage_full,
         .stored_requests = f->stored_requests,
@@ -1862,7 +2093,7 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
             "rejected=%llu protocol_errors=%llu handshake_failures=%llu "
             "tls_handshake_failures=%llu bytes_read=%llu "
             "frames=%llu acks=%llu heartbeats=%llu idle_closed=%llu partial_closed=%llu "
-            "pauses=%llu paused_ms=%llu budget=%llu/%llu",
+            "stalls=%llu starved_waits=%llu pauses=%llu paused_ms=%llu budget=%llu/%llu",
             (unsigned long long)c->received, (unsigned long long)c->delivered,
             (unsigned long long)c->dead_lettered, (unsigned long long)c->dropped,
             (unsigned long long)(c->received - c->delivered - c->dead_lettered - c->dropped),
@@ -1872,7 +2103,8 @@ void sl_fwd_in_log_stats(struct sl_fwd_in *f)
             (unsigned long long)f->tls_handshake_failures, (unsigned long long)f->bytes_read,
             (unsigned long long)f->frames, (unsigned long long)f->acks_sent,
             (unsigned long long)f->heartbeats, (unsigned long long)f->idle_closed,
-            (unsigned long long)f->partial_closed, (unsigned long long)f->pauses,
+            (unsigned long long)f->partial_closed, (unsigned long long)f->stalls,
+            (unsigned long long)f->starved_waits, (unsigned long long)f->pauses,
             (unsigned long long)paused, (unsigned long long)f->p->budget.used,
             (unsigned long long)f->p->budget.limit);
     if (f->st) {

@@ -26,7 +26,7 @@ struct sl_fwd_in_info {
     bool paused;
     uint64_t connections, connections_total, connections_rejected, protocol_errors, bytes_read,
         frames, acks_sent, handshake_failures, tls_handshake_failures, heartbeats, paused_ms,
-        partial_closed;
+        partial_closed, stalls, starved_waits;
     /* ack: stored (0 otherwise) */
     uint64_t storage_errors, storage_full, stored_requests, stored_bytes, storage_corrupt,
         storage_torn_bytes;

@@ -19,6 +19,11 @@
  * States: IDLE -> CONNECTING -> (HELO -> PONG when shared_key is set) -> READY -> SENDING ->
  * WAIT_ACK -> READY ...; any failure -> BACKOFF -> IDLE -> CONNECTING. A failed connect or
  * handshake moves the output to the next server; an ack failure first reconnects to the same one.
+ * A server that accepts requests but never acks them would keep every batch for ever, so
+ * max_ack_timeouts ack timeouts in a row (from any of its connections) mark it unhealthy for
+ * recover_wait: the failover list moves on, weighted mode leaves it out of the round-robin, and
+ * the batch that timed out is resent elsewhere (same chunk; the stuck server may have kept it,
+ * which is at-least-once). With every server unhealthy, batches are still resent, never dropped.
  *
  * TLS (tls: true): after the TCP connect a non-blocking SSL_connect runs on the loop (SNI and the
  * verified name are the server's host; an IP literal is matched against IP SANs), still within
@@ -130,10 +135,14 @@ struct fconn {
 struct server {
     char host[256];
     char port[8];
+    char addr[272]; /* host:port, for logs and metrics */
     uint32_t weight;
-    bool down;      /* weighted mode: the last connect or handshake failed */
-    int64_t cw;     /* smooth weighted round-robin: current weight */
-    uint64_t sends; /* requests sent to it */
+    bool down;                /* weighted mode: the last connect or handshake failed */
+    int64_t cw;               /* smooth weighted round-robin: current weight */
+    uint64_t sends;           /* requests sent to it */
+    uint32_t ack_timeouts;    /* in a row, since its last ack */
+    uint64_t unhealthy_until; /* ms; left out until then (0: healthy) */
+    uint64_t failovers;       /* times it was marked unhealthy */
 };
 
 struct fwd_out {
@@ -352,6 +361,71 @@ static uint64_t backoff_ms(const struct fwd_out *o, uint32_t attempt)
     return d / 2 + (uint64_t)rand() % (d / 2 + 1);
 }
 
+static bool unhealthy(const struct server *s, uint64_t now)
+{
+    return s->unhealthy_until > now;
+}
+
+/* Weighted mode: whether some server is neither down nor unhealthy. Until none is, the
+ * round-robin passes unhealthy servers by; then they get batches again, so nothing waits out
+ * recover_wait doing nothing. */
+static bool any_healthy(const struct fwd_out *o, uint64_t now)
+{
+    for (size_t i = 0; i < o->n_servers; i++)
+        if (!o->servers[i].down && !unhealthy(&o->servers[i], now)) return true;
+    return false;
+}
+
+/* Failover list: the first healthy server after `from` (wrapping around), or the next one
+ * when none is healthy. */
+static size_t next_server(const struct fwd_out *o, size_t from)
+{
+    uint64_t now = sl_now_ms();
+    for (size_t k = 1; k <= o->n_servers; k++) {
+        size_t i = (from + k) % o->n_servers;
+        if (i != from && !unhealthy(&o->servers[i], now)) return i;
+    }
+    return (from + 1) % o->n_servers;
+}
+
+/* Counts an ack timeout on c's server; at max_ack_timeouts in a row the server is marked
+ * unhealthy for recover_wait, and the failover list moves past it. Returns whether the server
+ * is unhealthy now (then c's batch goes elsewhere). */
+static bool ack_timed_out(struct fwd_out *o, struct fconn *c)
+{
+    struct server *s = &o->servers[c->server];
+    uint64_t now = sl_now_ms();
+    if (unhealthy(s, now)) return true; /* another connection's timeout marked it already */
+    if (o->fc->max_ack_timeouts == 0 || ++s->ack_timeouts < o->fc->max_ack_timeouts) return false;
+    s->ack_timeouts = 0;
+    s->unhealthy_until = now + o->fc->recover_wait_ms;
+    s->failovers++;
+    const struct server *to = NULL;
+    if (o->weighted) {
+        for (size_t i = 0; i < o->n_servers && !to; i++)
+            if (!o->servers[i].down && !unhealthy(&o->servers[i], now)) to = &o->servers[i];
+    } else {
+        if (o->cur_server == c->server) o->cur_server = next_server(o, c->server);
+        if (!unhealthy(&o->servers[o->cur_server], now)) to = &o->servers[o->cur_server];
+    }
+    if (to)
+        SL_WARN(o->name, "unhealthy",
+                "%s: %u ack timeouts in a row (ack_timeout %llu ms): marked unhealthy for %llu "
+                "ms; its requests go to %s%s",
+                s->addr, o->fc->max_ack_timeouts, (unsigned long long)o->fc->ack_timeout_ms,
+                (unsigned long long)o->fc->recover_wait_ms,
+                o->weighted ? "the other servers, e.g. " : "", to->addr);
+    else
+        SL_WARN(o->name, "unhealthy",
+                "%s: %u ack timeouts in a row (ack_timeout %llu ms): marked unhealthy for %llu "
+                "ms; every server is unhealthy, so requests are still resent%s%s (nothing is "
+                "dropped)",
+                s->addr, o->fc->max_ack_timeouts, (unsigned long long)o->fc->ack_timeout_ms,
+                (unsigned long long)o->fc->recover_wait_ms, o->weighted ? "" : " to ",
+                o->weighted ? "" : o->servers[o->cur_server].addr);
+    return true;
+}
+
 static void conn_fail(struct fconn *c, enum retry_reason why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -373,16 +447,21 @@ static void conn_fail(struct fconn *c, enum retry_reason why, const char *fmt, .
     conn_close_socket(c);
     o->retries[why]++;
     struct fbatch *requeue = NULL;
+    bool left = why == RR_TIMEOUT && ack_timed_out(o, c);
     if (o->weighted && (why == RR_CONNECT || why == RR_HANDSHAKE)) {
         /* The server is down: its batch goes to another one; this connection probes it. */
         o->servers[c->server].down = true;
         requeue = c->b;
         c->b = NULL;
+    } else if (o->weighted && left) {
+        requeue = c->b; /* the round-robin passes the unhealthy server by */
+        c->b = NULL;
     } else if ((why == RR_CONNECT || why == RR_HANDSHAKE) && o->n_servers > 1 &&
                o->cur_server == c->server) {
         /* The server could not be reached or would not let us in: try the next one. An ack
-         * failure says less about the server, so the same one is tried again first. */
-        o->cur_server = (o->cur_server + 1) % o->n_servers;
+         * failure says less about the server, so the same one is tried again first (until
+         * max_ack_timeouts of them mark it unhealthy: ack_timed_out moved on then). */
+        o->cur_server = next_server(o, c->server);
     }
     c->fails++;
     c->st = CS_BACKOFF;
@@ -447,6 +526,7 @@ static void deliver(struct fconn *c)
     struct fbatch *b = c->b;
     c->b = NULL;
     c->fails = 0;
+    o->servers[c->server].ack_timeouts = 0;
     uint64_t took = sl_now_ms() - c->sent_ms;
     o->st.latency_ms_sum += took;
     if (o->st.latency) sl_histogram_observe(o->st.latency, (double)took / 1000.0);
@@ -472,6 +552,15 @@ static void conn_ready(struct fconn *c)
             conn_set_events(c, EPOLLIN);
             pump(o); /* the round-robin decides whether this connection gets the next batch */
         }
+        return;
+    }
+    if (c->server != o->cur_server && unhealthy(&o->servers[c->server], sl_now_ms())) {
+        /* Still connected to a server the list has moved past: reconnect to the current one
+         * rather than hand it another batch. */
+        conn_close_socket(c);
+        c->st = CS_IDLE;
+        if (!c->b) c->b = ready_pop(o);
+        if (c->b) conn_connect(c);
         return;
     }
     if (!c->b) c->b = ready_pop(o);
@@ -930,6 +1019,8 @@ static void conn_timer(struct sl_timer *t)
  * *total is what commit_pick subtracts. Does not change state. */
 static int wrr_pick(const struct fwd_out *o, int64_t *total)
 {
+    uint64_t now = sl_now_ms();
+    bool skip_unhealthy = any_healthy(o, now);
     for (int standby = 0; standby < 2; standby++) {
         int best = -1;
         int64_t best_cw = 0;
@@ -937,6 +1028,7 @@ static int wrr_pick(const struct fwd_out *o, int64_t *total)
         for (size_t i = 0; i < o->n_servers; i++) {
             const struct server *s = &o->servers[i];
             if (s->down || (s->weight == 0) != (standby == 1)) continue;
+            if (skip_unhealthy && unhealthy(s, now)) continue;
             int64_t w = standby ? 1 : s->weight;
             *total += w;
             if (best < 0 || s->cw + w > best_cw) {
@@ -952,9 +1044,12 @@ static int wrr_pick(const struct fwd_out *o, int64_t *total)
 static void wrr_commit(struct fwd_out *o, int best, int64_t total)
 {
     bool standby = o->servers[best].weight == 0;
+    uint64_t now = sl_now_ms();
+    bool skip_unhealthy = any_healthy(o, now);
     for (size_t i = 0; i < o->n_servers; i++) {
         struct server *s = &o->servers[i];
         if (s->down || (s->weight == 0) != standby) continue;
+        if (skip_unhealthy && unhealthy(s, now)) continue;
         s->cw += standby ? 1 : s->weight;
     }
     o->servers[best].cw -= total;
@@ -1215,6 +1310,8 @@ static int split_server(const char *s, struct server *out)
     memcpy(out->host, h, hl);
     out->host[hl] = '\0';
     snprintf(out->port, sizeof out->port, "%s", colon + 1);
+    snprintf(out->addr, sizeof out->addr, "%.*s", (int)(colon - s), s);
+    snprintf(out->addr + strlen(out->addr), sizeof out->addr - strlen(out->addr), ":%s", out->port);
     return 0;
 }
 
@@ -1316,4 +1413,16 @@ int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, ch
             fc->username ? " (with user)" : "", fc->tls ? "on" : "off",
             fc->tls && !fc->tls_verify ? " (verify off)" : "");
     return 0;
+}
+
+bool sl_fwd_output_server(const struct sl_output *out, size_t i, struct sl_fwd_server_state *st)
+{
+    if (out->ops != &fwd_ops) return false;
+    const struct fwd_out *o = out->impl;
+    if (i >= o->n_servers) return false;
+    const struct server *s = &o->servers[i];
+    st->addr = s->addr;
+    st->unhealthy = unhealthy(s, sl_now_ms());
+    st->failovers = &s->failovers;
+    return true;
 }

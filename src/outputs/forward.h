@@ -10,4 +10,14 @@
 int sl_fwd_output_new(struct sl_pipeline *p, const struct sl_output_cfg *cfg, char *err,
                       size_t errlen);
 
+/* One server of a Forward output, for /metrics. */
+struct sl_fwd_server_state {
+    const char *addr;          /* host:port as configured */
+    bool unhealthy;            /* left out after max_ack_timeouts ack timeouts in a row */
+    const uint64_t *failovers; /* times it was marked unhealthy (valid while the output lives) */
+};
+
+/* Server i of a Forward output; false past the last one, or when out is another output type. */
+bool sl_fwd_output_server(const struct sl_output *out, size_t i, struct sl_fwd_server_state *st);
+
 #endif

@@ -670,6 +670,8 @@ static void test_forward_output(void **state)
     assert_string_equal(o->fwd.servers[0], "127.0.0.1:24224");
     assert_true(o->fwd.require_ack);
     assert_int_equal(o->fwd.ack_timeout_ms, 30000);
+    assert_int_equal(o->fwd.max_ack_timeouts, 2);
+    assert_int_equal(o->fwd.recover_wait_ms, 10000);
     assert_int_equal(o->fwd.batch_max_bytes, 4ull << 20);
     assert_int_equal(o->fwd.batch_max_wait_ms, 1000);
     assert_int_equal(o->fwd.concurrency, 1);
@@ -692,6 +694,8 @@ static void test_forward_output(void **state)
                          "    servers: [\"10.0.0.1:24224\", \"fwd-2.example:24225\", \"[::1]:1\"]\n"
                          "    require_ack: false\n"
                          "    ack_timeout: 5s\n"
+                         "    max_ack_timeouts: 0\n"
+                         "    recover_wait: 1m\n"
                          "    batch_max_bytes: 1MiB\n"
                          "    batch_max_wait: 100ms\n"
                          "    concurrency: 3\n"
@@ -715,6 +719,8 @@ static void test_forward_output(void **state)
     assert_string_equal(o->fwd.servers[1], "fwd-2.example:24225");
     assert_false(o->fwd.require_ack);
     assert_int_equal(o->fwd.ack_timeout_ms, 5000);
+    assert_int_equal(o->fwd.max_ack_timeouts, 0);
+    assert_int_equal(o->fwd.recover_wait_ms, 60000);
     assert_int_equal(o->fwd.batch_max_bytes, 1ull << 20);
     assert_int_equal(o->fwd.batch_max_wait_ms, 100);
     assert_int_equal(o->fwd.concurrency, 3);
@@ -739,6 +745,10 @@ static void test_forward_output(void **state)
                   "t.yaml:5: 'batch_max_bytes' (5242880) is larger than 4MiB\n");
     expect_errors(FWD_OUTPUT("    retry_base: 2s\n    retry_max: 1s\n"),
                   "t.yaml:5: 'retry_max' (1000ms) is less than 'retry_base' (2000ms)\n");
+    expect_errors(FWD_OUTPUT("    max_ack_timeouts: -1\n"),
+                  "t.yaml:6: 'max_ack_timeouts' must be between 0 and 1000, got '-1'\n");
+    expect_errors(FWD_OUTPUT("    recover_wait: 0s\n"),
+                  "t.yaml:6: 'recover_wait' must be at least 1ms, got '0s'\n");
     expect_errors(FWD_OUTPUT("    concurrency: 0\n"),
                   "t.yaml:6: 'concurrency' must be between 1 and 64, got '0'\n");
     expect_errors(FWD_OUTPUT("    compression: zstd\n"),
@@ -746,7 +756,8 @@ static void test_forward_output(void **state)
     expect_errors(
         FWD_OUTPUT("    hosts: [http://x:9200]\n"),
         "t.yaml:6: unknown key 'hosts' in forward output (valid: type, name, match, "
-        "copy, servers, weights, require_ack, ack_timeout, batch_max_bytes, batch_max_wait, "
+        "copy, servers, weights, require_ack, ack_timeout, max_ack_timeouts, recover_wait, "
+        "batch_max_bytes, batch_max_wait, "
         "concurrency, compression, gzip_level, shared_key, username, password, tls, "
         "tls_ca_file, tls_verify, tls_cert_file, tls_key_file, tls_min_version, self_hostname, "
         "connect_timeout, retry_base, retry_max, kafka_fields, kafka_topic_key, "

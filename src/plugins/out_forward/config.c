@@ -68,7 +68,8 @@ static const struct sl_cfg_key fwd_out_keys[] = {
      .def = "127.0.0.1:24224",
      .check = check_server,
      .doc = "Forward servers as host:port; the next one is used when connecting or the "
-            "handshake fails (a list or one string)."},
+            "handshake fails, or after max_ack_timeouts ack timeouts in a row (a list or one "
+            "string)."},
     {.name = "weights",
      .type = SL_VT_LIST,
      .off = FO(weights),
@@ -93,6 +94,22 @@ static const struct sl_cfg_key fwd_out_keys[] = {
      .min_text = "1ms",
      .doc = "Time from starting to write a request to its ack; then the connection is dropped "
             "and the batch resent with the same chunk id."},
+    {.name = "max_ack_timeouts",
+     .type = SL_VT_UINT32,
+     .off = FO(max_ack_timeouts),
+     .def = "2",
+     .max = 1000,
+     .doc = "Ack timeouts in a row on one server before it is marked unhealthy for "
+            "recover_wait: its batches are resent to the next healthy server (same chunk id; "
+            "the receivers may get a batch twice). 0: resend to the same server for ever."},
+    {.name = "recover_wait",
+     .type = SL_VT_DURATION,
+     .off = FO(recover_wait_ms),
+     .def = "10s",
+     .min_value = 1,
+     .min_text = "1ms",
+     .doc = "How long a server marked unhealthy is left out before it may be used again "
+            "(fluentd's recover_wait)."},
     {.name = "batch_max_bytes",
      .type = SL_VT_SIZE,
      .off = FO(batch_max_bytes),
@@ -302,7 +319,13 @@ const struct sl_plugin sl_plugin_out_forward = {
         "`kafka_topic` (string), `kafka_partition` and `kafka_offset` (integers) (names\n"
         "configurable, added after the record's own fields) from which the far side derives the\n"
         "same ids. A failed connect or handshake moves to the next of `servers` (wrapping\n"
-        "around). `batch_max_bytes` must not exceed 4MiB; `retry_max` must be at least\n"
-        "`retry_base`.\n",
+        "around). `max_ack_timeouts` ack timeouts in a row on one server (a server that accepts\n"
+        "requests but never acks) mark it unhealthy for `recover_wait`: logged as a warning with\n"
+        "the server and the reason, shown in `sluice_forward_output_server_unhealthy` and\n"
+        "counted in `sluice_forward_output_failovers_total`; the request is resent to the next\n"
+        "healthy server (with `weights`: the other servers in their proportions). While every\n"
+        "server is unhealthy the requests are still resent (to the next server, or in weighted\n"
+        "mode by the weights), never dropped, and the warning says so. `batch_max_bytes` must not\n"
+        "exceed 4MiB; `retry_max` must be at least `retry_base`.\n",
     .check = check,
 };
