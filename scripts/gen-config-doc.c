@@ -1,11 +1,17 @@
-/* Prints docs/configuration.md from the key tables in src/core/config.c, so the reference can never
- * disagree with the loader. It includes config.c itself to read the static tables.
+/* Prints docs/configuration.md (and, with --man1/--man5, the man pages) from the key tables the
+ * loader uses: the service section's (src/core/config.c) and each registered plugin's
+ * (src/plugins/<name>/config.c), so the reference can never disagree with the loader. Built as
+ * build/tools/gen-config-doc; the docs.configuration test compares its output with the file.
  *
- *   cc -std=c11 -D_GNU_SOURCE -Isrc scripts/gen-config-doc.c src/core/tagmatch.c -lyaml \
- *      -o /tmp/gen-config-doc && /tmp/gen-config-doc > docs/configuration.md
- *   /tmp/gen-config-doc --check-example examples/sluice.yaml   # every key appears in the example
+ *   build/tools/gen-config-doc > docs/configuration.md
+ *   build/tools/gen-config-doc --check-example examples/sluice.yaml   # every key is shown there
  */
-#include "../src/core/config.c"
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/config_schema.h"
 #include "plugins/registry.h"
 
 #ifndef SLUICE_DOC_VERSION
@@ -160,7 +166,7 @@ static int man5(void)
         "contain \\fB${env:NAME}\\fR or \\fB${file:PATH}\\fR; expanded secrets never appear in "
         "messages.\n");
     printf(".SH SERVICE\n");
-    man_keys("", &service_section);
+    man_keys("", &sl_cfg_service_section);
     for (size_t i = 0; i < sl_builtin_plugins.n; i++) {
         const struct sl_plugin *pl = sl_builtin_plugins.plugins[i];
         printf(".SH ");
@@ -249,7 +255,8 @@ static int check_example(const char *path)
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = '\0';
-    const struct sl_cfg_section *sections[2 + 16] = {&service_section, &dead_letter_section};
+    const struct sl_cfg_section *sections[2 + 16] = {&sl_cfg_service_section,
+                                                     &sl_cfg_dead_letter_section};
     size_t n_sections = 2;
     for (size_t i = 0; i < sl_builtin_plugins.n && n_sections < 18; i++)
         sections[n_sections++] = sl_builtin_plugins.plugins[i]->section;
@@ -321,7 +328,7 @@ int main(int argc, char **argv)
         "  unterminated `${`), upper-case letters and the characters Elasticsearch forbids in\n"
         "  index names (`\\ / * ? \" < > | , # space`) are errors.\n\n");
     printf("## `service`\n\n");
-    table("", &service_section);
+    table("", &sl_cfg_service_section);
     for (size_t i = 0; i < sl_builtin_plugins.n; i++) {
         const struct sl_plugin *pl = sl_builtin_plugins.plugins[i];
         printf("## %s (`%s: - type: %s`)\n\n", pl->title,

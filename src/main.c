@@ -851,21 +851,8 @@ static int run(const char *path, const char *replay_dir)
     for (size_t i = 0; i < a.cfg.n_inputs && !replay_dir; i++) {
         const struct sl_input_cfg *ic = &a.cfg.inputs[i];
         struct sl_input *in = &a.in[a.n_in];
-        switch (ic->type) {
-        case SL_INPUT_KAFKA:
-            in->ops = &sl_kafka_in_ops;
-            in->impl = sl_kafka_in_new(&a.pipe, ic, prefetch, err, sizeof err);
-            break;
-        case SL_INPUT_FORWARD:
-            in->ops = &sl_fwd_in_ops;
-            in->impl = sl_fwd_in_new(&a.pipe, ic, err, sizeof err);
-            break;
-        default:
-            /* the config loader rejects types this build lacks; this is the second line */
-            snprintf(err, sizeof err, "input %s: type not supported by this build", ic->name);
-            in->impl = NULL;
-            break;
-        }
+        in->ops = ic->plugin->in_ops;
+        in->impl = ic->plugin->create_input(&a.pipe, ic, prefetch, err, sizeof err);
         if (!in->impl) {
             SL_ERROR("sluice", NULL, "%s", err);
             return 1;

@@ -625,7 +625,7 @@ static const struct sl_cfg_key dead_letter_keys[] = {
      .doc = "Size cap of the store; when it is full, inputs pause instead of dropping."},
 };
 
-static const struct sl_cfg_section dead_letter_section = {
+const struct sl_cfg_section sl_cfg_dead_letter_section = {
     .where = "in service.dead_letter",
     .keys = dead_letter_keys,
     .n_keys = sizeof(dead_letter_keys) / sizeof(dead_letter_keys[0]),
@@ -650,7 +650,7 @@ static const struct sl_cfg_key service_keys[] = {
             "\"off\" or \"\" disables it."},
     {.name = "dead_letter",
      .type = SL_VT_SECTION,
-     .section = &dead_letter_section,
+     .section = &sl_cfg_dead_letter_section,
      .doc = "Dead-letter store: {path, max_size}."},
     {.name = "storage_path",
      .type = SL_VT_STRING,
@@ -714,7 +714,7 @@ static const struct sl_cfg_key service_keys[] = {
      .doc = "Period of the stats log line; 0 turns it off."},
 };
 
-static const struct sl_cfg_section service_section = {
+const struct sl_cfg_section sl_cfg_service_section = {
     .where = "in service",
     .keys = service_keys,
     .n_keys = sizeof(service_keys) / sizeof(service_keys[0]),
@@ -1405,7 +1405,7 @@ static void load_root(struct sl_cfg_loader *L, struct sl_config *cfg, yaml_node_
             if (vn->type != YAML_MAPPING_NODE)
                 sl_cfg_err(L, node_line(vn), "'service' must be a mapping, not %s", node_kind(vn));
             else
-                load_section(L, &service_section, &cfg->service, vn);
+                load_section(L, &sl_cfg_service_section, &cfg->service, vn);
             L->service_clean = L->n_errors == before;
         } else if (strcmp(key, "inputs") == 0 || strcmp(key, "outputs") == 0) {
             bool in = key[0] == 'i';
@@ -1455,7 +1455,7 @@ static int syntax_error(struct sl_cfg_loader *L, yaml_parser_t *parser, const ch
 
 static void service_defaults(struct sl_cfg_loader *L, struct sl_config *cfg)
 {
-    apply_defaults(L, &service_section, &cfg->service);
+    apply_defaults(L, &sl_cfg_service_section, &cfg->service);
 }
 
 int sl_config_load_string(const struct sl_registry *reg, const char *name, const char *yaml,
@@ -1574,7 +1574,7 @@ void sl_config_free(struct sl_config *cfg)
 {
     if (!cfg) return;
     free(cfg->path);
-    free_section(&service_section, &cfg->service);
+    free_section(&sl_cfg_service_section, &cfg->service);
     for (size_t i = 0; i < cfg->n_inputs; i++)
         free_section(cfg->inputs[i].plugin->section, &cfg->inputs[i]);
     for (size_t i = 0; i < cfg->n_outputs; i++)

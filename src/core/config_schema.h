@@ -154,6 +154,9 @@ int sl_cfg_check_path_key(struct sl_cfg_loader *L, const struct sl_cfg_key *k, c
 int sl_cfg_check_add_field(struct sl_cfg_loader *L, const struct sl_cfg_key *k,
                            const struct sl_cfg_val *v);
 
+/* The service section (and its dead_letter part): the keys that are not a plugin's. */
+extern const struct sl_cfg_section sl_cfg_service_section, sl_cfg_dead_letter_section;
+
 /* Values shared by several plugins' enum keys (NULL-terminated, index = enum value). */
 extern const char *const sl_cfg_compression_values[];
 extern const char *const sl_cfg_tls_version_values[];

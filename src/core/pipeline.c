@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "outputs/elasticsearch.h"
-#include "outputs/forward.h"
+#include "core/plugin.h"
 
 /* A dead-letter record on its way: once written (pending) it needs only its ack; when the store
  * refused it (blocked) it keeps a private copy of everything so it can be written later. */
@@ -117,16 +116,7 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
     if (!p->dlq) return -1;
     for (size_t i = 0; i < cfg->n_outputs; i++) {
         const struct sl_output_cfg *oc = &cfg->outputs[i];
-        int rc;
-        if (oc->type == SL_OUTPUT_ELASTICSEARCH) {
-            rc = sl_es_output_new(p, oc, err, errlen);
-        } else if (oc->type == SL_OUTPUT_FORWARD) {
-            rc = sl_fwd_output_new(p, oc, err, errlen);
-        } else {
-            snprintf(err, errlen, "output %s: unsupported type", oc->name);
-            return -1;
-        }
-        if (rc != 0) return -1;
+        if (oc->plugin->create_output(p, oc, err, errlen) != 0) return -1;
         struct sl_output *o = &p->outputs[p->n_outputs - 1];
         o->copy = oc->copy;
         err[0] = '\0';

@@ -7,10 +7,15 @@
 #define SL_PLUGIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct sl_cfg_loader;
 struct sl_cfg_section;
 struct sl_config;
+struct sl_input_cfg;
+struct sl_input_ops;
+struct sl_output_cfg;
+struct sl_pipeline;
 
 enum sl_plugin_kind { SL_PLUGIN_INPUT, SL_PLUGIN_OUTPUT };
 
@@ -26,6 +31,15 @@ struct sl_plugin {
     /* Rules across keys, on an item that loaded without an error (a struct sl_input_cfg or
      * sl_output_cfg of this type); reports with sl_cfg_err. Optional. */
     void (*check)(struct sl_cfg_loader *L, const struct sl_config *cfg, void *item);
+
+    /* Inputs: creates one on the pipeline's loop; prefetch is its share of the budget for data
+     * its client library holds ahead. Returns its state for in_ops, or NULL with err. */
+    void *(*create_input)(struct sl_pipeline *p, const struct sl_input_cfg *cfg, uint64_t prefetch,
+                          char *err, size_t errlen);
+    const struct sl_input_ops *in_ops;
+    /* Outputs: creates one and adds it to the pipeline's outputs. Returns 0, or -1 with err. */
+    int (*create_output)(struct sl_pipeline *p, const struct sl_output_cfg *cfg, char *err,
+                         size_t errlen);
 };
 
 struct sl_registry {

@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/config_schema.h"
 #include "core/plugin.h"
+#include "inputs/forward.h"
 
 #define IN(f) offsetof(struct sl_input_cfg, f)
 #define FWD(f) offsetof(struct sl_input_cfg, forward.f)
@@ -301,6 +302,14 @@ static void check(struct sl_cfg_loader *L, const struct sl_config *cfg, void *it
                    (unsigned long long)((in->forward.max_frame_size * 8 + 2) / 3));
 }
 
+/* Its memory is the pipeline's budget: it has no prefetch of its own. */
+static void *create(struct sl_pipeline *p, const struct sl_input_cfg *cfg, uint64_t prefetch,
+                    char *err, size_t errlen)
+{
+    (void)prefetch;
+    return sl_fwd_in_new(p, cfg, err, errlen);
+}
+
 const struct sl_plugin sl_plugin_in_forward = {
     .kind = SL_PLUGIN_INPUT,
     .type = "forward",
@@ -319,4 +328,6 @@ const struct sl_plugin sl_plugin_in_forward = {
         "dead-lettered with reason `invalid event`. `max_frame_size` must not exceed\n"
         "`service.memory_limit`.\n",
     .check = check,
+    .create_input = create,
+    .in_ops = &sl_fwd_in_ops,
 };

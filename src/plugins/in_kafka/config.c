@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/config_schema.h"
 #include "core/plugin.h"
+#include "inputs/kafka.h"
 
 #define IN(f) offsetof(struct sl_input_cfg, f)
 #define KAF(f) offsetof(struct sl_input_cfg, kafka.f)
@@ -232,6 +233,12 @@ static void check(struct sl_cfg_loader *L, const struct sl_config *cfg, void *it
     check_kafka_parsing(L, item);
 }
 
+static void *create(struct sl_pipeline *p, const struct sl_input_cfg *cfg, uint64_t prefetch,
+                    char *err, size_t errlen)
+{
+    return sl_kafka_in_new(p, cfg, prefetch, err, errlen);
+}
+
 const struct sl_plugin sl_plugin_in_kafka = {
     .kind = SL_PLUGIN_INPUT,
     .type = "kafka",
@@ -243,4 +250,6 @@ const struct sl_plugin sl_plugin_in_kafka = {
         "`group_id` and `brokers`) or `enable.auto.offset.store` (sluice stores an offset only\n"
         "once the record is delivered or dead-lettered). Values are passed as strings.\n",
     .check = check,
+    .create_input = create,
+    .in_ops = &sl_kafka_in_ops,
 };

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/config_schema.h"
 #include "core/plugin.h"
+#include "outputs/elasticsearch.h"
 
 #define OUT(f) offsetof(struct sl_output_cfg, f)
 #define ES(f) offsetof(struct sl_output_cfg, es.f)
@@ -393,4 +394,5 @@ const struct sl_plugin sl_plugin_out_elasticsearch = {
                  "`retry_max` must be at least `retry_base`; `batch_max_bytes` must not exceed\n"
                  "`service.memory_limit`. Component names (given or default) must be unique.\n",
     .check = check,
+    .create_output = sl_es_output_new,
 };

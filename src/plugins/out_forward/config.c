@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/config_schema.h"
 #include "core/plugin.h"
+#include "outputs/forward.h"
 
 #define OUT(f) offsetof(struct sl_output_cfg, f)
 #define FO(f) offsetof(struct sl_output_cfg, fwd.f)
@@ -328,4 +329,5 @@ const struct sl_plugin sl_plugin_out_forward = {
         "mode by the weights), never dropped, and the warning says so. `batch_max_bytes` must not\n"
         "exceed 4MiB; `retry_max` must be at least `retry_base`.\n",
     .check = check,
+    .create_output = sl_fwd_output_new,
 };
