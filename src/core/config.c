@@ -1359,7 +1359,12 @@ static const struct key_def es_keys[] = {
      .type = VT_DURATION,
      .off = ES(batch_max_wait_ms),
      .def = "1s",
-     .doc = "Flush a non-empty batch after this long."},
+     .doc = "Longest a record waits in a batch. A batch goes earlier when it is full, or as soon "
+            "as the inputs have read everything that is ready and fewer than concurrency "
+            "requests are in flight or waiting to be retried: a quiet pipeline sends each record "
+            "within about one round trip. While every slot is busy records accumulate, so there "
+            "are at most concurrency requests per round trip of the cluster, however many "
+            "records arrive."},
     {.name = "concurrency",
      .type = VT_UINT32,
      .off = ES(concurrency),
@@ -1592,7 +1597,12 @@ static const struct key_def fwd_out_keys[] = {
      .type = VT_DURATION,
      .off = FO(batch_max_wait_ms),
      .def = "1s",
-     .doc = "Send a non-empty batch after this long."},
+     .doc = "Longest a record waits in a batch. A batch goes earlier when it is full, or as soon "
+            "as the inputs have read everything that is ready and a connection is free (not "
+            "carrying a request, not in backoff): a quiet pipeline sends each record within "
+            "about one round trip. While every connection carries a request records accumulate, "
+            "so there are at most concurrency requests per round trip to the server (its ack "
+            "included), however many records arrive."},
     {.name = "concurrency",
      .type = VT_UINT32,
      .off = FO(concurrency),
