@@ -4,8 +4,8 @@ rates, with sluice's default settings.
 
   Kafka:   a producer (python3-confluent-kafka, linger.ms 0) writes R records/s for --seconds,
            each a ~250 B JSON object whose "sent_ns" is the producer's CLOCK_REALTIME when it
-           handed the record to its client, to a new topic (4 partitions) of librdkafka's mock
-           cluster (tests/mockkafka), and with --real-kafka of one Apache Kafka 4.4 broker
+           handed the record to its client, to a new topic (4 partitions) of one Apache Kafka
+           4.4 broker (--real-kafka) or of librdkafka's mock cluster (paths kafka-mock*)
            -> sluice (a new consumer group) -> esemu --count-only --latency-field sent_ns
   Forward: bench/fwd_client -r R -T sent_ns (one connection; every millisecond a PackedForward
            request of what fell due, each event stamped with the time it was due, acks requested
