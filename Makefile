@@ -59,13 +59,16 @@ install: deps
 # Not a test: prints events/s, MB/s, CPU per event, peak RSS and the ratio to a bare librdkafka
 # consumer on the same backlog (docs/performance.md): first on librdkafka's mock cluster into the
 # Elasticsearch emulator (bench/run.py), then on a real Kafka broker into the emulator and into a
-# real OpenSearch node (bench/real.py; the servers' jars are fetched into the build tree once).
-# Both parts run even when the first reports a failed run; make exits 1 if either did.
+# real OpenSearch node (bench/real.py; the servers' jars are fetched into the build tree once),
+# then end-to-end latency at 100, 1,000 and 10,000 events/s and a synchronous Forward client's
+# acks per second (bench/latency.py). Every part runs even when an earlier one reports a failed
+# run; make exits 1 if any did.
 bench: build
 	@rc=0; \
 	/usr/bin/python3 bench/run.py --build $(BUILD) || rc=1; \
 	{ sh tests/servers/fetch.sh $(BUILD)/servers && \
 	  /usr/bin/python3 bench/real.py --build $(BUILD); } || rc=1; \
+	/usr/bin/python3 bench/latency.py --build $(BUILD) --real-kafka || rc=1; \
 	exit $$rc
 
 demo: build

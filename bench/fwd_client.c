@@ -9,6 +9,14 @@
  * flight, so the client's cost is part of its loop, not a pre-built corpus in memory.
  *
  *   fwd_client -p PORT [-h HOST] [-n TOTAL] [-c CONNS] [-k WINDOW] [-b BATCH] [-s SIZE] [-t TAG]
+ *              [-r RATE] [-T FIELD]
+ *
+ * -r RATE paces the events (bench/latency.py): event i is due at start + i / RATE seconds, and a
+ * connection with room in its window sends what is due (at most BATCH events per request,
+ * checked every millisecond), so requests are small at low rates. Without it every request has
+ * BATCH events and goes as soon as the window allows. -T FIELD adds the event's time in
+ * nanoseconds (CLOCK_REALTIME) under FIELD: when it was due with -r, when its request was built
+ * without; esemu --latency-field FIELD measures from it.
  *
  * Output (stdout, one JSON line): {"events":N,"requests":R,"conns":C,"window":K,"batch":B,
  * "seconds":S,"events_per_s":E,"ack_ms":{"p50":..,"p99":..,"max":..},"errors":N,
@@ -32,7 +40,7 @@
 #include "codec/forward.h"
 #include "codec/msgpack.h"
 
-#define MAX_WINDOW 256
+#define MAX_WINDOW 4096
 
 struct req {
     char chunk[32];
@@ -54,6 +62,7 @@ struct conn {
     uint8_t rbuf[4096];
     size_t rlen;
     bool done;
+    bool ready; /* had an epoll event this round */
 };
 
 static uint64_t now_ns(clockid_t id)
@@ -77,18 +86,27 @@ static int grow(struct sl_mp_wbuf *w, size_t need)
 
 static unsigned batch = 1000, rec_size = 250, window = 16;
 static const char *tag = "bench.app";
+static double rate;           /* -r: events per second, 0 = as fast as the windows allow */
+static const char *stamp_key; /* -T */
+static uint64_t total_events; /* -r: events over all connections */
+static uint64_t next_seq;     /* -r: the next event to send, over all connections */
+static uint64_t t0_mono, t0_real;
 static uint64_t *lat_us;
 static size_t n_lat;
 static unsigned long errors;
 
-/* One record as a msgpack map of ~rec_size JSON bytes. */
-static size_t encode_record(uint8_t *out, size_t cap, uint64_t seq)
+/* One record as a msgpack map of ~rec_size JSON bytes, plus stamp_key: stamp_ns. */
+static size_t encode_record(uint8_t *out, size_t cap, uint64_t seq, uint64_t stamp_ns)
 {
     static char pad[4096];
     if (!pad[0]) memset(pad, 'x', sizeof pad - 1);
     struct sl_mp_wbuf w;
     sl_mp_wbuf_init(&w, out, cap);
-    sl_mp_w_map(&w, 6);
+    sl_mp_w_map(&w, stamp_key ? 7 : 6);
+    if (stamp_key) {
+        sl_mp_w_str(&w, stamp_key, strlen(stamp_key));
+        sl_mp_w_uint(&w, stamp_ns);
+    }
     sl_mp_w_str(&w, "seq", 3);
     sl_mp_w_uint(&w, seq);
     sl_mp_w_str(&w, "level", 5);
@@ -112,7 +130,8 @@ static size_t encode_record(uint8_t *out, size_t cap, uint64_t seq)
     return w.overflow ? 0 : w.len;
 }
 
-static void build_frame(struct conn *c)
+/* A request of n events from seq on. */
+static void build_frame(struct conn *c, uint64_t seq, uint64_t n_events)
 {
     uint64_t r = c->next_req;
     struct req *q = &c->fly[c->n_fly];
@@ -123,8 +142,10 @@ static void build_frame(struct conn *c)
     sl_fwd_packed_begin(&pk, &c->w, tag, strlen(tag));
     uint8_t rec[8192];
     int64_t t = (int64_t)now_ns(CLOCK_REALTIME);
-    for (unsigned i = 0; i < batch; i++) {
-        size_t n = encode_record(rec, sizeof rec, c->first_seq + r * batch + i);
+    for (uint64_t i = 0; i < n_events; i++) {
+        uint64_t stamp =
+            rate > 0 ? t0_real + (uint64_t)((double)(seq + i) * 1e9 / rate) : (uint64_t)t;
+        size_t n = encode_record(rec, sizeof rec, seq + i, stamp);
         sl_fwd_packed_add(&pk, t, rec, n);
     }
     if (sl_fwd_packed_end(&pk, q->chunk, q->chunk_len, 0) != 0) {
@@ -144,13 +165,31 @@ static void set_events(int ep, struct conn *c)
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-/* Writes while the window has room. Returns -1 on a socket error. */
+/* Events due by now (-r), over all connections. */
+static uint64_t due_events(void)
+{
+    uint64_t due = (uint64_t)((double)(now_ns(CLOCK_MONOTONIC) - t0_mono) / 1e9 * rate) + 1;
+    return due < total_events ? due : total_events;
+}
+
+/* Writes while the window has room (and, with -r, events are due). Returns -1 on a socket
+ * error. */
 static int pump_writes(struct conn *c)
 {
     for (;;) {
         if (!c->writing) {
-            if (c->n_fly >= window || c->next_req >= c->n_reqs) return 0;
-            build_frame(c);
+            if (c->n_fly >= window) return 0;
+            if (rate > 0) {
+                uint64_t due = due_events();
+                if (next_seq >= due) return 0;
+                uint64_t n = due - next_seq < batch ? due - next_seq : batch;
+                build_frame(c, next_seq, n);
+                next_seq += n;
+                c->n_reqs++;
+            } else {
+                if (c->next_req >= c->n_reqs) return 0;
+                build_frame(c, c->first_seq + c->next_req * batch, batch);
+            }
         }
         while (c->wpos < c->w.len) {
             ssize_t n = send(c->fd, c->w.data + c->wpos, c->w.len - c->wpos, MSG_NOSIGNAL);
@@ -233,7 +272,7 @@ int main(int argc, char **argv)
     uint64_t total = 1000000;
     unsigned conns = 4;
     int opt;
-    while ((opt = getopt(argc, argv, "h:p:n:c:k:b:s:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:n:c:k:b:s:t:r:T:")) != -1) {
         switch (opt) {
         case 'h':
             host = optarg;
@@ -259,17 +298,26 @@ int main(int argc, char **argv)
         case 't':
             tag = optarg;
             break;
+        case 'r':
+            rate = strtod(optarg, NULL);
+            break;
+        case 'T':
+            stamp_key = optarg;
+            break;
         default:
             fprintf(stderr, "usage: fwd_client -p PORT [-h HOST] [-n TOTAL] [-c CONNS] "
-                            "[-k WINDOW] [-b BATCH] [-s SIZE] [-t TAG]\n");
+                            "[-k WINDOW] [-b BATCH] [-s SIZE] [-t TAG] [-r RATE] [-T FIELD]\n");
             return 2;
         }
     }
-    if (!port || !conns || !batch || !window || window > MAX_WINDOW || rec_size > 4000) {
+    if (!port || !conns || !batch || !window || window > MAX_WINDOW || rec_size > 4000 ||
+        rate < 0) {
         fprintf(stderr, "fwd_client: bad arguments\n");
         return 2;
     }
-    uint64_t n_reqs = total / batch;
+    /* with -r requests are as small as one event */
+    uint64_t n_reqs = rate > 0 ? total : total / batch;
+    total_events = total;
     lat_us = calloc(n_reqs + 1, sizeof *lat_us);
     struct conn *cs = calloc(conns, sizeof *cs);
     int ep = epoll_create1(0);
@@ -280,7 +328,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < conns; i++) {
         struct conn *c = &cs[i];
         c->idx = i;
-        c->n_reqs = n_reqs / conns + (i < n_reqs % conns);
+        c->n_reqs = rate > 0 ? 0 : n_reqs / conns + (i < n_reqs % conns); /* -r: counted up */
         c->first_seq = seq0;
         seq0 += c->n_reqs * batch;
         c->w.grow = grow;
@@ -296,30 +344,54 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
     uint64_t t0 = now_ns(CLOCK_MONOTONIC), first_send_rt = now_ns(CLOCK_REALTIME);
+    t0_mono = t0;
+    t0_real = first_send_rt;
     unsigned active = conns;
     for (unsigned i = 0; i < conns; i++) {
         if (pump_writes(&cs[i]) != 0) return 1;
         set_events(ep, &cs[i]);
     }
     struct epoll_event evs[64];
+    uint64_t progress_ns = t0;
+    unsigned rr = 0;
     while (active) {
-        int n = epoll_wait(ep, evs, 64, 60000);
-        if (n == 0) {
+        int timeout = 60000;
+        if (rate > 0 && next_seq < total_events) {
+            /* until the next event is due, in whole milliseconds: at high rates a request takes
+             * what fell due during the last millisecond */
+            double next_s = (double)next_seq / rate;
+            double now_s = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+            timeout = next_s <= now_s ? 0 : (int)((next_s - now_s) * 1000.0) + 1;
+        }
+        int n = epoll_wait(ep, evs, 64, timeout);
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (n > 0) progress_ns = now;
+        if (now - progress_ns > 60000000000ull) {
             fprintf(stderr, "fwd_client: no progress for 60 s\n");
             return 1;
         }
         for (int e = 0; e < n; e++) {
             struct conn *c = evs[e].data.ptr;
             if (c->done) continue;
+            c->ready = true;
             if ((evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && pump_reads(c) != 0) {
                 fprintf(stderr, "fwd_client: connection %u closed by the server\n", c->idx);
                 return 1;
             }
+        }
+        /* Writes: with -r on every connection, as events fall due without any socket event (the
+         * first with room takes them, starting one further each round); else where an event
+         * came. */
+        for (unsigned k = 0; k < conns; k++) {
+            struct conn *c = &cs[(rr + k) % conns];
+            if (c->done || (rate == 0 && !c->ready)) continue;
+            c->ready = false;
             if (pump_writes(c) != 0) {
                 fprintf(stderr, "fwd_client: connection %u: write failed\n", c->idx);
                 return 1;
             }
-            if (c->next_req >= c->n_reqs && c->n_fly == 0 && !c->writing) {
+            bool all_sent = rate > 0 ? next_seq >= total_events : c->next_req >= c->n_reqs;
+            if (all_sent && c->n_fly == 0 && !c->writing) {
                 c->done = true;
                 active--;
                 close(c->fd);
@@ -327,11 +399,17 @@ int main(int argc, char **argv)
             }
             set_events(ep, c);
         }
+        rr++;
     }
     uint64_t t1 = now_ns(CLOCK_MONOTONIC), last_ack_rt = now_ns(CLOCK_REALTIME);
     qsort(lat_us, n_lat, sizeof *lat_us, cmp_u64);
     double secs = (double)(t1 - t0) / 1e9;
-    uint64_t events = n_reqs * batch;
+    uint64_t events = rate > 0 ? total_events : n_reqs * batch;
+    if (rate > 0) {
+        n_reqs = 0;
+        for (unsigned i = 0; i < conns; i++)
+            n_reqs += cs[i].n_reqs;
+    }
 #define PCT(p) (n_lat ? (double)lat_us[(size_t)((double)(n_lat - 1) * (p))] / 1000.0 : 0.0)
     printf("{\"events\":%" PRIu64 ",\"requests\":%" PRIu64
            ",\"conns\":%u,\"window\":%u,\"batch\":%u,\"record_bytes\":%u,\"seconds\":%.3f,"

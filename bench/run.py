@@ -95,6 +95,7 @@ LABEL = {
     "sluice-gzip-no-block-cache": "sluice -> esemu, 32MiB, gzip, block cache off (not the default)",
     "forward": "Forward in -> esemu, 32MiB (fwd_client)",
     "baseline": "baseline build's sluice -> esemu, memory_limit 32MiB",
+    "baseline-forward": "baseline build's sluice: Forward in -> esemu, 32MiB (fwd_client)",
 }
 
 
@@ -406,7 +407,7 @@ outputs:
         except subprocess.TimeoutExpired:
             p.kill()
 
-    def run_forward(self):
+    def run_forward(self, binary=None):
         """fwd_client -> sluice's Forward input -> esemu. Same measures as run_sluice: events/s
         from esemu's first to last document, sluice's CPU until esemu holds N, peak RSS."""
         H = self.H
@@ -426,7 +427,7 @@ outputs:
     batch_max_wait: {self.args.fwd_batch_wait}
 """
         es0 = cpu_ticks(self.es.proc.pid)
-        sl = self.procs.add(H.Sluice(cfg, self.wd))
+        sl = self.procs.add(H.Sluice(cfg, self.wd, binary=binary))
         if not sl.wait_log(r"listening on 127\.0\.0\.1:\d+", 15):
             self.problems.append(f"forward: sluice did not listen\n{sl.log_tail(10)}")
             sl.kill()
@@ -493,6 +494,8 @@ outputs:
             r = self.run_ceiling(variant)
         elif variant == "forward":
             r = self.run_forward()
+        elif variant == "baseline-forward":
+            r = self.run_forward(os.path.join(self.args.baseline, "sluice"))
         else:
             r = self.run_sluice(variant)
         if r:
@@ -533,9 +536,9 @@ def table(b, variants):
         eps = med(runs, "eps")
         lo, hi = min(r["eps"] for r in runs), max(r["eps"] for r in runs)
         mbs = med([{"x": b.payload_bytes / r["wall_s"] / 1e6} for r in runs], "x") \
-            if b.payload_bytes and v != "forward" else None
+            if b.payload_bytes and not v.endswith("forward") else None
         ratio = f"{eps / ceil:.2f}" if ceil else "?"
-        if v == "forward":
+        if v.endswith("forward"):
             ratio = "-"  # another input: not comparable with the Kafka consumer
         rows.append((b.labels[v], f"{eps:,.0f} ({lo / 1000:,.0f}k-{hi / 1000:,.0f}k)",
                      f"{mbs:.1f}" if mbs else "?", f"{med(runs, 'cpu_s') * 1e6 / b.n:.2f}",
@@ -546,7 +549,7 @@ def table(b, variants):
 def details(b, variants):
     rows = [("run", "consumer CPU s", "main thread s", "librdkafka threads s", "page faults",
              f"{b.broker_label} CPU s", f"{b.sink_column} CPU s", "bulk requests",
-             "bulk MB on wire", "pauses", "paused ms")]
+             "records per request", "bulk MB on wire", "pauses", "paused ms")]
     for v in variants:
         runs = b.runs.get(v, [])
         if not runs:
@@ -558,14 +561,18 @@ def details(b, variants):
         rows.append((v, f("cpu_s", ".2f"), f("main_cpu_s", ".2f"), f("rdk_cpu_s", ".2f"),
                      f("minflt", ",.0f"), f("broker_cpu_s", ".2f"),
                      f("sink_cpu_s", ".2f"),
-                     f("bulk_requests", ".0f"), f("wire_mb", ".1f"), f("pauses", ".0f"),
+                     f("bulk_requests", ".0f"),
+                     "" if med(runs, "bulk_requests") is None
+                     else f"{b.n / med(runs, 'bulk_requests'):,.0f}",
+                     f("wire_mb", ".1f"), f("pauses", ".0f"),
                      f("paused_ms", ".0f")))
-    runs = b.runs.get("forward", [])
-    if runs:
-        rows.append(("forward: fwd_client events/s (first send to last ack), ack latency "
-                     "p50 / p99 ms", f"{med(runs, 'client_eps'):,.0f}",
-                     f"{med(runs, 'ack_p50_ms'):.1f} / {med(runs, 'ack_p99_ms'):.1f}", "", "",
-                     "", "", "", "", "", ""))
+    for v in ("forward", "baseline-forward"):
+        runs = b.runs.get(v, [])
+        if runs:
+            rows.append((f"{v}: fwd_client events/s (first send to last ack), ack latency "
+                         "p50 / p99 ms", f"{med(runs, 'client_eps'):,.0f}",
+                         f"{med(runs, 'ack_p50_ms'):.1f} / {med(runs, 'ack_p99_ms'):.1f}", "", "",
+                         "", "", "", "", "", "", ""))
     return rows
 
 
@@ -606,7 +613,8 @@ def main():
                     help="enough that each stays far below the mock's ~5 MB retention")
     ap.add_argument("--variants", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
     ap.add_argument("--baseline", help="another build directory: adds the variant 'baseline', the "
-                    "default config run by that build's sluice, interleaved with the others")
+                    "default config run by that build's sluice, interleaved with the others "
+                    "(and 'baseline-forward' when 'forward' runs)")
     ap.add_argument("--fwd-conns", type=int, default=4, help="forward: client connections")
     ap.add_argument("--fwd-batch-wait", default="50ms",
                     help="forward: the output's batch_max_wait (a client waiting for acks sends "
@@ -617,12 +625,14 @@ def main():
     args.build = os.path.abspath(args.build)
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
-        if v not in ALL and not (v == "baseline" and args.baseline):
+        if v not in ALL and not (v.startswith("baseline") and args.baseline):
             ap.error(f"unknown variant {v}")
     if args.baseline:
         args.baseline = os.path.abspath(args.baseline)
         if "baseline" not in variants:
             variants.append("baseline")
+        if "forward" in variants and "baseline-forward" not in variants:
+            variants.append("baseline-forward")
 
     H = import_harness(args.build)
     need = [H.MOCKKAFKA_BIN, H.ESEMU_BIN]
@@ -638,7 +648,7 @@ def main():
     load0 = header()
     with H.Procs() as procs:
         b = Bench(args, H, procs)
-        kafka = any(v != "forward" for v in variants)
+        kafka = any(not v.endswith("forward") for v in variants)
         if not b.setup(kafka):
             print("REFUSING to measure: the mock cluster does not hold the whole backlog")
             print("\n".join(b.problems))

@@ -12,6 +12,8 @@ struct sl_loop {
     int epfd;
     struct sl_timer *timers; /* sorted by due_ms, ties in start order */
     uint64_t start_seq;
+    sl_idle_cb idle;
+    void *idle_arg;
 };
 
 struct sl_loop *sl_loop_new(void)
@@ -95,7 +97,13 @@ static void run_timers(struct sl_loop *l)
     }
 }
 
-void sl_loop_run_once(struct sl_loop *l, int max_wait_ms)
+void sl_loop_set_idle(struct sl_loop *l, sl_idle_cb cb, void *arg)
+{
+    l->idle = cb;
+    l->idle_arg = arg;
+}
+
+static int wait_ms(const struct sl_loop *l, int max_wait_ms)
 {
     int wait = max_wait_ms;
     if (l->timers) {
@@ -104,8 +112,25 @@ void sl_loop_run_once(struct sl_loop *l, int max_wait_ms)
         int until = due <= now ? 0 : (int)(due - now);
         if (until < wait) wait = until;
     }
+    return wait;
+}
+
+void sl_loop_run_once(struct sl_loop *l, int max_wait_ms)
+{
+    int wait = wait_ms(l, max_wait_ms);
     struct epoll_event evs[64];
-    int n = epoll_wait(l->epfd, evs, 64, wait);
+    int n;
+    if (l->idle && wait > 0) {
+        /* About to sleep: only when a poll finds nothing ready is everything readable drained.
+         * The extra poll is paid only on the way to sleeping, never while events keep coming. */
+        n = epoll_wait(l->epfd, evs, 64, 0);
+        if (n == 0) {
+            l->idle(l->idle_arg);
+            n = epoll_wait(l->epfd, evs, 64, wait_ms(l, max_wait_ms));
+        }
+    } else {
+        n = epoll_wait(l->epfd, evs, 64, wait);
+    }
     if (n < 0 && errno != EINTR) SL_ERROR("loop", "epoll", "epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
         struct sl_io *io = evs[i].data.ptr;

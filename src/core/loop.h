@@ -15,6 +15,7 @@ struct sl_timer;
 
 typedef void (*sl_io_cb)(struct sl_io *io, uint32_t events);
 typedef void (*sl_timer_cb)(struct sl_timer *t);
+typedef void (*sl_idle_cb)(void *arg);
 
 struct sl_io {
     /* public */
@@ -45,6 +46,11 @@ int sl_loop_io_set(struct sl_loop *l, struct sl_io *io, uint32_t events);
 
 void sl_timer_start(struct sl_loop *l, struct sl_timer *t, uint64_t delay_ms);
 void sl_timer_stop(struct sl_loop *l, struct sl_timer *t);
+
+/* Called each time the loop is about to sleep: no fd is ready and no timer is due, so every
+ * callback has taken all it could (an input that stops early, say after a burst, keeps a timer
+ * due or its fd readable). What it starts (timers, fds) is waited for in the same call. */
+void sl_loop_set_idle(struct sl_loop *l, sl_idle_cb cb, void *arg);
 
 /* Waits at most max_wait_ms (or until the next timer) and dispatches what is ready. */
 void sl_loop_run_once(struct sl_loop *l, int max_wait_ms);

@@ -98,6 +98,15 @@ static void on_room(void *arg)
         if (p->room_watch[i]->active) sl_timer_start(p->loop, p->room_watch[i], 0);
 }
 
+/* The loop drained everything readable: records that arrived will not be joined by more soon,
+ * so outputs with a free request slot send what they hold (sl_output_ops.idle). */
+static void on_idle(void *arg)
+{
+    struct sl_pipeline *p = arg;
+    for (size_t i = 0; i < p->n_outputs; i++)
+        if (p->outputs[i].ops->idle) p->outputs[i].ops->idle(p->outputs[i].impl);
+}
+
 int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct sl_config *cfg,
                      uint64_t budget_bytes, char *err, size_t errlen)
 {
@@ -123,6 +132,7 @@ int sl_pipeline_init(struct sl_pipeline *p, struct sl_loop *loop, const struct s
         o->edits = sl_edits_new(&oc->edits, &p->budget, err, errlen);
         if (!o->edits && err[0]) return -1;
     }
+    sl_loop_set_idle(loop, on_idle, p);
     return 0;
 }
 
@@ -140,6 +150,7 @@ void sl_output_submit(const struct sl_pipeline *p, struct sl_output *o, const st
 
 void sl_pipeline_fini(struct sl_pipeline *p)
 {
+    sl_loop_set_idle(p->loop, NULL, NULL);
     for (size_t i = 0; i < p->n_outputs; i++) {
         p->outputs[i].ops->destroy(p->outputs[i].impl);
         sl_edits_free(p->outputs[i].edits);

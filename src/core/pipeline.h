@@ -109,6 +109,11 @@ struct sl_output_ops {
     void (*submit)(void *impl, const struct sl_event *ev);
     /* Seals partly filled batches so they are sent now (backpressure, shutdown). */
     void (*flush)(void *impl);
+    /* Optional: the loop is about to sleep, so every input has taken all that was ready. An
+     * output with a request slot free (nothing queued, in flight or waiting to be retried in
+     * it) sends its partly filled batch now instead of after batch_max_wait; with every slot
+     * busy the records keep accumulating, so under load batches still fill. */
+    void (*idle)(void *impl);
     /* Records held (queued, in flight, awaiting retry). */
     uint64_t (*pending)(void *impl);
     /* Optional: frees up to about `want` bytes of idle cached buffers (the budget's cached

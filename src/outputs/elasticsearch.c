@@ -163,6 +163,7 @@ struct es_out {
     struct batch *all;
     struct sl_timer linger;
     size_t inflight;
+    size_t retry_waiting;  /* batches whose retry timer runs: each holds a request slot */
     uint64_t recs_pending; /* records held in any batch */
     size_t eff_max;
     struct tmpl_part parts[64];
@@ -450,9 +451,12 @@ static uint64_t pool_drop(struct es_out *o, uint64_t want)
     return freed;
 }
 
+static void retry_timer_cb(struct sl_timer *t);
+
 static void batch_free(struct batch *b)
 {
     struct es_out *o = b->o;
+    if (b->timer.active && b->timer.cb == retry_timer_cb) o->retry_waiting--;
     sl_timer_stop(o->p->loop, &b->timer);
     if (b->all_prev)
         b->all_prev->all_next = b->all_next;
@@ -633,6 +637,7 @@ static uint64_t backoff_ms(const struct es_out *o, uint32_t attempt)
 static void retry_timer_cb(struct sl_timer *t)
 {
     struct batch *b = t->arg;
+    b->o->retry_waiting--;
     ready_push(b->o, b, true);
     pump(b->o);
 }
@@ -654,6 +659,7 @@ static void schedule_retry(struct es_out *o, struct batch *b, enum retry_reason 
                            uint32_t attempt)
 {
     o->retries[why]++;
+    if (!(b->timer.active && b->timer.cb == retry_timer_cb)) o->retry_waiting++;
     b->timer.cb = retry_timer_cb;
     sl_timer_start(o->p->loop, &b->timer, backoff_ms(o, attempt));
 }
@@ -1633,6 +1639,20 @@ static void es_flush(void *impl)
     pump(o);
 }
 
+/* Nothing more is ready to read: a partial batch goes now if a request slot is free, so a record
+ * waits about one round trip instead of batch_max_wait. While every slot is busy the batch keeps
+ * filling, which bounds the requests to `concurrency` per round trip of the cluster. A batch
+ * waiting to be retried holds its slot: a cluster that refuses requests does not get more of
+ * them, smaller, but the batch_max_wait of before. */
+static void es_idle(void *impl)
+{
+    struct es_out *o = impl;
+    if (!o->open || !o->open->n || !o->setup.gate_open || o->ready_head) return;
+    if (o->inflight + o->retry_waiting >= o->es->concurrency) return;
+    seal_open(o);
+    pump(o);
+}
+
 static struct sl_output_stats *es_stats(void *impl)
 {
     return &((struct es_out *)impl)->st;
@@ -1708,6 +1728,7 @@ static void es_destroy(void *impl)
 static const struct sl_output_ops es_ops = {
     .submit = es_submit,
     .flush = es_flush,
+    .idle = es_idle,
     .pending = es_pending,
     .reclaim = es_reclaim,
     .log_stats = es_log_stats,

@@ -1223,6 +1223,45 @@ static void fwd_flush(void *impl)
     pump(o);
 }
 
+/* Whether the next ready batch would be taken now: a connection without a batch that is connected
+ * or may connect (one in backoff is not free); with weights, one of the server whose turn it is,
+ * since the split is strict and a standby's free connection takes nothing while a weighted
+ * server is up. */
+static bool conn_free_for_next(const struct fwd_out *o)
+{
+    unsigned lo = 0, hi = o->n_conns;
+    if (o->weighted) {
+        int64_t total;
+        int s = wrr_pick(o, &total);
+        if (s < 0) return false;
+        lo = (unsigned)s * o->fc->concurrency;
+        hi = lo + o->fc->concurrency;
+    }
+    for (unsigned i = lo; i < hi; i++) {
+        const struct fconn *c = &o->conns[i];
+        if (!c->b && (c->st == CS_READY || c->st == CS_IDLE)) return true;
+    }
+    return false;
+}
+
+/* Nothing more is ready to read: open batches go now, oldest first, while a connection is free
+ * to take them, instead of after batch_max_wait; while every connection carries a batch the
+ * open ones keep filling, so there are at most `concurrency` requests per round trip. A
+ * connection in backoff is not free, so a failing server does not get small batches any faster
+ * than before. */
+static void fwd_idle(void *impl)
+{
+    struct fwd_out *o = impl;
+    /* Each pass seals one batch, so this ends; a batch that stays ready (not taken) ends it too. */
+    while (o->open && !o->ready_head && conn_free_for_next(o)) {
+        struct fbatch *oldest = o->open;
+        while (oldest->next)
+            oldest = oldest->next;
+        seal(o, oldest);
+        pump(o);
+    }
+}
+
 static uint64_t fwd_pending(void *impl)
 {
     return ((struct fwd_out *)impl)->recs_pending;
@@ -1290,6 +1329,7 @@ static void fwd_destroy(void *impl)
 static const struct sl_output_ops fwd_ops = {
     .submit = fwd_submit,
     .flush = fwd_flush,
+    .idle = fwd_idle,
     .pending = fwd_pending,
     .log_stats = fwd_log_stats,
     .stats = fwd_stats,

@@ -752,6 +752,8 @@ static void show_stats(struct eresp *rs)
     idx_stats(b);
     ebuf_addc(b, ',');
     res_stats(b);
+    ebuf_addc(b, ',');
+    lat_stats(b);
     EBUF_LIT(b, ",\"content_types\":{");
     for (size_t i = 0; i < s->n_ctypes; i++) {
         if (i) ebuf_addc(b, ',');

@@ -654,6 +654,7 @@ struct exec {
     struct ebuf idxbuf, idbuf, reason, plbuf;
     struct ebuf pipeline; /* ?pipeline= (empty: none) */
     uint64_t created;
+    uint64_t recv_ns; /* CLOCK_REALTIME when the request was processed (--latency-field) */
     double retry_rate, perm_rate;
     int retry_status, perm_status;
 };
@@ -901,6 +902,7 @@ static void exec_item(struct exec *x, const struct item *it)
     o.seq_no = ix->seq_no++;
     o.version = at >= 0 ? slot_version(st, &ix->slots[at]) + 1 : 1;
     store_put(st, ix, at, h, id, idl, it->src, it->src_len, o.version);
+    if (g_emu.latency_field) lat_doc(it->src, it->src_len, x->recv_ns);
     if (at >= 0) {
         o.status = 200;
         o.result = R_UPDATED;
@@ -984,6 +986,7 @@ void bulk_handle(const struct ereq *rq, const char *path_index, size_t pin, stru
     ebuf_free(&fp);
 
     struct exec x = {0};
+    x.recv_ns = now_real_ns();
     x.w.out = &rs->body;
     x.w.flt = &flt;
     x.path_index = path_index;

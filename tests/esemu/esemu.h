@@ -40,6 +40,7 @@ struct faults {
 };
 
 #define MAX_CTYPES 32
+#define LAT_BUCKETS 4096
 
 struct stats {
     uint64_t requests, control_requests, bulk_requests, bulk_items;
@@ -62,6 +63,9 @@ struct stats {
     size_t n_ctypes;
     char *ctype_name[MAX_CTYPES];
     uint64_t ctype_count[MAX_CTYPES];
+    /* latency.c (--latency-field) */
+    uint64_t lat_docs, lat_missing, lat_ahead, lat_sum_us, lat_max_us;
+    uint64_t lat_hist[LAT_BUCKETS];
 };
 
 struct emu {
@@ -75,6 +79,7 @@ struct emu {
      * X-Elastic-Product, and /_ilm is unknown (400, no handler) */
     int opensearch;
     const char *version_number; /* what GET / reports */
+    const char *latency_field;  /* --latency-field: a record field holding its sent time in ns */
 };
 
 extern struct emu g_emu;
@@ -176,6 +181,12 @@ const char *idx_check_source(const struct eindex *ix, const char *src, size_t n,
                              size_t idl, struct ebuf *reason);
 void idx_stats(struct ebuf *b); /* appends "key":value,... (no braces) */
 void idx_reset(void);
+
+/* latency.c */
+/* Records the latency of a stored document whose request was processed at recv_ns
+ * (CLOCK_REALTIME); call only with g_emu.latency_field set. */
+void lat_doc(const char *src, size_t n, uint64_t recv_ns);
+void lat_stats(struct ebuf *b); /* appends "key":value,... (no braces) */
 
 /* server.c */
 int server_down(uint64_t ms);

@@ -12,7 +12,8 @@ static void usage(void)
     fprintf(stderr, "usage: esemu [--listen 127.0.0.1:PORT] [--control 127.0.0.1:PORT] "
                     "[--port-file PATH] [--count-only] [--max-content-length BYTES] [--seed N]\n"
                     "             [--distribution elasticsearch|opensearch] "
-                    "[--version-number X.Y.Z]\n");
+                    "[--version-number X.Y.Z]\n"
+                    "             [--latency-field NAME]\n");
 }
 
 int main(int argc, char **argv)
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
             g_emu.opensearch = strcmp(v, "opensearch") == 0;
         } else if (strcmp(a, "--version-number") == 0) {
             g_emu.version_number = v;
+        } else if (strcmp(a, "--latency-field") == 0) {
+            g_emu.latency_field = v;
         } else if (strcmp(a, "--seed") == 0) {
             g_emu.seed = strtoull(v, &e, 10);
             if (*e) {

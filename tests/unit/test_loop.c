@@ -2,12 +2,15 @@
  * the whole process. These tests stop and restart timers from inside callbacks. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "core/log.h"
 #include "core/loop.h"
 
 static struct sl_loop *L;
@@ -86,11 +89,94 @@ static void test_due_order(void **state)
     sl_loop_free(L);
 }
 
+/* The idle call is what lets outputs send a partial batch at once, so it must come only when
+ * nothing is left to read: an input that stops after a capped burst (its fd still readable, or
+ * a 0 ms timer re-armed) must not see it. */
+static int n_idle, n_reads, reads_per_call;
+static struct sl_timer t_from_idle;
+static bool start_timer_in_idle;
+static int fired_from_idle;
+
+static void on_idle(void *arg)
+{
+    (void)arg;
+    n_idle++;
+    if (start_timer_in_idle) {
+        start_timer_in_idle = false;
+        sl_timer_start(L, &t_from_idle, 0);
+    }
+}
+
+static void on_readable(struct sl_io *io, uint32_t events)
+{
+    (void)events;
+    char c;
+    for (int i = 0; i < reads_per_call; i++)
+        if (read(io->fd, &c, 1) == 1) n_reads++;
+}
+
+static void cb_from_idle(struct sl_timer *t)
+{
+    (void)t;
+    fired_from_idle++;
+}
+
+static void test_idle_only_when_drained(void **state)
+{
+    (void)state;
+    L = sl_loop_new();
+    sl_loop_set_idle(L, on_idle, NULL);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct sl_io io = {.fd = fds[0], .cb = on_readable};
+    assert_int_equal(sl_loop_io_set(L, &io, EPOLLIN), 0);
+
+    n_idle = 0;
+    sl_loop_run_once(L, 5);
+    assert_int_equal(n_idle, 1); /* nothing to do: idle before sleeping */
+
+    /* three bytes, read one per call: readable after each of the first two calls */
+    assert_int_equal(write(fds[1], "abc", 3), 3);
+    n_idle = 0;
+    reads_per_call = 1;
+    sl_loop_run_once(L, 5);
+    sl_loop_run_once(L, 5);
+    assert_int_equal(n_reads, 2);
+    assert_int_equal(n_idle, 0);
+    sl_loop_run_once(L, 5);
+    assert_int_equal(n_reads, 3);
+    assert_int_equal(n_idle, 0); /* the call that read the last byte found it ready */
+    sl_loop_run_once(L, 5);
+    assert_int_equal(n_idle, 1);
+
+    /* a timer due now (a re-armed burst) is not idle either */
+    n_idle = 0;
+    tc = (struct sl_timer){.cb = cb_b};
+    sl_timer_start(L, &tc, 0);
+    sl_loop_run_once(L, 5);
+    assert_int_equal(n_idle, 0);
+
+    /* what the idle call starts is waited for in the same call, not after max_wait_ms */
+    t_from_idle = (struct sl_timer){.cb = cb_from_idle};
+    start_timer_in_idle = true;
+    uint64_t t0 = sl_now_ms();
+    sl_loop_run_once(L, 2000);
+    assert_int_equal(n_idle, 1);
+    assert_int_equal(fired_from_idle, 1);
+    assert_true(sl_now_ms() - t0 < 1000);
+
+    sl_loop_io_set(L, &io, 0);
+    close(fds[0]);
+    close(fds[1]);
+    sl_loop_free(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_and_restart_from_callback),
         cmocka_unit_test(test_due_order),
+        cmocka_unit_test(test_idle_only_when_drained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,7 +122,12 @@ static const struct sl_cfg_key fwd_out_keys[] = {
      .type = SL_VT_DURATION,
      .off = FO(batch_max_wait_ms),
      .def = "1s",
-     .doc = "Send a non-empty batch after this long."},
+     .doc = "Longest a record waits in a batch. A batch goes earlier when it is full, or as soon "
+            "as the inputs have read everything that is ready and a connection is free (not "
+            "carrying a request, not in backoff): a quiet pipeline sends each record within "
+            "about one round trip. While every connection carries a request records accumulate, "
+            "so there are at most concurrency requests per round trip to the server (its ack "
+            "included), however many records arrive."},
     {.name = "concurrency",
      .type = SL_VT_UINT32,
      .off = FO(concurrency),
