@@ -1639,16 +1639,18 @@ static void es_flush(void *impl)
     pump(o);
 }
 
-/* Nothing more is ready to read: a partial batch goes now if a request slot is free, so a record
- * waits about one round trip instead of batch_max_wait. While every slot is busy the batch keeps
- * filling, which bounds the requests to `concurrency` per round trip of the cluster. A batch
- * waiting to be retried holds its slot: a cluster that refuses requests does not get more of
- * them, smaller, but the batch_max_wait of before. */
+/* Nothing more is ready to read: a partial batch goes now if no request is in flight, so a record
+ * waits about one round trip instead of batch_max_wait. While one is, records accumulate: partial
+ * batches are at most one per round trip of the cluster, however many records arrive and however
+ * many slots are free (the other slots are for batches that fill). Allowing one per free slot
+ * sent 4 requests per round trip, of about one record each at 1,000 records/s. A batch waiting to
+ * be retried counts as in flight: a cluster that refuses requests does not get more of them,
+ * smaller, but the batch_max_wait of before. */
 static void es_idle(void *impl)
 {
     struct es_out *o = impl;
     if (!o->open || !o->open->n || !o->setup.gate_open || o->ready_head) return;
-    if (o->inflight + o->retry_waiting >= o->es->concurrency) return;
+    if (o->inflight + o->retry_waiting > 0) return;
     seal_open(o);
     pump(o);
 }

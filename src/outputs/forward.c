@@ -1244,14 +1244,16 @@ static bool conn_free_for_next(const struct fwd_out *o)
     return false;
 }
 
-/* Nothing more is ready to read: open batches go now, oldest first, while a connection is free
- * to take them, instead of after batch_max_wait; while every connection carries a batch the
- * open ones keep filling, so there are at most `concurrency` requests per round trip. A
- * connection in backoff is not free, so a failing server does not get small batches any faster
- * than before. */
+/* Nothing more is ready to read: if no request is in flight, open batches (one per tag) go now,
+ * oldest first, while a connection is free to take them, instead of after batch_max_wait. While
+ * a request is in flight they keep filling, so partial batches go at most once per round trip
+ * (ack included). A connection in backoff is not free, so a failing server does not get small
+ * batches any faster than before. */
 static void fwd_idle(void *impl)
 {
     struct fwd_out *o = impl;
+    for (unsigned i = 0; i < o->n_conns; i++)
+        if (o->conns[i].b) return;
     /* Each pass seals one batch, so this ends; a batch that stays ready (not taken) ends it too. */
     while (o->open && !o->ready_head && conn_free_for_next(o)) {
         struct fbatch *oldest = o->open;

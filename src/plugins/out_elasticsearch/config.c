@@ -158,11 +158,11 @@ static const struct sl_cfg_key es_keys[] = {
      .off = ES(batch_max_wait_ms),
      .def = "1s",
      .doc = "Longest a record waits in a batch. A batch goes earlier when it is full, or as soon "
-            "as the inputs have read everything that is ready and fewer than concurrency "
-            "requests are in flight or waiting to be retried: a quiet pipeline sends each record "
-            "within about one round trip. While every slot is busy records accumulate, so there "
-            "are at most concurrency requests per round trip of the cluster, however many "
-            "records arrive."},
+            "as the inputs have read everything that is ready and no request is in flight or "
+            "waiting to be retried: a quiet pipeline sends each record within about one round "
+            "trip. While a request is in flight records accumulate, so partial batches go at "
+            "most once per round trip of the cluster, however many records arrive; the other "
+            "concurrency slots carry batches that fill."},
     {.name = "concurrency",
      .type = SL_VT_UINT32,
      .off = ES(concurrency),

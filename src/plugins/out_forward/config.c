@@ -123,11 +123,11 @@ static const struct sl_cfg_key fwd_out_keys[] = {
      .off = FO(batch_max_wait_ms),
      .def = "1s",
      .doc = "Longest a record waits in a batch. A batch goes earlier when it is full, or as soon "
-            "as the inputs have read everything that is ready and a connection is free (not "
-            "carrying a request, not in backoff): a quiet pipeline sends each record within "
-            "about one round trip. While every connection carries a request records accumulate, "
-            "so there are at most concurrency requests per round trip to the server (its ack "
-            "included), however many records arrive."},
+            "as the inputs have read everything that is ready and no request is in flight (nor "
+            "a connection in backoff): a quiet pipeline sends each record within about one round "
+            "trip. While a request is in flight records accumulate, so partial batches (one per "
+            "tag) go at most once per round trip to the server, its ack included, however many "
+            "records arrive."},
     {.name = "concurrency",
      .type = SL_VT_UINT32,
      .off = FO(concurrency),
