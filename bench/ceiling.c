@@ -1,7 +1,7 @@
 /* bench/ceiling: the throughput ceiling for sluice's Kafka input on this machine.
  *
  * A bare librdkafka high-level consumer (rd_kafka_consumer_poll, one message at a time, as sluice
- * polls on 2.0.2: PROTOCOLS.md 3.4) that only counts messages and their value bytes until it has
+ * polls on librdkafka 2.0.2) that only counts messages and their value bytes until it has
  * N, then prints one JSON line. Whatever sluice does per record (JSON scan, bulk encoding, HTTP)
  * comes on top of this, so sluice/ceiling is the share of the consumer's speed sluice keeps.
  *
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     long pause_ms = 0;
     bool sleep_mode = false, wake = false;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    /* The group settings every test against the mock uses (PROTOCOLS.md 3.6: the mock's first
+    /* The group settings every test against the mock uses (librdkafka's mock cluster: the first
      * join waits 3 s, a new member session.timeout.ms - 1000). */
     if (set(conf, "partition.assignment.strategy", "range") ||
         set(conf, "session.timeout.ms", "6000") || set(conf, "heartbeat.interval.ms", "500") ||

@@ -1,4 +1,4 @@
-/* bench/fwd_client: a Forward protocol load generator for sluice's Forward input (issue 5).
+/* bench/fwd_client: a Forward protocol load generator for sluice's Forward input.
  *
  * N connections on one epoll loop; each sends PackedForward requests of B records with a chunk
  * option and keeps up to K of them un-acked (pipelined, as Fluent Bit's require_ack_response

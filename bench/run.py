@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`make bench` (issue 5): sluice against a bare librdkafka consumer on one pre-produced backlog.
+"""`make bench`: sluice against a bare librdkafka consumer on one pre-produced backlog.
 
   mockkafka (P partitions, N x ~250 B JSON, produced before anything reads)
      |-> bench/ceiling   bare high-level consumer that only counts (librdkafka defaults)
@@ -11,7 +11,7 @@
                          --fwd-conns connections, --fwd-window un-acked requests per connection
 
 Every run reads the whole backlog from offset 0 with a new consumer group, so one mock cluster
-serves them all. The mock keeps only ~5 MB per partition (PROTOCOLS.md 3.6), so the backlog is
+serves them all. The mock keeps only ~5 MB per partition (librdkafka's mock cluster), so the backlog is
 spread over enough partitions to stay far below that, and the script refuses to print numbers
 unless every low watermark is 0 and the high watermarks add up to N.
 
@@ -58,7 +58,7 @@ SLUICE_VARIANTS = {
     "sluice-gzip": ("32MiB", {"compression": "gzip"}),
     "sluice-id-none": ("32MiB", {"id": "none"}),
     "sluice-128MiB": ("128MiB", {}),
-    # issue 7: the pass-through with no record touched (sluice adds @timestamp by default), and
+    # the pass-through with no record touched (sluice adds @timestamp by default), and
     # an add-only edit
     "sluice-no-timestamp": ("32MiB", {"timestamp_key": "null"}),
     "sluice-add-fields": ("32MiB", {"add_fields": '{env: prod, src: "${topic}/${partition}"}'}),
@@ -312,7 +312,7 @@ class Bench:
         out = "".join(f"    {k}: {v}\n" for k, v in extra.items())
         rdk = "".join(f', {k}: "{v}"' for k, v in self.args.librdkafka)
         # Everything else is sluice's default; session/heartbeat only because the mock cluster
-        # delays a new member's join by session.timeout.ms - 1000 (PROTOCOLS.md 3.6).
+        # delays a new member's join by session.timeout.ms - 1000.
         return f"""service:
   memory_limit: {mem}
   http_listen: 127.0.0.1:{self.H.free_port()}

@@ -1,4 +1,4 @@
-/* Forward input: a Fluentd Forward protocol v1 server (PROTOCOLS.md 1.9) on the loop.
+/* Forward input: a Fluentd Forward protocol v1 server on the loop.
  *
  * At-least-once with `ack: delivered`: every event of a connection is registered in that
  * connection's ack tracker under a running index. A request with a `chunk` option leaves an

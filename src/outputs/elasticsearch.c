@@ -11,7 +11,7 @@
  *                                                     per-item retries build a new batch of
  *                                                     just those items; 413 splits it in two.
  *
- * Item fates follow DESIGN.md section 2 (sl_bulk_classify_item): delivered and dead-lettered
+ * Item fates follow docs/guarantees.md (sl_bulk_classify_item): delivered and dead-lettered
  * records are acknowledged to their source; retryable ones are resent with capped exponential
  * backoff and jitter, forever, while the budget makes the inputs wait. */
 #include "outputs/elasticsearch.h"
@@ -742,7 +742,7 @@ static void request_opts(struct es_out *o, CURL *e, const char *path, const char
     curl_slist_free_all(*hdrs);
     *hdrs = curl_slist_append(NULL, ctype);
     /* libcurl would add Expect: 100-continue to large bodies and stall 1 s on servers that do not
-     * answer it (PROTOCOLS.md 2.9). */
+     * answer it (libcurl's 1 s expect_100_timeout). */
     *hdrs = curl_slist_append(*hdrs, "Expect:");
     if (o->auth_header) *hdrs = curl_slist_append(*hdrs, o->auth_header);
     curl_easy_setopt(e, CURLOPT_URL, url);

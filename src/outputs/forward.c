@@ -1,4 +1,4 @@
-/* Forward output: a Fluentd Forward protocol v1 client (PROTOCOLS.md 1.6, 1.8).
+/* Forward output: a Fluentd Forward protocol v1 client (the spec's handshake and ack sections).
  *
  * Records are converted from JSON to msgpack maps (sl_json_to_mp) and appended as
  * [EventTime, record] entries to an open PackedForward frame for their tag: one open batch per

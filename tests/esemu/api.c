@@ -1,6 +1,7 @@
 /* Request routing and every endpoint except _bulk.
  *
- * Data port: the Elasticsearch subset from PROTOCOLS.md 2.7 (resource endpoints such as
+ * Data port: the Elasticsearch subset sluice uses (tests/esemu/README.md; resource endpoints such
+ * as
  * /_index_template are in resources.c). Control port: /_emu/... (faults, down/up, stats, dump,
  * resources, reset). Handlers fill an eresp and never block; timing effects are
  * dispositions that server.c carries out. */

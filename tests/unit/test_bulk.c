@@ -1,5 +1,5 @@
 /* Tests of src/codec/bulk.c: action lines, bulk response and error-body parsing, classification.
- * Vectors marked "PROTOCOLS" are byte-exact copies of the examples in the Bulk API
+ * Vectors marked "SPEC" are byte-exact copies of the examples in the Bulk API
  * specification (elastic/elasticsearch-specification, specification/_global/bulk/examples). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +36,7 @@ static void test_action_lines(void **state)
 {
     (void)state;
     char out[256];
-    /* PROTOCOLS 2.1 example action line */
+    /* SPEC, request: example action line */
     size_t n = sl_bulk_action(out, sizeof(out), SL_BULK_CREATE, LIT("logstash-2026.08.21"),
                               LIT("logs+3+1200"));
     assert_slice(out, n,
@@ -232,7 +232,7 @@ static void test_parse_es7_and_filtered(void **state)
 static void test_parse_protocols_failed_item(void **state)
 {
     (void)state;
-    /* PROTOCOLS 2.2 example failed item, as the only item of a response */
+    /* SPEC, response: example failed item, as the only item of a response */
     static const char body[] =
         "{\"took\":1,\"errors\":true,\"items\":["
         "{\"create\":{\"_index\":\"i\",\"_id\":\"7\",\"status\":409,\"error\":{\"type\":"
@@ -341,7 +341,7 @@ static const struct bad_body bad_bodies[] = {
      "expected string key"},
     {"[{\"index\":{\"status\":201}}]", "not a JSON object"},
     {"", "unexpected end of input"},
-    /* PROTOCOLS 2.1 missing-newline body is a whole-request error, not a response */
+    /* SPEC, request: missing-newline body is a whole-request error, not a response */
     {"{\"error\":{\"type\":\"illegal_argument_exception\",\"reason\":\"The bulk request must be "
      "terminated by a newline [\\n]\"},\"status\":400}",
      "no \"items\""},
@@ -386,7 +386,7 @@ static void test_parse_error_bodies(void **state)
 {
     (void)state;
     struct sl_bulk_item e;
-    /* PROTOCOLS 2.1 missing final newline */
+    /* SPEC, request: missing final newline */
     static const char nl[] =
         "{\"error\":{\"type\":\"illegal_argument_exception\",\"reason\":\"The "
         "bulk request must be terminated by a newline [\\n]\"},\"status\":400}";
@@ -395,7 +395,7 @@ static void test_parse_error_bodies(void **state)
     assert_slice(e.type, e.type_len, "illegal_argument_exception");
     assert_slice(e.reason, e.reason_len, "The bulk request must be terminated by a newline [\\n]");
 
-    /* PROTOCOLS 2.1 unsupported Content-Type: error is a bare string */
+    /* SPEC, request: unsupported Content-Type: error is a bare string */
     static const char ct[] =
         "{\"error\":\"Content-Type header [...] is not supported\",\"status\":406}";
     assert_int_equal(sl_bulk_parse_error(LIT(ct), &e), 0);
@@ -403,7 +403,7 @@ static void test_parse_error_bodies(void **state)
     assert_null(e.type);
     assert_slice(e.reason, e.reason_len, "Content-Type header [...] is not supported");
 
-    /* PROTOCOLS 2.2 ErrorResponseBase shape, filled in as a 429 */
+    /* SPEC, response: ErrorResponseBase shape, filled in as a 429 */
     static const char busy[] =
         "{\"error\":{\"root_cause\":[{\"type\":\"es_rejected_execution_exception\",\"reason\":"
         "\"rejected execution of coordinating operation [x]\"}],\"type\":"
