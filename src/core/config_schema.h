@@ -74,6 +74,23 @@ struct sl_cfg_key {
 
 #define SL_CFG_FIELD(base, off, type) ((type *)((char *)(base) + (off)))
 
+/* Routing, the same keys on every output; BASE(f) is the offset of field f of struct
+ * sl_output_cfg. */
+#define SL_CFG_ROUTE_KEYS(BASE)                                                                    \
+    {.name = "match",                                                                              \
+     .type = SL_VT_LIST,                                                                           \
+     .off = BASE(match),                                                                           \
+     .count_off = BASE(n_match),                                                                   \
+     .def = "**",                                                                                  \
+     .split = true,                                                                                \
+     .check = sl_cfg_check_pattern,                                                                \
+     .doc = "fluentd tag patterns (*, **, {a,b}); space-separated string or a list."},             \
+    {                                                                                              \
+        .name = "copy", .type = SL_VT_BOOL, .off = BASE(copy), .def = "false",                     \
+        .doc = "Take a copy of every matching record and let routing go on to the later outputs "  \
+               "(fluentd's copy); false: the first matching output takes the record."              \
+    }
+
 /* Field edits, the same keys on every input and output; BASE(f) is the offset of field f of
  * struct sl_input_cfg or sl_output_cfg. */
 #define SL_CFG_EDIT_KEYS(BASE)                                                                     \
