@@ -115,7 +115,7 @@ def main():
             def run(name, group, extra, expect_docs, wait_s):
                 d = os.path.join(wd, name)
                 cfg = H.sluice_config(brokers=mk.bootstrap, es_url=url, workdir=d, group=group,
-                                      shutdown_timeout="2s") + extra
+                                      shutdown_timeout="2s", output_extra=extra)
                 sl = procs.add(H.Sluice(cfg, d))
                 got = es.wait_docs(expect_docs, wait_s, label=name) if expect_docs else None
                 if not expect_docs:
@@ -124,7 +124,7 @@ def main():
                 return sl, got, code
 
             # 2 first: the wrong CA must deliver nothing (and lose nothing)
-            sl, _, code = run("wrong-ca", "tls-a", f"    ca_file: {other_crt}\n", 0, 8)
+            sl, _, code = run("wrong-ca", "tls-a", {"ca_file": other_crt}, 0, 8)
             ck.eq(es.docs(), 0, "wrong CA: nothing was indexed")
             ck.check(len(sl.lines(r"(?i)certificate|SSL")) > 0,
                      "wrong CA: the certificate failure is logged", sl.log_tail(10))
@@ -139,7 +139,7 @@ def main():
                      "wrong CA: no offset was committed", committed)
 
             # 1: the right CA delivers everything, including what run 2 could not
-            sl, got, code = run("right-ca", "tls-a", f"    ca_file: {ca_crt}\n", N, 60)
+            sl, got, code = run("right-ca", "tls-a", {"ca_file": ca_crt}, N, 60)
             ck.check(got >= N, f"right CA: all {N} records arrived over https (got {got})",
                      sl.log_tail(10))
             ck.eq(code, 0, "right CA: exit code")
@@ -148,7 +148,7 @@ def main():
             # 3: verification off accepts the wrong CA
             es.reset()
             sl, got, code = run("no-verify", "tls-b",
-                                f"    ca_file: {other_crt}\n    tls_verify: false\n", N, 60)
+                                {"ca_file": other_crt, "tls_verify": False}, N, 60)
             ck.check(got >= N, f"tls_verify false: all records arrived (got {got})", sl.log_tail(10))
             ck.eq(code, 0, "tls_verify false: exit code")
             proxy.stop = True

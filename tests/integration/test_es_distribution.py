@@ -41,12 +41,13 @@ def emu(procs, wd, name, *extra):
     return procs.add(H.EsEmu(workdir=d, extra=list(extra)))
 
 
-def config(mk, url, wd, group, extra=""):
-    return H.sluice_config(brokers=mk.bootstrap, es_url=url, workdir=wd, group=group) + extra
+def config(mk, url, wd, group, extra=None):
+    return H.sluice_config(brokers=mk.bootstrap, es_url=url, workdir=wd, group=group,
+                           output_extra=extra)
 
 
 def status(sl):
-    port = re.search(r"http_listen: 127\.0\.0\.1:(\d+)", open(sl.config_path).read()).group(1)
+    port = re.search(r'http_listen"?: *"?127\.0\.0\.1:(\d+)', open(sl.config_path).read()).group(1)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
         return json.loads(r.read())
 
@@ -139,8 +140,8 @@ def main():
             ds_tmpl = write_json(os.path.join(wd, "ds-template.json"),
                                  {"index_patterns": ["logs-app-*"], "data_stream": {},
                                   "priority": 300})
-            ilm_keys = (f"    ilm_policy_name: logs\n    ilm_policy_file: {ilm}\n"
-                        f"    template_name: logs\n    template_file: {tmpl}\n")
+            ilm_keys = {"ilm_policy_name": "logs", "ilm_policy_file": ilm,
+                        "template_name": "logs", "template_file": tmpl}
 
             # ---- A: OpenSearch and ILM keys: a clear error, exit 2, nothing sent
             es = emu(procs, wd, "esa", "--distribution", "opensearch")
@@ -180,9 +181,9 @@ def main():
             es = emu(procs, wd, "esb", "--distribution", "opensearch")
             wb = os.path.join(wd, "b")
             sl = procs.add(H.Sluice(config(mk, es.url, wb, "dist-b",
-                                           f"    data_stream: logs-app-default\n"
-                                           f"    template_name: logs-app\n"
-                                           f"    template_file: {ds_tmpl}\n"), wb))
+                                           {"data_stream": "logs-app-default",
+                                            "template_name": "logs-app",
+                                            "template_file": ds_tmpl}), wb))
             wait_all(ck, es, sl, "B")
             ck.check(bool(sl.lines(rf"cluster at {re.escape(es.url)}: OpenSearch 2\.19\.6$")),
                      "B: the log names OpenSearch 2.19.6", sl.log_tail())
