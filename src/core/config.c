@@ -369,6 +369,17 @@ void sl_cfg_set_str(void *base, size_t off, char *s)
     *f = s;
 }
 
+int sl_cfg_set_copy(struct sl_cfg_loader *L, void *base, size_t off, const char *s, int line)
+{
+    char *c = strdup(s);
+    if (!c) {
+        sl_cfg_err(L, line, "out of memory");
+        return -1;
+    }
+    sl_cfg_set_str(base, off, c);
+    return 0;
+}
+
 static void clear_list(void *base, const struct sl_cfg_key *k)
 {
     char **items = SL_CFG_FIELD(base, k->off, char *);
@@ -544,13 +555,7 @@ static int set_listen(struct sl_cfg_loader *L, const struct sl_cfg_key *k, void 
                    sl_cfg_q(L, v->raw));
         return -1;
     }
-    char *s = strdup(v->s);
-    if (!s) {
-        sl_cfg_err(L, v->line, "out of memory");
-        return -1;
-    }
-    sl_cfg_set_str(base, k->off, s);
-    return 0;
+    return sl_cfg_set_copy(L, base, k->off, v->s, v->line);
 }
 
 /* A PEM file sluice reads at start-up (certificates, keys, CA bundles): checked now so a typo is
@@ -824,13 +829,7 @@ static int set_scalar(struct sl_cfg_loader *L, const struct sl_cfg_key *k, void 
     switch (k->type) {
     case SL_VT_STRING: {
         if (k->check && k->check(L, k, v) < 0) return -1;
-        char *s = strdup(v->s);
-        if (!s) {
-            sl_cfg_err(L, v->line, "out of memory");
-            return -1;
-        }
-        sl_cfg_set_str(base, k->off, s);
-        return 0;
+        return sl_cfg_set_copy(L, base, k->off, v->s, v->line);
     }
     case SL_VT_SIZE:
         if (sl_parse_size(v->s, &u) < 0) {

@@ -142,6 +142,8 @@ bool sl_cfg_service_clean(const struct sl_cfg_loader *L);
 
 /* Replaces the string at base+off (freeing the old one). */
 void sl_cfg_set_str(void *base, size_t off, char *s);
+/* Stores a copy of s at base+off; -1 after reporting when memory runs out. */
+int sl_cfg_set_copy(struct sl_cfg_loader *L, void *base, size_t off, const char *s, int line);
 /* host:port (or [v6]:port) with a port from min_port to 65535: 0, else -1. */
 int sl_cfg_valid_host_port(const char *s, long min_port);
 /* A dotted field path, no part empty: 0, else -1. */

@@ -50,13 +50,7 @@ static int set_fwd_listen(struct sl_cfg_loader *L, const struct sl_cfg_key *k, v
                    k->name, sl_cfg_q(L, v->null ? "" : v->raw));
         return -1;
     }
-    char *s = strdup(v->s);
-    if (!s) {
-        sl_cfg_err(L, v->line, "out of memory");
-        return -1;
-    }
-    sl_cfg_set_str(base, k->off, s);
-    return 0;
+    return sl_cfg_set_copy(L, base, k->off, v->s, v->line);
 }
 
 static int set_fwd_ack(struct sl_cfg_loader *L, const struct sl_cfg_key *k, void *base,

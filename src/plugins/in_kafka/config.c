@@ -83,13 +83,7 @@ static int set_time_format(struct sl_cfg_loader *L, const struct sl_cfg_key *k, 
         sl_cfg_err(L, v->line, "'%s': %s", k->name, why);
         return -1;
     }
-    char *s = strdup(use);
-    if (!s) {
-        sl_cfg_err(L, v->line, "out of memory");
-        return -1;
-    }
-    sl_cfg_set_str(base, k->off, s);
-    return 0;
+    return sl_cfg_set_copy(L, base, k->off, use, v->line);
 }
 
 static const struct sl_cfg_key kafka_keys[] = {

@@ -56,7 +56,7 @@ static int set_id(struct sl_cfg_loader *L, const struct sl_cfg_key *k, void *bas
     struct sl_es_output_cfg *es = &((struct sl_output_cfg *)base)->es;
     if (strcmp(v->s, "kafka") == 0 || strcmp(v->s, "none") == 0) {
         es->id = v->s[0] == 'k' ? SL_ID_KAFKA : SL_ID_NONE;
-        sl_cfg_set_str(es, offsetof(struct sl_es_output_cfg, id_field), NULL);
+        sl_cfg_set_str(base, k->off, NULL);
         return 0;
     }
     if (strncmp(v->s, "field:", 6) == 0) {
@@ -65,13 +65,8 @@ static int set_id(struct sl_cfg_loader *L, const struct sl_cfg_key *k, void *bas
                        k->name);
             return -1;
         }
-        char *path = strdup(v->s + 6);
-        if (!path) {
-            sl_cfg_err(L, v->line, "out of memory");
-            return -1;
-        }
+        if (sl_cfg_set_copy(L, base, k->off, v->s + 6, v->line) != 0) return -1;
         es->id = SL_ID_FIELD;
-        sl_cfg_set_str(es, offsetof(struct sl_es_output_cfg, id_field), path);
         return 0;
     }
     if (strcmp(v->s, "forward") == 0) {
