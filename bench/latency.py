@@ -92,6 +92,13 @@ class Latency:
         return (f"service:\n  http_listen: 127.0.0.1:{self.H.free_port()}\n"
                 f"  dead_letter: {{path: {self.wd}/dead-letter-{self.seq}}}\n")
 
+    def give_up(self, sl, problem):
+        """A run that cannot be measured: the problem is reported with the table, sluice is
+        killed, and the row gets no numbers."""
+        self.problems.append(problem)
+        sl.kill()
+        return None
+
     def finish(self, sl, res, label):
         rc = sl.terminate(60)
         if rc != 0:
@@ -159,9 +166,7 @@ outputs:
             time.sleep(0.1)
         prod.flush(30)
         if not self.wait_created(warm, 30):
-            self.problems.append(f"{label}: the warm-up records did not arrive\n{sl.log_tail(10)}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: the warm-up records did not arrive\n{sl.log_tail(10)}")
         time.sleep(0.5)
         self.es.reset()
         n = int(rate * self.args.seconds)
@@ -181,15 +186,11 @@ outputs:
         left = prod.flush(60)
         st = self.wait_created(n, 60)
         if left or st is None:
-            self.problems.append(f"{label}: {left} undelivered by the producer, esemu has "
-                                 f"{self.stats()['created']} of {n}\n{sl.log_tail(10)}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: {left} undelivered by the producer, esemu has "
+                                    f"{self.stats()['created']} of {n}\n{sl.log_tail(10)}")
         res, bad = self.summary(st, n, self.args.seconds)
         if bad:
-            self.problems.append(f"{label}: {bad}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: {bad}")
         return self.finish(sl, res, label)
 
     # ------------------------------------------------------------------ Forward
@@ -235,9 +236,7 @@ outputs:
             return None
         _, bad = self.client(port, "-n", 10, "-r", 100, "-c", 1, "-k", 16, timeout_s=60)
         if bad or not self.wait_created(10, 30):
-            self.problems.append(f"{label}: warm-up: {bad}\n{sl.log_tail(10)}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: warm-up: {bad}\n{sl.log_tail(10)}")
         time.sleep(0.5)
         self.es.reset()
         n = int(rate * self.args.seconds)
@@ -245,15 +244,11 @@ outputs:
                                timeout_s=self.args.seconds + 120)
         st = self.wait_created(n, 30) if not bad else None
         if bad or st is None:
-            self.problems.append(f"{label}: {bad or 'esemu has %s of %d' % (self.stats()['created'], n)}"
-                                 f"\n{sl.log_tail(10)}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: {bad or 'esemu has %s of %d' % (self.stats()['created'], n)}"
+                                    f"\n{sl.log_tail(10)}")
         res, bad = self.summary(st, n, self.args.seconds)
         if bad:
-            self.problems.append(f"{label}: {bad}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: {bad}")
         res.update({"ack_p50_ms": out["ack_ms"]["p50"], "ack_p99_ms": out["ack_ms"]["p99"]})
         return self.finish(sl, res, label)
 
@@ -266,9 +261,7 @@ outputs:
             return None
         warm, bad = self.client(port, "-n", 2000, "-c", 1, "-k", 1, "-b", 1000, timeout_s=60)
         if bad:
-            self.problems.append(f"{label}: warm-up: {bad}\n{sl.log_tail(10)}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: warm-up: {bad}\n{sl.log_tail(10)}")
         self.es.reset()
         # about --seconds of chunks at the rate this build showed in the warm-up (2 chunks), at
         # least 10 and at most --sync-events / 1,000
@@ -279,15 +272,11 @@ outputs:
                                timeout_s=max(120, chunks * 3))
         st = self.wait_created(n, 30) if not bad else None
         if bad or st is None:
-            self.problems.append(f"{label}: {bad or 'esemu has %s of %d' % (self.stats()['created'], n)}"
-                                 f"\n{sl.log_tail(10)}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: {bad or 'esemu has %s of %d' % (self.stats()['created'], n)}"
+                                    f"\n{sl.log_tail(10)}")
         res, bad = self.summary(st, n, out["seconds"])
         if bad:
-            self.problems.append(f"{label}: {bad}")
-            sl.kill()
-            return None
+            return self.give_up(sl, f"{label}: {bad}")
         res.update({"client_eps": out["events_per_s"], "acks_per_s": out["events_per_s"] / 1000,
                     "ack_p50_ms": out["ack_ms"]["p50"], "ack_p99_ms": out["ack_ms"]["p99"],
                     "ack_max_ms": out["ack_ms"]["max"], "chunks": chunks})
