@@ -28,29 +28,12 @@ PAD = "x" * 1200  # 4,000 entries of 1,227 bytes: 4.68 MiB per chunk
 
 
 def config(es_url, wd, hp, max_frame="6MiB"):
-    return f"""service:
-  memory_limit: {MEM_LIMIT_MIB}MiB
-  http_listen: 127.0.0.1:{hp}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 10s
-  stats_interval: 5s
-  log_level: info
-inputs:
-  - type: forward
-    name: f
-    listen: 127.0.0.1:0
-    ack: delivered
-    max_frame_size: {max_frame}
-outputs:
-  - type: elasticsearch
-    name: es
-    match: "**"
-    hosts: [{es_url}]
-    index: fwd-%Y.%m.%d
-    id: kafka
-    op: create
-    batch_max_wait: 100ms
-"""
+    return H.config(
+        H.service(wd, memory_limit=f"{MEM_LIMIT_MIB}MiB", http_listen=f"127.0.0.1:{hp}",
+                  shutdown_timeout="10s", stats_interval="5s", log_level="info"),
+        [H.forward_input("f", ack="delivered", max_frame_size=max_frame)],
+        [H.es_output(es_url, match="**", index="fwd-%Y.%m.%d", id="kafka", op="create",
+                     batch_max_wait="100ms")])
 
 
 def port_of(sl):
@@ -113,17 +96,14 @@ SCENARIOS = {
 }
 
 
-def main():
-    ck = H.Checker("test_forward_budget")
+def run_all(test, scenarios):
+    """Runs the scenarios named on the command line (default: all) as one test."""
+    ck = H.Checker(test)
     H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN)
-    names = sys.argv[1:] or list(SCENARIOS)
-    try:
-        for name in names:
-            run_scenario(ck, name, **SCENARIOS[name])
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
+    with ck:
+        for name in sys.argv[1:] or list(scenarios):
+            run_scenario(ck, name, **scenarios[name])
 
 
 if __name__ == "__main__":
-    main()
+    run_all("test_forward_budget", SCENARIOS)

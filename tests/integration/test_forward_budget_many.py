@@ -14,8 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as H  # noqa: E402
-from test_forward_budget import run_scenario  # noqa: E402
+from test_forward_budget import run_all  # noqa: E402
 
 SCENARIOS = {
     "healthy": dict(conns=40, chunks=3, timeout_s=100),
@@ -23,16 +22,5 @@ SCENARIOS = {
 }
 
 
-def main():
-    ck = H.Checker("test_forward_budget_many")
-    H.require_binaries(H.SLUICE_BIN, H.ESEMU_BIN)
-    try:
-        for name in sys.argv[1:] or list(SCENARIOS):
-            run_scenario(ck, name, **SCENARIOS[name])
-    except Exception as e:  # noqa: BLE001
-        ck.crash(e)
-    ck.finish()
-
-
 if __name__ == "__main__":
-    main()
+    run_all("test_forward_budget_many", SCENARIOS)

@@ -28,45 +28,15 @@ NEVER = ["drop"] * 1_000_000  # read every request, answer none
 
 
 def config(wd, bootstrap, a, b, c, d):
-    return f"""service:
-  memory_limit: 32MiB
-  http_listen: 127.0.0.1:{H.free_port()}
-  dead_letter: {{path: {wd}/dead-letter}}
-  shutdown_timeout: 10s
-  stats_interval: 2s
-inputs:
-  - type: kafka
-    name: k
-    brokers: {bootstrap}
-    group_id: {GROUP}
-    topics: [fl, fw]
-    tag: kafka.${{topic}}
-    time_key: time
-    librdkafka: {{session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
-outputs:
-  - type: forward
-    name: list
-    match: kafka.fl
-    servers: [127.0.0.1:{a.port}, 127.0.0.1:{b.port}]
-    ack_timeout: 1s
-    recover_wait: 120s
-    concurrency: 2
-    batch_max_bytes: 64KiB
-    batch_max_wait: 100ms
-    retry_base: 100ms
-    retry_max: 1s
-  - type: forward
-    name: weighted
-    match: kafka.fw
-    servers: [127.0.0.1:{c.port}, 127.0.0.1:{d.port}]
-    weights: [50, 50]
-    ack_timeout: 1s
-    recover_wait: 3s
-    batch_max_bytes: 64KiB
-    batch_max_wait: 100ms
-    retry_base: 100ms
-    retry_max: 1s
-"""
+    each = {"ack_timeout": "1s", "batch_max_bytes": "64KiB", "batch_max_wait": "100ms",
+            "retry_base": "100ms", "retry_max": "1s"}
+    return H.config(
+        H.service(wd, memory_limit="32MiB", shutdown_timeout="10s", stats_interval="2s"),
+        [H.kafka_input(bootstrap, GROUP, ["fl", "fw"], tag="kafka.${topic}")],
+        [H.forward_output([a.port, b.port], name="list", match="kafka.fl", recover_wait="120s",
+                          concurrency=2, **each),
+         H.forward_output([c.port, d.port], name="weighted", match="kafka.fw", weights=[50, 50],
+                          recover_wait="3s", **each)])
 
 
 def acked(server, topic):
@@ -140,7 +110,7 @@ def check_output(ck, sl, mk, name, topic, stuck, good, want, timeout):
 def main():
     ck = H.Checker("test_forward_failover")
     H.require_binaries(H.SLUICE_BIN, H.MOCKKAFKA_BIN)
-    try:
+    with ck:
         with H.Procs() as procs:
             wd = procs.tmpdir()
             mk = procs.add(H.MockKafka(topics=["fl:2", "fw:2"], workdir=wd))
@@ -206,9 +176,6 @@ def main():
                 ck.eq(inp["delivered"], 2 * (N1 + N2), "every record delivered")
             ck.check(all(not x.violations for x in (a, b, c, d)), "no protocol violations",
                      [x.violations[:2] for x in (a, b, c, d)])
-    except Exception as e:
-        ck.crash(e)
-    ck.finish()
 
 
 if __name__ == "__main__":
