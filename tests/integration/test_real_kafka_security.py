@@ -82,7 +82,9 @@ def broker(procs, wd, name, pki, dist):
     kafka = procs.add(R.KafkaServer(os.path.join(wd, name), partitions=PARTITIONS, dist=dist,
                                     scram={USER: PASSWORD}, plain={USER: PASSWORD}, pki=pki))
     kafka.create_topic("logs", PARTITIONS)
-    R.produce(kafka.bootstrap, "logs", [R.log_record(i) for i in range(N)])
+    # spread over every partition, so each one's committed offset is checked
+    R.produce(kafka.bootstrap, "logs", [R.log_record(i) for i in range(N)],
+              partitions=lambda i: i % PARTITIONS)
     return kafka
 
 
